@@ -1,0 +1,127 @@
+// The host backend: every op in plain fp32 C++ over a ragged batch with a blocked KV cache.
+// It is the reference implementation (CI runs every model on it; GPU tests compare the CUDA
+// kernels against it), so it is written for clarity: straightforward loops, one op per function,
+// results per row independent of how rows are batched (the scheduler tests rely on that).
+//
+// The op set and its semantics are the backend contract; backend/cuda mirrors it with the
+// compute dtype T = bf16 or fp16. Shapes are row-major [rows, cols]; a weight is [out, in].
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <mii/backend/step_batch.hpp>
+#include <mii/dtype.hpp>
+#include <mii/layers/policies.hpp>
+#include <mii/model/weight_plan.hpp>
+#include <mii/runtime/sampling.hpp>
+#include <mii/runtime/step_builder.hpp>
+
+namespace mii::backend {
+
+
+struct host {
+  using compute_t = float;
+  static constexpr std::string_view name = "host";
+  static constexpr dtype compute_dtype = dtype::f32;
+
+  // Owns the worker threads ops split their rows over. One per engine (per rank).
+  class context {
+   public:
+    explicit context(int threads = 0);  // 0: hardware concurrency
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+    int threads() const;
+    // Calls fn(begin, end) over a partition of [0, n) and waits for all parts.
+    void parallel_for(std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& fn);
+    void synchronize() {}
+
+   private:
+    struct pool;
+    std::unique_ptr<pool> pool_;
+  };
+
+  template <class T>
+  using buffer = std::vector<T>;
+  template <class T>
+  static buffer<T> alloc(context&, std::int64_t n) { return buffer<T>(std::size_t(n)); }
+  // Host "upload" of n elements already in `dtype` layout (weights are materialized as fp32).
+  static buffer<float> upload(context&, const float* data, std::int64_t n) { return buffer<float>(data, data + n); }
+  static void fill(context&, float* data, std::int64_t n, float value);
+  template <class T>
+  static void copy_to_device(context&, T* dst, const T* src, std::int64_t n) { std::copy(src, src + n, dst); }
+  template <class T>
+  static void copy_to_host(context&, T* dst, const T* src, std::int64_t n) { std::copy(src, src + n, dst); }
+
+  // out[t] = table[token_ids[t] - vocab_begin] when the id is in this rank's slice, else 0.
+  static void embed(context&, const step_batch&, const float* table, std::int64_t vocab_begin, std::int64_t local_vocab,
+                    std::int64_t dim, float* out);
+  // out[t] += table[positions[t] + offset]  (learned positions)
+  static void add_positions(context&, const step_batch&, const float* table, int offset, std::int64_t dim, float* out);
+
+  // residual += delta (when delta is not null); out = norm(residual) * w (+ bias). out may alias residual.
+  template <layers::norm_kind K>
+  static void add_norm(context&, float* residual, const float* delta, const float* w, const float* bias, float eps,
+                       std::int64_t rows, std::int64_t cols, float* out);
+
+  // y[rows, out] = x[rows, in] * w[out, in]^T (+ bias[out]) (+ y when accumulate).
+  static void linear(context&, const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out,
+                     const float* bias, float* y, bool accumulate = false);
+  // Same, with fp32 output whatever the compute dtype (logits).
+  static void linear_f32(context& c, const float* x, std::int64_t rows, std::int64_t in, const float* w,
+                         std::int64_t out, const float* bias, float* y) {
+    linear(c, x, rows, in, w, out, bias, y, false);
+  }
+
+  // Rotates the q and k heads of qkv[n_tokens][q | k | v] in place (first rot_dim dims of each
+  // head, pattern S, angle = position * inv_freq, cos/sin times the row's scale), then stores k
+  // and v of every token into the cache at its position.
+  template <layers::rotary_style S>
+  static void rope_store_kv(context&, const step_batch&, float* qkv, const attention_shape&, const rope_table&,
+                            kv_layer<float> cache);
+
+  // out[t][heads * head_dim] = softmax(q k^T * scale) v over the keys token t may see (causal,
+  // optional window), read from the cache through the block tables.
+  static void attention(context&, const step_batch&, const float* qkv, const attention_shape&,
+                        kv_layer<const float> cache, float* out);
+
+  // out[r][i] = act(gate_up[r][i]) * gate_up[r][f + i]
+  template <layers::activation A>
+  static void gated_act(context&, const float* gate_up, std::int64_t rows, std::int64_t f, float* out);
+  template <layers::activation A>
+  static void act(context&, float* x, std::int64_t rows, std::int64_t cols);
+
+  static void gather_rows(context&, const float* x, std::int64_t cols, const std::int32_t* rows, std::int32_t n,
+                          float* out);
+  // x[i] += d[i]
+  static void add(context&, float* x, const float* d, std::int64_t n);
+  // Copies `height` rows of `width` elements between pitched layouts (logits shards -> full rows).
+  static void copy_2d(context&, float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch,
+                      std::int64_t width, std::int64_t height);
+  // The step's metadata where ops can read it (host: the builder's own memory).
+  static step_batch upload_step(context&, const runtime::step_builder& s) { return s.bind(s.data().data()); }
+  // Samples one id per logits row (runtime::sample_row per row) into host memory.
+  static void sample(context&, const float* logits, std::int32_t rows, std::int64_t vocab,
+                     std::span<const runtime::sample_params> params, std::span<const std::int32_t> eos_ids,
+                     std::int32_t* out);
+  // Bytes the KV cache may take: memory_fraction of 1 GiB on the host (override with
+  // model_config.kv_cache_blocks).
+  static std::size_t kv_budget_bytes(context&, double memory_fraction) { return std::size_t(memory_fraction * double(1u << 30)); }
+  // Weights: materializes a plan entry (checkpoint rows, columns, dtype conversion) into memory.
+  static buffer<float> load(context&, const model::plan_entry& e);
+
+  // Mixture of experts: router logits -> softmax (fp32) -> top-k -> weights renormalised over the
+  // k chosen; out[r] = sum_k w_k * down_e(act(gate_e x) * up_e x). expert_up[e] is
+  // [2 * ffn, hidden] (gate rows first), expert_down[e] is [hidden, ffn].
+  template <layers::activation A>
+  static void moe(context&, const float* x, std::int64_t rows, std::int64_t hidden, const float* router_w,
+                  std::int64_t experts, std::int64_t top_k, std::span<const float* const> expert_up,
+                  std::span<const float* const> expert_down, std::int64_t ffn, float* out);
+};
+
+}  // namespace mii::backend

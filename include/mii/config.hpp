@@ -1,0 +1,90 @@
+// The public configuration and result types, mirroring DeepSpeed-MII's ModelConfig,
+// GenerateParamsConfig and Response where the fields mean something here.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mii {
+
+using token_id = std::int32_t;
+
+// How the engine is built (MII's ModelConfig + inference_engine_config.state_manager).
+struct model_config {
+  int tensor_parallel = 1;
+  // Longest sequence (prompt + generated) a request may reach; default: the model's
+  // max_position_embeddings, capped by max_context.
+  std::optional<std::int64_t> max_length;
+  // Under tensor parallelism, responses go to rank 0 only unless this is set (as in MII).
+  bool all_rank_output = false;
+  // When set ("bf16", "fp16", "fp32"), must match the dtype the binary computes in.
+  std::optional<std::string> dtype;
+  // tokenizer.json (or a directory holding one) to use instead of the checkpoint's.
+  std::optional<std::filesystem::path> tokenizer;
+
+  // ---- state manager (DeepSpeed-FastGen's defaults) ----
+  std::int64_t max_tracked_sequences = 2048;   // requests in flight at once
+  std::int64_t max_ragged_batch_size = 768;    // tokens per forward pass
+  std::int64_t max_ragged_sequence_count = 512;  // sequences per forward pass
+  std::int64_t max_context = 8192;             // longest sequence the KV cache is planned for
+  // ---- KV cache ----
+  std::int32_t kv_block_size = 64;             // tokens per KV block
+  std::optional<std::int64_t> kv_cache_blocks; // exact number of blocks (MII's "allocate" mode)
+  double kv_cache_memory_fraction = 0.9;       // else: this share of the memory left after weights
+  // ---- backend ----
+  int device = 0;                              // CUDA device (under TP: LOCAL_RANK when set)
+  int host_threads = 0;                        // host backend worker threads (0: all cores)
+  bool show_progress = true;                   // progress bar on stderr while loading (TTY only)
+};
+
+enum class generation_finish_reason { none, length, stop, error };
+std::string_view to_string(generation_finish_reason r);
+
+// One piece of streamed output.
+struct stream_event {
+  std::size_t prompt_index = 0;     // which prompt of the call
+  std::string_view text;            // new text (may be empty when a token completes no character)
+  token_id token = -1;              // the token that produced it (-1 on the final event)
+  bool finished = false;
+  generation_finish_reason finish_reason = generation_finish_reason::none;
+};
+using stream_callback = std::function<void(const stream_event&)>;
+
+// Per-call generation settings (MII's GenerateParamsConfig, plus a seed).
+struct generate_params {
+  std::int64_t max_length = 1024;              // prompt + generated tokens
+  std::optional<std::int64_t> max_new_tokens;  // default: max_length - prompt length
+  std::int64_t min_new_tokens = 0;             // EOS is suppressed until this many are generated
+  bool ignore_eos = false;
+  bool return_full_text = false;               // prepend the prompt to generated_text
+  bool do_sample = true;
+  double top_p = 0.9;
+  std::optional<std::int64_t> top_k;
+  std::optional<double> temperature;           // default 1.0; 0 means greedy
+  std::vector<std::string> stop;               // stop strings (not included in the output)
+  stream_callback stream;                      // receives text deltas as they are generated
+  std::optional<std::uint64_t> seed;           // reproducible sampling; default: random per call
+};
+
+// Throws mii::error naming the field and value ("generate_params.top_p must be in (0, 1], got 1.5").
+void validate(const generate_params& p);
+
+struct response {
+  std::string generated_text;
+  std::int64_t prompt_length = 0;
+  std::int64_t generated_length = 0;
+  generation_finish_reason finish_reason = generation_finish_reason::none;
+  std::vector<token_id> token_ids;  // generated ids (including a final EOS)
+  std::string error;                // set when finish_reason == error (e.g. prompt too long)
+
+  std::string to_json() const;
+};
+// Prints generated_text, like MII's Response.
+std::ostream& operator<<(std::ostream& os, const response& r);
+
+}  // namespace mii

@@ -1,0 +1,50 @@
+// Element types. Storage dtypes of checkpoint files (F32/F16/BF16) and the compute dtypes a
+// backend can be instantiated with. bf16_t/fp16_t are plain 16-bit storage wrappers usable in
+// host code (and layout-compatible with CUDA's __nv_bfloat16/__half).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace mii {
+
+enum class dtype : std::uint8_t { f32, f16, bf16 };
+
+constexpr std::size_t dtype_size(dtype t) { return t == dtype::f32 ? 4 : 2; }
+constexpr std::string_view dtype_name(dtype t) {
+  switch (t) {
+    case dtype::f32: return "F32";
+    case dtype::f16: return "F16";
+    case dtype::bf16: return "BF16";
+  }
+  return "?";
+}
+
+struct bf16_t {
+  std::uint16_t bits;
+  static constexpr dtype tag = dtype::bf16;
+};
+struct fp16_t {
+  std::uint16_t bits;
+  static constexpr dtype tag = dtype::f16;
+};
+
+inline float to_float(bf16_t v) {
+  std::uint32_t u = std::uint32_t(v.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+// Round to nearest even, NaN kept quiet: the same rounding as torch's .to(torch.bfloat16).
+inline bf16_t to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16_t{std::uint16_t((u >> 16) | 0x40)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16_t{std::uint16_t(u >> 16)};
+}
+
+float to_float(fp16_t v);
+fp16_t to_fp16(float f);
+
+}  // namespace mii

@@ -1,0 +1,292 @@
+// transformer<Arch, Backend>: the forward pass every architecture shares, specialised at compile
+// time by the architecture's policies (norm kind, rotary style, MLP kind, activation) and by the
+// backend (host fp32, CUDA bf16/fp16). Run-time values come from model_shape.
+//
+// One call to forward() runs one step over a ragged batch: embeddings, N blocks (attention reads
+// and writes the blocked KV cache), final norm and lm_head for the sampled rows only. Under
+// tensor parallelism each rank holds its slice (model_shape) and the communicator all-reduces
+// the row-parallel outputs and gathers the vocab-parallel logits.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <mii/backend/step_batch.hpp>
+#include <mii/error.hpp>
+#include <mii/model/architecture.hpp>
+#include <mii/model/model_shape.hpp>
+#include <mii/model/weight_plan.hpp>
+
+namespace mii::model {
+
+// Called once per loaded tensor: (done, total) for progress reporting.
+using load_progress = void (*)(std::size_t done, std::size_t total, void* user);
+
+template <class Arch, class Backend>
+class transformer {
+ public:
+  using T = typename Backend::compute_t;
+  using traits = typename Arch::traits;
+  using context = typename Backend::context;
+  template <class U>
+  using buffer = typename Backend::template buffer<U>;
+
+  // Uploads the planned weights and sizes the activations for up to `max_tokens` tokens and
+  // `max_sample` sampled rows per step.
+  transformer(context& ctx, model_shape shape, const weight_plan& plan, std::int64_t max_tokens, std::int64_t max_sample,
+              load_progress progress = nullptr, void* progress_user = nullptr)
+      : shape_(std::move(shape)), max_tokens_(max_tokens), max_sample_(max_sample) {
+    load_weights(ctx, plan, progress, progress_user);
+    allocate(ctx);
+    upload_rope(ctx);
+  }
+
+  const model_shape& shape() const { return shape_; }
+  std::int64_t max_tokens() const { return max_tokens_; }
+  std::int64_t max_sample() const { return max_sample_; }
+
+  // Elements of one layer's KV cache per block (keys and values).
+  std::int64_t kv_block_elements(std::int32_t block_size) const {
+    return std::int64_t(2) * shape_.local_kv_heads * block_size * shape_.head_dim;
+  }
+
+  // The rope table row a sequence whose positions reach len - 1 uses this step.
+  std::int32_t rope_row(std::int64_t len) const {
+    if (shape_.rope.is_dynamic())
+      fail(shape_.config_file.string(), ": rope type \"dynamic\" is not supported by this backend yet");
+    return shape_.rope.uses_long(len) ? 1 : 0;
+  }
+
+  // One step. `kv` points at the whole cache ([layers][blocks][2][kv_heads][block_size][head_dim]);
+  // `logits` receives [n_sample, vocab] fp32 (the full vocabulary, on every rank).
+  template <class Comm>
+  void forward(context& ctx, Comm& comm, const backend::step_batch& b, T* kv, std::int32_t kv_blocks,
+               std::int32_t block_size, float* logits) {
+    const std::int64_t n = b.n_tokens, H = shape_.hidden;
+    if (n > max_tokens_ || b.n_sample > max_sample_)
+      fail("internal: step of ", n, " tokens / ", b.n_sample, " samples exceeds the model's workspace (", max_tokens_,
+           " / ", max_sample_, ")");
+    const bool tp = comm.size() > 1;
+    T* x = x_.data();
+
+    // Embedding (vocab-parallel), optional projection, learned positions.
+    if (shape_.project_in_out) {
+      Backend::embed(ctx, b, g(global_slot::embed), shape_.vocab_begin, shape_.local_vocab, shape_.embed_dim, emb_.data());
+      if (tp) comm.all_reduce_sum(ctx, emb_.data(), n * shape_.embed_dim);
+      Backend::linear(ctx, emb_.data(), n, shape_.embed_dim, g(global_slot::project_in), H, nullptr, x);
+    } else {
+      Backend::embed(ctx, b, g(global_slot::embed), shape_.vocab_begin, shape_.local_vocab, H, x);
+      if (tp) comm.all_reduce_sum(ctx, x, n * H);
+    }
+    if constexpr (traits::embedding::has_positions)
+      Backend::add_positions(ctx, b, g(global_slot::positions), traits::embedding::position_offset, H, x);
+
+    const T* delta = nullptr;  // the previous sub-block's output, not yet added to x
+    for (std::int64_t L = 0; L < shape_.layers; ++L) {
+      const backend::kv_layer<T> cache{kv + L * kv_blocks * kv_block_elements(block_size), block_size,
+                                       std::int32_t(shape_.local_kv_heads), std::int32_t(shape_.head_dim)};
+      T* a = a_.data();
+      switch (shape_.wiring) {
+        case layers::wiring::sequential:
+          norm(ctx, L, layer_slot::attn_norm_w, x, delta, h_.data(), n);
+          attention_block(ctx, b, L, h_.data(), cache, a);
+          if (tp) comm.all_reduce_sum(ctx, a, n * H);
+          norm(ctx, L, layer_slot::mlp_norm_w, x, a, h_.data(), n);
+          mlp_block(ctx, L, h_.data(), n, m_.data(), false);
+          if (tp) comm.all_reduce_sum(ctx, m_.data(), n * H);
+          delta = m_.data();
+          break;
+        case layers::wiring::parallel_shared_norm:
+        case layers::wiring::parallel_two_norms: {
+          norm(ctx, L, layer_slot::attn_norm_w, x, delta, h_.data(), n);
+          const T* mlp_in = h_.data();
+          if (shape_.wiring == layers::wiring::parallel_two_norms) {
+            norm(ctx, L, layer_slot::mlp_norm_w, x, nullptr, h2_.data(), n);
+            mlp_in = h2_.data();
+          }
+          attention_block(ctx, b, L, h_.data(), cache, a);
+          mlp_block(ctx, L, mlp_in, n, a, true);  // attention + MLP in one sum, one all-reduce
+          if (tp) comm.all_reduce_sum(ctx, a, n * H);
+          delta = a;  // consumed by the next norm() before anything writes a_ again
+          break;
+        }
+        case layers::wiring::post_norm:
+          attention_block(ctx, b, L, x, cache, a);
+          if (tp) comm.all_reduce_sum(ctx, a, n * H);
+          norm(ctx, L, layer_slot::attn_norm_w, x, a, x, n);
+          mlp_block(ctx, L, x, n, m_.data(), false);
+          if (tp) comm.all_reduce_sum(ctx, m_.data(), n * H);
+          norm(ctx, L, layer_slot::mlp_norm_w, x, m_.data(), x, n);
+          delta = nullptr;
+          break;
+      }
+    }
+
+    // Only the sampled rows go through the final norm and lm_head.
+    const std::int64_t ns = b.n_sample;
+    Backend::gather_rows(ctx, x, H, b.sample_rows, b.n_sample, gx_.data());
+    if (delta) Backend::gather_rows(ctx, delta, H, b.sample_rows, b.n_sample, gd_.data());
+    T* final_rows = gx_.data();
+    if (shape_.final_norm) {
+      Backend::template add_norm<traits::norm_kind>(ctx, gx_.data(), delta ? gd_.data() : nullptr,
+                                                    g(global_slot::final_norm_w), g(global_slot::final_norm_b),
+                                                    shape_.eps, ns, H, gx_.data());
+    } else if (delta) {
+      Backend::add(ctx, gx_.data(), gd_.data(), ns * H);
+    }
+    if (shape_.project_in_out) {
+      Backend::linear(ctx, gx_.data(), ns, H, g(global_slot::project_out), shape_.embed_dim, nullptr, gp_.data());
+      final_rows = gp_.data();
+    }
+    const T* head = has(global_slot::lm_head_w) ? g(global_slot::lm_head_w) : g(global_slot::embed);
+    float* local_logits = tp ? shard_logits_.data() : logits;
+    Backend::linear_f32(ctx, final_rows, ns, shape_.embed_dim, head, shape_.local_vocab, g(global_slot::lm_head_b),
+                        local_logits);
+    if (tp) {
+      // [tp][ns][local_vocab] -> [ns][vocab]
+      comm.all_gather(ctx, shard_logits_.data(), ns * shape_.local_vocab, gathered_logits_.data());
+      for (int r = 0; r < comm.size(); ++r)
+        Backend::copy_2d(ctx, logits + r * shape_.local_vocab, shape_.vocab,
+                         gathered_logits_.data() + r * ns * shape_.local_vocab, shape_.local_vocab, shape_.local_vocab, ns);
+    }
+  }
+
+  const backend::rope_table& rope() const { return rope_view_; }
+
+ private:
+  const T* g(global_slot s) const {
+    const auto& b = globals_[std::size_t(s)];
+    return b.empty() ? nullptr : b.data();
+  }
+  bool has(global_slot s) const { return !globals_[std::size_t(s)].empty(); }
+  const T* lw(std::int64_t L, layer_slot s) const {
+    const auto& b = layers_[std::size_t(L)].w[std::size_t(s)];
+    return b.empty() ? nullptr : b.data();
+  }
+
+  // residual += delta; out = norm_L(residual). The bias slot follows the weight slot.
+  void norm(context& ctx, std::int64_t L, layer_slot weight, T* residual, const T* delta, T* out, std::int64_t n) {
+    Backend::template add_norm<traits::norm_kind>(ctx, residual, delta, lw(L, weight),
+                                                  lw(L, layer_slot(std::size_t(weight) + 1)), shape_.eps, n,
+                                                  shape_.hidden, out);
+  }
+
+  void attention_block(context& ctx, const backend::step_batch& b, std::int64_t L, const T* in,
+                       backend::kv_layer<T> cache, T* out) {
+    const std::int64_t n = b.n_tokens;
+    Backend::linear(ctx, in, n, shape_.hidden, lw(L, layer_slot::qkv_w), shape_.qkv_dim(), lw(L, layer_slot::qkv_b),
+                    qkv_.data());
+    const backend::attention_shape as{std::int32_t(shape_.local_heads), std::int32_t(shape_.local_kv_heads),
+                                      std::int32_t(shape_.head_dim), shape_.attention_scale(),
+                                      std::int32_t(shape_.window.value_or(0))};
+    Backend::template rope_store_kv<traits::rotary_style>(ctx, b, qkv_.data(), as, rope_view_, cache);
+    Backend::attention(ctx, b, qkv_.data(), as,
+                       backend::kv_layer<const T>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
+                       att_.data());
+    Backend::linear(ctx, att_.data(), n, shape_.q_dim(), lw(L, layer_slot::o_w), shape_.hidden, lw(L, layer_slot::o_b),
+                    out);
+  }
+
+  void mlp_block(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
+    const std::int64_t H = shape_.hidden, F = shape_.local_ffn;
+    constexpr auto A = traits::activation;
+    if constexpr (traits::mlp_kind == layers::mlp_kind::moe) {
+      const auto& lay = layers_[std::size_t(L)];
+      T* dst = accumulate ? moe_out_.data() : out;
+      Backend::template moe<A>(ctx, in, n, H, lw(L, layer_slot::router_w), shape_.experts, shape_.top_k,
+                               std::span<const T* const>(lay.expert_up_ptrs), std::span<const T* const>(lay.expert_down_ptrs),
+                               F, dst);
+      if (accumulate) Backend::add(ctx, out, dst, n * H);
+    } else if constexpr (traits::mlp_kind == layers::mlp_kind::gated) {
+      Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), 2 * F, nullptr, gu_.data());
+      Backend::template gated_act<A>(ctx, gu_.data(), n, F, inner_.data());
+      Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
+    } else {
+      Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), F, lw(L, layer_slot::up_b), inner_.data());
+      Backend::template act<A>(ctx, inner_.data(), n, F);
+      Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
+    }
+  }
+
+  void load_weights(context& ctx, const weight_plan& plan, load_progress progress, void* user) {
+    std::size_t total = 0, done = 0;
+    auto count = [&](const plan_entry& e) { total += e.present() ? 1 : 0; };
+    for (const auto& e : plan.globals) count(e);
+    for (const auto& l : plan.layers)
+      for (const auto& e : l) count(e);
+    for (const auto& l : plan.expert_up) total += l.size();
+    for (const auto& l : plan.expert_down) total += l.size();
+    auto load = [&](const plan_entry& e) -> buffer<T> {
+      if (!e.present()) return {};
+      auto b = Backend::load(ctx, e);
+      if (progress) progress(++done, total, user);
+      return b;
+    };
+    for (std::size_t i = 0; i < plan.globals.size(); ++i) globals_[i] = load(plan.globals[i]);
+    layers_.resize(plan.layers.size());
+    for (std::size_t L = 0; L < plan.layers.size(); ++L) {
+      auto& lay = layers_[L];
+      for (std::size_t s = 0; s < plan.layers[L].size(); ++s) lay.w[s] = load(plan.layers[L][s]);
+      for (const auto& e : plan.expert_up[L]) lay.expert_up.push_back(load(e));
+      for (const auto& e : plan.expert_down[L]) lay.expert_down.push_back(load(e));
+      for (const auto& b : lay.expert_up) lay.expert_up_ptrs.push_back(b.data());
+      for (const auto& b : lay.expert_down) lay.expert_down_ptrs.push_back(b.data());
+    }
+  }
+
+  void allocate(context& ctx) {
+    const std::int64_t n = max_tokens_, ns = max_sample_, H = shape_.hidden;
+    auto make = [&](std::int64_t count) { return Backend::template alloc<T>(ctx, std::max<std::int64_t>(count, 1)); };
+    x_ = make(n * H);
+    h_ = make(n * H);
+    h2_ = make(shape_.wiring == layers::wiring::parallel_two_norms ? n * H : 1);
+    a_ = make(n * H);
+    m_ = make(n * H);
+    qkv_ = make(n * shape_.qkv_dim());
+    att_ = make(n * shape_.q_dim());
+    gu_ = make(traits::mlp_kind == layers::mlp_kind::gated ? n * 2 * shape_.local_ffn : 1);
+    inner_ = make(n * shape_.local_ffn);
+    moe_out_ = make(traits::mlp_kind == layers::mlp_kind::moe ? n * H : 1);
+    emb_ = make(shape_.project_in_out ? n * shape_.embed_dim : 1);
+    gx_ = make(ns * H);
+    gd_ = make(ns * H);
+    gp_ = make(shape_.project_in_out ? ns * shape_.embed_dim : 1);
+    if (shape_.tp > 1) {
+      shard_logits_ = Backend::template alloc<float>(ctx, ns * shape_.local_vocab);
+      gathered_logits_ = Backend::template alloc<float>(ctx, ns * shape_.vocab);
+    }
+  }
+
+  void upload_rope(context& ctx) {
+    const auto& r = shape_.rope;
+    if (r.style == layers::rotary_style::none) return;
+    std::vector<float> table(r.inv_freq);
+    std::vector<float> scale{r.attention_factor};
+    if (!r.long_inv_freq.empty()) {
+      table.insert(table.end(), r.long_inv_freq.begin(), r.long_inv_freq.end());
+      scale.push_back(r.attention_factor);
+    }
+    rope_inv_freq_ = Backend::template alloc<float>(ctx, std::int64_t(table.size()));
+    rope_scale_ = Backend::template alloc<float>(ctx, std::int64_t(scale.size()));
+    Backend::copy_to_device(ctx, rope_inv_freq_.data(), table.data(), std::int64_t(table.size()));
+    Backend::copy_to_device(ctx, rope_scale_.data(), scale.data(), std::int64_t(scale.size()));
+    rope_view_ = backend::rope_table{rope_inv_freq_.data(), rope_scale_.data(), std::int32_t(scale.size()), r.rot_dim};
+  }
+
+  struct layer_buffers {
+    std::array<buffer<T>, std::size_t(layer_slot::count)> w;
+    std::vector<buffer<T>> expert_up, expert_down;
+    std::vector<const T*> expert_up_ptrs, expert_down_ptrs;
+  };
+
+  model_shape shape_;
+  std::int64_t max_tokens_, max_sample_;
+  std::array<buffer<T>, std::size_t(global_slot::count)> globals_;
+  std::vector<layer_buffers> layers_;
+  buffer<T> x_, h_, h2_, a_, m_, qkv_, att_, gu_, inner_, moe_out_, emb_, gx_, gd_, gp_;
+  buffer<float> shard_logits_, gathered_logits_, rope_inv_freq_, rope_scale_;
+  backend::rope_table rope_view_{};
+};
+
+}  // namespace mii::model

@@ -1,0 +1,63 @@
+// weight_plan: where each canonical weight of one tensor-parallel rank comes from in a
+// checkpoint. Canonical weights are what the transformer runs on, whatever the checkpoint's
+// layout: fused [q | k | v] rows, fused [gate | up] rows, a [hidden, in] matrix per projection.
+// A plan entry lists runs of source rows (in canonical order) and the column range taken from
+// each, so fusing, Falcon's interleaved heads, stacked experts and tensor-parallel slicing are
+// all the same operation: copy these rows, these columns.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <mii/dtype.hpp>
+#include <mii/io/safetensors.hpp>
+#include <mii/model/architecture.hpp>
+#include <mii/model/model_shape.hpp>
+
+namespace mii::model {
+
+enum class global_slot { embed, positions, project_in, project_out, final_norm_w, final_norm_b, lm_head_w, lm_head_b, count };
+enum class layer_slot {
+  attn_norm_w, attn_norm_b, mlp_norm_w, mlp_norm_b,
+  qkv_w, qkv_b, o_w, o_b,
+  up_w, up_b,      // gated: [gate | up] rows (2 * local_ffn); plain: fc1
+  down_w, down_b,
+  router_w,        // MoE router [experts, hidden]
+  count
+};
+
+struct row_run {
+  const io::tensor_view* tensor = nullptr;
+  std::int64_t row = 0;    // first row (1-D tensors: element) in the tensor viewed as [rows, cols]
+  std::int64_t count = 0;
+};
+
+struct plan_entry {
+  std::string what;                // e.g. "layer 3 qkv" (for messages)
+  std::vector<row_run> runs;       // canonical rows, in order
+  std::int64_t rows = 0, cols = 0; // canonical shape; 1-D weights have cols == 1 ... see vector
+  std::int64_t col_begin = 0;      // first source column taken
+  bool vector = false;             // a 1-D weight (norm weight or bias)
+  bool present() const { return !runs.empty(); }
+  std::int64_t numel() const { return rows * cols; }
+};
+
+struct weight_plan {
+  std::array<plan_entry, std::size_t(global_slot::count)> globals;
+  std::vector<std::array<plan_entry, std::size_t(layer_slot::count)>> layers;
+  std::vector<std::vector<plan_entry>> expert_up, expert_down;  // [layer][expert]
+
+  plan_entry& operator[](global_slot s) { return globals[std::size_t(s)]; }
+  const plan_entry& operator[](global_slot s) const { return globals[std::size_t(s)]; }
+  std::size_t total_bytes(dtype as) const;
+};
+
+// Checks every tensor the architecture needs exists with the shape the config implies
+// (mii::error naming the tensor and both shapes otherwise) and plans this rank's slices.
+weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt);
+
+// Copies an entry's rows and columns into `out` (rows * cols elements of `to`), converting dtype.
+void materialize(const plan_entry& e, dtype to, void* out);
+
+}  // namespace mii::model

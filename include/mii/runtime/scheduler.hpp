@@ -1,0 +1,83 @@
+// Dynamic SplitFuse scheduling (DeepSpeed-FastGen) over a blocked KV cache.
+//
+// Each step gets two budgets: tokens per forward (max_ragged_batch_size) and sequences per
+// forward (max_ragged_sequence_count). Running decodes come first, one token each; prompt chunks
+// then fill the remaining token budget: partially prefilled prompts continue, new prompts are
+// admitted in arrival order. Long prompts split across steps; short ones pack together. Nothing
+// runs without its KV blocks: when blocks run out, a decode preempts the most recently admitted
+// sequence (its blocks are freed and it is recomputed later from its tokens), so requests wait
+// or restart, never fail.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include <mii/runtime/block_allocator.hpp>
+
+namespace mii::runtime {
+
+// The part of a request the scheduler reads and updates.
+struct sequence_state {
+  std::int64_t total_tokens = 0;   // tokens known: prompt + generated so far
+  std::int64_t kv_len = 0;         // of which this many have keys/values in the cache
+  std::int64_t max_total = 0;      // the longest this sequence may become (prompt + max_new_tokens)
+  std::vector<std::int32_t> blocks;
+  std::uint64_t admitted = 0;      // admission order (0: waiting)
+  std::int64_t preemptions = 0;
+
+  std::int64_t pending() const { return total_tokens - kv_len; }
+};
+
+struct scheduled_chunk {
+  sequence_state* seq;
+  std::int32_t tokens;  // tokens [kv_len, kv_len + tokens) go through this step
+  bool sample;          // the chunk ends at the sequence's last token: sample the next one
+};
+
+struct scheduler_limits {
+  std::int64_t max_tokens = 768;
+  std::int64_t max_seqs = 512;
+  std::int32_t block_size = 64;
+};
+
+class scheduler {
+ public:
+  scheduler(scheduler_limits limits, std::int32_t kv_blocks);
+
+  // Blocks a sequence needs to hold `tokens` tokens.
+  std::int32_t blocks_for(std::int64_t tokens) const {
+    return std::int32_t((tokens + limits_.block_size - 1) / limits_.block_size);
+  }
+  // Whether a sequence of at most this many tokens can ever fit in the cache.
+  bool fits(std::int64_t max_total) const { return blocks_for(max_total) <= allocator_.total(); }
+
+  void add(sequence_state* s);     // queue a new request (must fit())
+  void finish(sequence_state* s);  // remove a finished request and free its blocks
+  // Plans the next step; chunk order: decodes, continuing prefills, new prefills.
+  std::vector<scheduled_chunk> schedule();
+  // After the step ran: the scheduled tokens are in the cache (callers then append sampled tokens).
+  static void commit(const std::vector<scheduled_chunk>& plan) {
+    for (const auto& c : plan) c.seq->kv_len += c.tokens;
+  }
+
+  bool idle() const { return running_.empty() && waiting_.empty(); }
+  std::size_t running() const { return running_.size(); }
+  std::size_t waiting() const { return waiting_.size(); }
+  const block_allocator& blocks() const { return allocator_; }
+  const scheduler_limits& limits() const { return limits_; }
+  std::int64_t preemptions() const { return preemptions_; }
+
+ private:
+  bool grow(sequence_state* s, std::int64_t tokens);  // blocks for kv_len + tokens
+  void preempt(sequence_state* s);
+  sequence_state* youngest_running_except(const std::vector<scheduled_chunk>& plan, const sequence_state* keep) const;
+
+  scheduler_limits limits_;
+  block_allocator allocator_;
+  std::vector<sequence_state*> running_;   // admission order
+  std::deque<sequence_state*> waiting_;    // arrival order; preempted ones go to the front
+  std::uint64_t next_admission_ = 1;
+  std::int64_t preemptions_ = 0;
+};
+
+}  // namespace mii::runtime

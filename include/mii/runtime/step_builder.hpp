@@ -1,0 +1,37 @@
+// Builds the metadata of one forward step (backend::step_batch) on the host, every array packed
+// into one int32 vector so that a device backend sends it with a single copy.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <mii/backend/step_batch.hpp>
+
+namespace mii::runtime {
+
+// One sequence's part of a step.
+struct step_chunk {
+  std::span<const std::int32_t> tokens;  // the new tokens
+  std::int64_t start;                    // position of tokens[0] (= tokens already cached)
+  std::span<const std::int32_t> blocks;  // the sequence's KV blocks (enough for start + size)
+  std::int32_t rope_row = 0;             // rope table row (longrope long/short)
+  enum class logits { none, last, all } want = logits::last;
+};
+
+class step_builder {
+ public:
+  void build(std::span<const step_chunk> chunks);
+  // The step with pointers into `base`, which holds a copy of data() (host or device memory).
+  backend::step_batch bind(const std::int32_t* base) const;
+  const std::vector<std::int32_t>& data() const { return data_; }
+  std::int32_t n_tokens() const { return header_.n_tokens; }
+  std::int32_t n_sample() const { return header_.n_sample; }
+
+ private:
+  std::vector<std::int32_t> data_;
+  backend::step_batch header_;
+  std::size_t off_tokens_ = 0, off_positions_ = 0, off_token_seq_ = 0, off_seq_start_ = 0, off_kv_len_ = 0,
+              off_blocks_ = 0, off_rope_ = 0, off_sample_ = 0;
+};
+
+}  // namespace mii::runtime

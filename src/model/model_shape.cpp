@@ -1,0 +1,219 @@
+#include <mii/model/model_shape.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <sstream>
+
+#include <mii/error.hpp>
+
+namespace mii::model {
+namespace {
+
+std::string quoted_list(std::span<const std::string_view> xs) {
+  std::string s;
+  for (auto x : xs) s += (s.empty() ? "" : ", ") + ("\"" + std::string(x) + "\"");
+  return s;
+}
+std::string quoted_list(const std::vector<std::string>& xs) {
+  std::vector<std::string_view> v(xs.begin(), xs.end());
+  return quoted_list(v);
+}
+
+// transformers' default inverse frequencies: 1 / theta^(2i / dim).
+std::vector<float> default_inv_freq(double theta, int rot_dim) {
+  std::vector<float> f(static_cast<std::size_t>(rot_dim / 2));
+  for (int i = 0; i < rot_dim / 2; ++i) f[std::size_t(i)] = float(1.0 / std::pow(theta, double(2 * i) / rot_dim));
+  return f;
+}
+
+// Llama 3.1: low frequencies divided by `factor`, high ones kept, a smooth blend between.
+void apply_llama3(std::vector<float>& f, const io::rope_config& r) {
+  const double orig = double(r.original_max_position_embeddings);
+  const double low_wavelen = orig / r.low_freq_factor, high_wavelen = orig / r.high_freq_factor;
+  for (auto& x : f) {
+    const double inv = x, wavelen = 2 * std::numbers::pi / inv;
+    double out = inv;
+    if (wavelen > low_wavelen) {
+      out = inv / r.factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (orig / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+      out = (1 - smooth) * inv / r.factor + smooth * inv;
+    }
+    x = float(out);
+  }
+}
+
+rope_frequencies make_rope(const io::hf_config& c, layers::rotary_style style, std::int64_t head_dim) {
+  rope_frequencies r;
+  r.style = style;
+  r.type = c.rope.type;
+  if (style == layers::rotary_style::none) return r;
+  r.theta = c.rope.theta;
+  r.rot_dim = int(double(head_dim) * c.rope.partial_rotary_factor);
+  r.rot_dim -= r.rot_dim % 2;
+  if (r.rot_dim <= 0) fail(c.file.string(), ": partial_rotary_factor ", c.rope.partial_rotary_factor, " leaves no rotary dimension of head_dim ", head_dim);
+  r.inv_freq = default_inv_freq(r.theta, r.rot_dim);
+  const auto& t = c.rope.type;
+  if (t == "linear") {
+    for (auto& x : r.inv_freq) x = float(double(x) / c.rope.factor);
+  } else if (t == "llama3") {
+    apply_llama3(r.inv_freq, c.rope);
+  } else if (t == "dynamic") {
+    r.switch_length = c.rope.original_max_position_embeddings;
+    r.dynamic_factor = c.rope.factor;
+  } else if (t == "longrope") {
+    r.switch_length = c.rope.original_max_position_embeddings;
+    auto scaled = [&](const std::vector<double>& ext) {
+      std::vector<float> f(static_cast<std::size_t>(r.rot_dim / 2));
+      for (int i = 0; i < r.rot_dim / 2; ++i)
+        f[std::size_t(i)] = float(1.0 / (ext[std::size_t(i)] * std::pow(r.theta, double(2 * i) / r.rot_dim)));
+      return f;
+    };
+    r.inv_freq = scaled(c.rope.short_factor);
+    r.long_inv_freq = scaled(c.rope.long_factor);
+    if (c.rope.attention_factor) {
+      r.attention_factor = float(*c.rope.attention_factor);
+    } else {
+      const double factor = double(c.max_position_embeddings) / double(r.switch_length);
+      r.attention_factor = factor <= 1.0 ? 1.0f : float(std::sqrt(1.0 + std::log(factor) / std::log(double(r.switch_length))));
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<float> rope_frequencies::dynamic_inv_freq(std::int64_t len) const {
+  // Dynamic NTK: past the original context the base grows with the length.
+  const double l = double(std::max(len, switch_length));
+  const double base = theta * std::pow(dynamic_factor * l / double(switch_length) - (dynamic_factor - 1.0),
+                                       double(rot_dim) / double(rot_dim - 2));
+  return default_inv_freq(base, rot_dim);
+}
+
+float model_shape::attention_scale() const { return float(1.0 / std::sqrt(double(head_dim))); }
+
+model_shape resolve_shape(const arch_description& a, const io::hf_config& c, int tp, int rank) {
+  const std::string where = c.file.string();
+  const std::string type(a.type_name);
+  if (!c.architectures.empty() &&
+      std::none_of(c.architectures.begin(), c.architectures.end(), [&](const std::string& n) {
+        return std::find(a.hf_names.begin(), a.hf_names.end(), n) != a.hf_names.end();
+      }))
+    fail(where, ": field 'architectures' is [", quoted_list(c.architectures), "] but ", type, " serves [",
+         quoted_list(a.hf_names), "]");
+  if (std::find(a.act_hf_names.begin(), a.act_hf_names.end(), c.hidden_act) == a.act_hf_names.end())
+    fail(where, ": field 'hidden_act' is \"", c.hidden_act, "\" but ", type, " was built with activation [",
+         quoted_list(a.act_hf_names), "]");
+
+  model_shape s;
+  s.arch = type;
+  s.config_file = c.file;
+  s.vocab = c.vocab_size;
+  s.hidden = c.hidden_size;
+  s.ffn = c.intermediate_size;
+  s.layers = c.num_hidden_layers;
+  s.heads = c.num_attention_heads;
+  s.kv_heads = c.num_key_value_heads;
+  s.head_dim = c.head_dim;
+  s.max_positions = c.max_position_embeddings;
+  s.embed_dim = c.word_embed_proj_dim ? c.word_embed_proj_dim : c.hidden_size;
+  s.eps = float(c.norm_eps);
+  s.tied_embeddings = c.tie_word_embeddings;
+  s.final_norm = c.final_layer_norm;
+  s.project_in_out = s.embed_dim != s.hidden;
+  s.learned_positions = a.learned_positions;
+  s.position_offset = a.position_offset;
+  s.lm_head_bias = c.lm_head_bias;
+  s.grouped_fused_qkv = c.new_decoder_architecture;
+
+  // Biases: fixed by the type unless the type reads them from config (Falcon's `bias`).
+  if (a.bias_from_config) {
+    s.qkv_bias = c.qkv_bias;
+    s.o_bias = c.o_bias;
+    s.mlp_bias = c.mlp_bias;
+  } else {
+    const bool mlp_bias = a.qkv_bias && a.o_bias;  // bias::all covers the MLP too
+    if (c.qkv_bias != a.qkv_bias)
+      fail(where, ": the config gives the q/k/v projections ", c.qkv_bias ? "biases" : "no biases",
+           " (field 'attention_bias' / model_type \"", c.model_type, "\") but ", type, " was built with qkv bias ",
+           a.qkv_bias ? "on" : "off");
+    if (c.o_bias != a.o_bias)
+      fail(where, ": the config gives the output projection ", c.o_bias ? "a bias" : "no bias", " but ", type,
+           " was built with o bias ", a.o_bias ? "on" : "off");
+    if (c.mlp_bias != mlp_bias)
+      fail(where, ": field 'mlp_bias' (or 'enable_bias') is ", c.mlp_bias ? "true" : "false", " but ", type,
+           " was built with MLP biases ", mlp_bias ? "on" : "off");
+    s.qkv_bias = a.qkv_bias;
+    s.o_bias = a.o_bias;
+    s.mlp_bias = mlp_bias;
+  }
+
+  // Block wiring.
+  if (!a.wiring_from_config) {
+    s.wiring = a.wiring;
+  } else if (c.model_type == "falcon") {
+    s.wiring = !c.parallel_attn                      ? layers::wiring::sequential
+               : c.num_ln_in_parallel_attn == 2      ? layers::wiring::parallel_two_norms
+                                                     : layers::wiring::parallel_shared_norm;
+  } else {
+    s.wiring = c.do_layer_norm_before ? layers::wiring::sequential : layers::wiring::post_norm;
+  }
+
+  // Attention window.
+  if (c.sliding_window) {
+    if (!a.sliding_window_allowed)
+      fail(where, ": field 'sliding_window' is ", *c.sliding_window, " but ", type,
+           " was built without sliding-window attention");
+    if (*c.sliding_window < c.max_position_embeddings) s.window = *c.sliding_window;
+  }
+
+  // Mixture of experts.
+  const bool moe = a.mlp == layers::mlp_kind::moe;
+  if (moe != (c.num_local_experts > 0))
+    fail(where, ": field 'num_local_experts' is ", c.num_local_experts, " but ", type, " was built ",
+         moe ? "with" : "without", " a mixture-of-experts MLP");
+  s.experts = c.num_local_experts;
+  s.top_k = c.num_experts_per_tok;
+  if (moe && (s.top_k < 1 || s.top_k > s.experts))
+    fail(where, ": field 'num_experts_per_tok' is ", s.top_k, "; it must be in [1, num_local_experts = ", s.experts, "]");
+
+  // Rotary.
+  if ((a.rotary == layers::rotary_style::none) != (c.rope.type == "none"))
+    fail(where, ": rope type is \"", c.rope.type, "\" but ", type, " was built ",
+         a.rotary == layers::rotary_style::none ? "without" : "with", " rotary embeddings");
+  s.rope = make_rope(c, a.rotary, s.head_dim);
+  if (s.learned_positions && s.max_positions <= 0)
+    fail(where, ": field 'max_position_embeddings' must be positive for learned positions");
+
+  // Tensor parallelism.
+  if (tp < 1 || rank < 0 || rank >= tp) fail("tensor_parallel: rank ", rank, " of ", tp, " is not a valid rank");
+  s.tp = tp;
+  s.rank = rank;
+  auto need_divisible = [&](std::string_view field, std::int64_t v) {
+    if (v % tp != 0)
+      fail(where, ": field '", field, "' is ", v, ", which tensor_parallel = ", tp, " does not divide");
+  };
+  need_divisible("num_attention_heads", s.heads);
+  need_divisible("intermediate_size", s.ffn);
+  need_divisible("vocab_size", s.vocab);
+  s.local_heads = s.heads / tp;
+  if (s.kv_heads >= tp) {
+    need_divisible("num_key_value_heads", s.kv_heads);
+    s.local_kv_heads = s.kv_heads / tp;
+    s.kv_head_begin = rank * s.local_kv_heads;
+  } else {
+    if (tp % s.kv_heads != 0)
+      fail(where, ": num_key_value_heads = ", s.kv_heads, " must divide tensor_parallel = ", tp,
+           " to replicate kv heads across ranks");
+    s.local_kv_heads = 1;  // replicated: each rank keeps the kv head its query heads read
+    s.kv_head_begin = rank / (tp / s.kv_heads);
+  }
+  s.local_ffn = s.ffn / tp;
+  s.local_vocab = s.vocab / tp;
+  s.vocab_begin = rank * s.local_vocab;
+  return s;
+}
+
+}  // namespace mii::model

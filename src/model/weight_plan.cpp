@@ -1,0 +1,276 @@
+#include <mii/model/weight_plan.hpp>
+
+#include <mii/error.hpp>
+
+namespace mii::model {
+namespace {
+
+using std::int64_t;
+
+struct planner {
+  const arch_description& arch;
+  const weight_names& n;
+  const model_shape& s;
+  const io::checkpoint& ckpt;
+
+  std::string layer_name(int64_t layer, std::string_view name, std::string_view suffix = ".weight") const {
+    return std::string(n.layer) + std::to_string(layer) + "." + std::string(name) + std::string(suffix);
+  }
+
+  // The tensor, which must have exactly `shape`.
+  const io::tensor_view& tensor(const std::string& name, std::vector<int64_t> shape) const {
+    return ckpt.get(name, shape);
+  }
+
+  // A whole 1-D tensor (norm weight, unsharded bias) as one run.
+  plan_entry vector(std::string what, const std::string& name, int64_t len) const {
+    plan_entry e{std::move(what), {{&tensor(name, {len}), 0, len}}, len, 1, 0, true};
+    return e;
+  }
+  // Whole matrix, optionally a column range of it.
+  plan_entry matrix(std::string what, const std::string& name, int64_t rows, int64_t cols, int64_t col_begin = 0,
+                    int64_t col_count = -1) const {
+    if (col_count < 0) col_count = cols;
+    return plan_entry{std::move(what), {{&tensor(name, {rows, cols}), 0, rows}}, rows, col_count, col_begin, false};
+  }
+
+  // ---- attention ----
+  enum class part { q, k, v };
+  // Where head `h` of `p` starts, as (tensor, row), for the checkpoint's q/k/v layout.
+  row_run head_rows(int64_t layer, part p, int64_t h, bool bias) const {
+    const int64_t hd = s.head_dim, nq = s.heads, nkv = s.kv_heads, in = s.hidden;
+    const char* suffix = bias ? ".bias" : ".weight";
+    auto shaped = [&](const std::string& name, int64_t rows) -> const io::tensor_view& {
+      return bias ? tensor(name, {rows}) : tensor(name, {rows, in});
+    };
+    switch (n.qkv) {
+      case qkv_layout::separate: {
+        const std::string_view name = p == part::q ? n.q : p == part::k ? n.k : n.v;
+        return {&shaped(layer_name(layer, name, suffix), (p == part::q ? nq : nkv) * hd), h * hd, hd};
+      }
+      case qkv_layout::fused: {
+        const auto& t = shaped(layer_name(layer, n.fused_qkv, suffix), (nq + 2 * nkv) * hd);
+        const int64_t base = p == part::q ? 0 : p == part::k ? nq * hd : (nq + nkv) * hd;
+        return {&t, base + h * hd, hd};
+      }
+      case qkv_layout::falcon: {
+        const std::string name = layer_name(layer, n.fused_qkv, suffix);
+        if (s.grouped_fused_qkv) {
+          // new decoder architecture: per kv group [q heads of the group | k | v]
+          const int64_t per = nq / nkv;
+          const auto& t = shaped(name, (nq + 2 * nkv) * hd);
+          if (p == part::q) return {&t, ((h / per) * (per + 2) + h % per) * hd, hd};
+          return {&t, (h * (per + 2) + per + (p == part::v ? 1 : 0)) * hd, hd};
+        }
+        if (nkv == 1) {  // multi-query: [all q | k | v]
+          const auto& t = shaped(name, (nq + 2) * hd);
+          return {&t, p == part::q ? h * hd : (nq + (p == part::v ? 1 : 0)) * hd, hd};
+        }
+        // multi-head: per head [q | k | v]
+        const auto& t = shaped(name, 3 * nq * hd);
+        return {&t, (3 * h + int64_t(p)) * hd, hd};
+      }
+    }
+    fail("unreachable qkv layout");
+  }
+
+  plan_entry qkv(int64_t layer, bool bias) const {
+    plan_entry e;
+    e.what = "layer " + std::to_string(layer) + (bias ? " qkv bias" : " qkv");
+    e.vector = bias;
+    for (int64_t i = 0; i < s.local_heads; ++i) e.runs.push_back(head_rows(layer, part::q, s.rank * s.local_heads + i, bias));
+    for (part p : {part::k, part::v})
+      for (int64_t i = 0; i < s.local_kv_heads; ++i) e.runs.push_back(head_rows(layer, p, s.kv_head_begin + i, bias));
+    e.rows = s.qkv_dim();
+    e.cols = bias ? 1 : s.hidden;
+    return e;
+  }
+
+  // ---- MLP ----
+  // Rows [rank * local_ffn, +local_ffn) of an [ffn, hidden] source at `row0` in tensor `t`.
+  row_run ffn_slice(const io::tensor_view& t, int64_t row0 = 0) const {
+    return {&t, row0 + s.rank * s.local_ffn, s.local_ffn};
+  }
+
+  plan_entry gated_up(std::string what, const io::tensor_view& gate, int64_t gate_row0, const io::tensor_view& up,
+                      int64_t up_row0, bool vector = false) const {
+    plan_entry e{std::move(what), {ffn_slice(gate, gate_row0), ffn_slice(up, up_row0)}, 2 * s.local_ffn,
+                 vector ? 1 : s.hidden, 0, vector};
+    return e;
+  }
+  plan_entry down(std::string what, const io::tensor_view& t, int64_t row0 = 0) const {
+    return plan_entry{std::move(what), {{&t, row0, s.hidden}}, s.hidden, s.local_ffn, s.rank * s.local_ffn, false};
+  }
+
+  void plan_mlp(weight_plan& w, int64_t L) const {
+    auto& e = w.layers[std::size_t(L)];
+    const std::string l = "layer " + std::to_string(L);
+    const int64_t F = s.ffn, H = s.hidden;
+    if (arch.mlp == layers::mlp_kind::moe) {
+      plan_moe(w, L);
+      return;
+    }
+    if (arch.mlp == layers::mlp_kind::gated) {
+      if (n.gate_up == gate_up_layout::fused) {
+        const auto& t = tensor(layer_name(L, n.fused_gate_up), {2 * F, H});
+        e[std::size_t(layer_slot::up_w)] = gated_up(l + " gate_up", t, 0, t, F);
+      } else {
+        e[std::size_t(layer_slot::up_w)] = gated_up(l + " gate_up", tensor(layer_name(L, n.gate), {F, H}), 0,
+                                                    tensor(layer_name(L, n.up), {F, H}), 0);
+      }
+    } else {
+      e[std::size_t(layer_slot::up_w)] =
+          plan_entry{l + " fc1", {ffn_slice(tensor(layer_name(L, n.up), {F, H}))}, s.local_ffn, H, 0, false};
+      if (s.mlp_bias)
+        e[std::size_t(layer_slot::up_b)] =
+            plan_entry{l + " fc1 bias", {ffn_slice(tensor(layer_name(L, n.up, ".bias"), {F}))}, s.local_ffn, 1, 0, true};
+    }
+    e[std::size_t(layer_slot::down_w)] = down(l + " down", tensor(layer_name(L, n.down), {H, F}));
+    // A row-parallel bias is added once, by rank 0, before the all-reduce.
+    if (s.mlp_bias && s.rank == 0) e[std::size_t(layer_slot::down_b)] = vector(l + " down bias", layer_name(L, n.down, ".bias"), H);
+  }
+
+  void plan_moe(weight_plan& w, int64_t L) const {
+    const int64_t E = s.experts, F = s.ffn, H = s.hidden;
+    const std::string l = "layer " + std::to_string(L);
+    auto& ups = w.expert_up[std::size_t(L)];
+    auto& downs = w.expert_down[std::size_t(L)];
+    ups.clear();
+    downs.clear();
+    const std::string hub_router = layer_name(L, n.router);
+    if (ckpt.find(hub_router) || n.router_v5.empty()) {
+      w.layers[std::size_t(L)][std::size_t(layer_slot::router_w)] = matrix(l + " router", hub_router, E, H);
+      for (int64_t x = 0; x < E; ++x) {
+        const std::string pre = std::string(n.expert) + std::to_string(x) + ".";
+        const auto& g = tensor(layer_name(L, pre + std::string(n.expert_gate)), {F, H});
+        const auto& u = tensor(layer_name(L, pre + std::string(n.expert_up)), {F, H});
+        ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", g, 0, u, 0));
+        downs.push_back(down(l + " expert " + std::to_string(x) + " down", tensor(layer_name(L, pre + std::string(n.expert_down)), {H, F})));
+      }
+      return;
+    }
+    // transformers 5 layout: stacked [E, 2F, H] (gate rows first) and [E, H, F], no ".weight".
+    w.layers[std::size_t(L)][std::size_t(layer_slot::router_w)] = matrix(l + " router", layer_name(L, n.router_v5), E, H);
+    const auto& gu = tensor(layer_name(L, n.experts_gate_up_v5, ""), {E, 2 * F, H});
+    const auto& dn = tensor(layer_name(L, n.experts_down_v5, ""), {E, H, F});
+    for (int64_t x = 0; x < E; ++x) {
+      ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", gu, x * 2 * F, gu, x * 2 * F + F));
+      downs.push_back(down(l + " expert " + std::to_string(x) + " down", dn, x * H));
+    }
+  }
+
+  void plan_norms(weight_plan& w, int64_t L) const {
+    auto& e = w.layers[std::size_t(L)];
+    const bool ln = arch.norm == layers::norm_kind::layer;
+    const std::string l = "layer " + std::to_string(L);
+    auto put = [&](layer_slot ws, layer_slot bs, std::string_view name, const char* label) {
+      e[std::size_t(ws)] = vector(l + " " + label, layer_name(L, name), s.hidden);
+      if (ln) e[std::size_t(bs)] = vector(l + " " + label + " bias", layer_name(L, name, ".bias"), s.hidden);
+    };
+    switch (s.wiring) {
+      case layers::wiring::sequential:
+      case layers::wiring::post_norm:
+        put(layer_slot::attn_norm_w, layer_slot::attn_norm_b, n.attn_norm, "attention norm");
+        put(layer_slot::mlp_norm_w, layer_slot::mlp_norm_b, n.mlp_norm, "mlp norm");
+        break;
+      case layers::wiring::parallel_shared_norm:
+        put(layer_slot::attn_norm_w, layer_slot::attn_norm_b, n.attn_norm, "input norm");
+        break;
+      case layers::wiring::parallel_two_norms:
+        put(layer_slot::attn_norm_w, layer_slot::attn_norm_b, n.alt_attn_norm, "attention norm");
+        put(layer_slot::mlp_norm_w, layer_slot::mlp_norm_b, n.alt_mlp_norm, "mlp norm");
+        break;
+    }
+  }
+
+  weight_plan plan() const {
+    weight_plan w;
+    const int64_t H = s.hidden, D = s.embed_dim;
+    // Embedding and lm_head are vocab-parallel: this rank's rows.
+    const auto& embed = tensor(std::string(n.embed) + ".weight", {s.vocab, D});
+    w[global_slot::embed] = plan_entry{"embedding", {{&embed, s.vocab_begin, s.local_vocab}}, s.local_vocab, D, 0, false};
+    if (s.learned_positions) {
+      const int64_t rows = s.max_positions + s.position_offset;
+      w[global_slot::positions] = matrix("position embedding", std::string(n.positions) + ".weight", rows, H);
+    }
+    if (s.project_in_out) {
+      w[global_slot::project_in] = matrix("project_in", std::string(n.project_in) + ".weight", H, D);
+      w[global_slot::project_out] = matrix("project_out", std::string(n.project_out) + ".weight", D, H);
+    }
+    if (s.final_norm) {
+      w[global_slot::final_norm_w] = vector("final norm", std::string(n.final_norm) + ".weight", H);
+      if (arch.norm == layers::norm_kind::layer)
+        w[global_slot::final_norm_b] = vector("final norm bias", std::string(n.final_norm) + ".bias", H);
+    }
+    const std::string head = std::string(n.lm_head) + ".weight";
+    if (!s.tied_embeddings || ckpt.find(head)) {
+      // Some tied checkpoints still store lm_head; it must then equal the embedding's shape.
+      const auto& t = tensor(head, {s.vocab, D});
+      w[global_slot::lm_head_w] = plan_entry{"lm_head", {{&t, s.vocab_begin, s.local_vocab}}, s.local_vocab, D, 0, false};
+    }
+    if (s.lm_head_bias) {
+      const auto& t = tensor(std::string(n.lm_head) + ".bias", {s.vocab});
+      w[global_slot::lm_head_b] = plan_entry{"lm_head bias", {{&t, s.vocab_begin, s.local_vocab}}, s.local_vocab, 1, 0, true};
+    }
+
+    w.layers.resize(std::size_t(s.layers));
+    w.expert_up.resize(std::size_t(s.layers));
+    w.expert_down.resize(std::size_t(s.layers));
+    for (int64_t L = 0; L < s.layers; ++L) {
+      auto& e = w.layers[std::size_t(L)];
+      const std::string l = "layer " + std::to_string(L);
+      plan_norms(w, L);
+      e[std::size_t(layer_slot::qkv_w)] = qkv(L, false);
+      if (s.qkv_bias) e[std::size_t(layer_slot::qkv_b)] = qkv(L, true);
+      e[std::size_t(layer_slot::o_w)] = matrix(l + " o_proj", layer_name(L, n.o), H, s.heads * s.head_dim,
+                                               s.rank * s.q_dim(), s.q_dim());
+      if (s.o_bias && s.rank == 0) e[std::size_t(layer_slot::o_b)] = vector(l + " o_proj bias", layer_name(L, n.o, ".bias"), H);
+      plan_mlp(w, L);
+    }
+    return w;
+  }
+};
+
+}  // namespace
+
+weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt) {
+  return planner{arch, *arch.names, shape, ckpt}.plan();
+}
+
+std::size_t weight_plan::total_bytes(dtype as) const {
+  std::size_t n = 0;
+  auto add = [&](const plan_entry& e) { n += std::size_t(e.numel()) * dtype_size(as); };
+  for (const auto& e : globals) add(e);
+  for (const auto& l : layers)
+    for (const auto& e : l) add(e);
+  for (const auto& l : expert_up)
+    for (const auto& e : l) add(e);
+  for (const auto& l : expert_down)
+    for (const auto& e : l) add(e);
+  return n;
+}
+
+void materialize(const plan_entry& e, dtype to, void* out) {
+  auto* dst = static_cast<std::byte*>(out);
+  const std::size_t esize = dtype_size(to);
+  std::int64_t written = 0;
+  for (const row_run& r : e.runs) {
+    const io::tensor_view& t = *r.tensor;
+    const std::int64_t src_cols = e.vector ? 1 : t.shape.back();
+    if (e.vector) {
+      io::convert(t, to, dst + std::size_t(written) * esize, r.row, r.count);
+      written += r.count;
+      continue;
+    }
+    if (e.col_begin == 0 && e.cols == src_cols) {  // whole rows: one contiguous conversion
+      io::convert(t, to, dst + std::size_t(written * e.cols) * esize, r.row * src_cols, r.count * src_cols);
+    } else {
+      for (std::int64_t i = 0; i < r.count; ++i)
+        io::convert(t, to, dst + std::size_t((written + i) * e.cols) * esize, (r.row + i) * src_cols + e.col_begin, e.cols);
+    }
+    written += r.count;
+  }
+  if (written != e.rows) fail("internal: plan for ", e.what, " has ", written, " rows, expected ", e.rows);
+}
+
+}  // namespace mii::model

@@ -1,0 +1,78 @@
+#include <mii/runtime/sampling.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+namespace mii::runtime {
+
+float philox_uniform(std::uint64_t seed, std::uint64_t counter) {
+  // Philox-4x32 with 10 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3").
+  std::uint32_t c0 = std::uint32_t(counter), c1 = std::uint32_t(counter >> 32), c2 = 0, c3 = 0;
+  std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c0;
+    const std::uint64_t p1 = std::uint64_t(0xCD9E8D57u) * c2;
+    const std::uint32_t n0 = std::uint32_t(p1 >> 32) ^ c1 ^ k0;
+    const std::uint32_t n2 = std::uint32_t(p0 >> 32) ^ c3 ^ k1;
+    c1 = std::uint32_t(p1);
+    c3 = std::uint32_t(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return float(c0 >> 8) * (1.0f / 16777216.0f);  // 24 random bits -> [0, 1)
+}
+
+std::int32_t sample_row(const float* logits, std::int64_t vocab, const sample_params& p,
+                        std::span<const std::int32_t> eos_ids) {
+  auto masked = [&](std::int64_t i) {
+    return p.suppress_eos && std::find(eos_ids.begin(), eos_ids.end(), std::int32_t(i)) != eos_ids.end();
+  };
+  if (p.greedy || p.temperature <= 0.0f) {
+    std::int64_t best = -1;
+    for (std::int64_t i = 0; i < vocab; ++i)
+      if (!masked(i) && (best < 0 || logits[i] > logits[best])) best = i;
+    return std::int32_t(best);
+  }
+  // Candidates sorted by logit (descending, lower id first on ties), cut by top-k.
+  std::vector<std::int32_t> ids;
+  ids.reserve(std::size_t(vocab));
+  for (std::int64_t i = 0; i < vocab; ++i)
+    if (!masked(i)) ids.push_back(std::int32_t(i));
+  auto better = [&](std::int32_t a, std::int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  const std::size_t k = p.top_k > 0 ? std::min<std::size_t>(std::size_t(p.top_k), ids.size()) : ids.size();
+  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), better);
+  ids.resize(k);
+  // Softmax of logits / temperature over the candidates.
+  std::vector<float> probs(k);
+  const float mx = logits[ids[0]] / p.temperature;
+  double sum = 0;
+  for (std::size_t i = 0; i < k; ++i) sum += probs[i] = std::exp(logits[ids[i]] / p.temperature - mx);
+  // Top-p: the smallest prefix whose probability reaches top_p.
+  std::size_t keep = k;
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      cum += probs[i] / sum;
+      if (cum >= double(p.top_p)) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  double kept = 0;
+  for (std::size_t i = 0; i < keep; ++i) kept += probs[i];
+  const double u = double(philox_uniform(p.seed, p.step)) * kept;
+  double cum = 0;
+  for (std::size_t i = 0; i < keep; ++i) {
+    cum += probs[i];
+    if (u < cum) return ids[i];
+  }
+  return ids[keep - 1];
+}
+
+}  // namespace mii::runtime

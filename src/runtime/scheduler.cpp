@@ -1,0 +1,112 @@
+#include <mii/runtime/scheduler.hpp>
+
+#include <algorithm>
+
+#include <mii/error.hpp>
+
+namespace mii::runtime {
+
+scheduler::scheduler(scheduler_limits limits, std::int32_t kv_blocks) : limits_(limits), allocator_(kv_blocks) {
+  if (limits_.max_tokens < 1) fail("model_config.max_ragged_batch_size must be >= 1, got ", limits_.max_tokens);
+  if (limits_.max_seqs < 1) fail("model_config.max_ragged_sequence_count must be >= 1, got ", limits_.max_seqs);
+  if (limits_.block_size < 1) fail("model_config.kv_block_size must be >= 1, got ", limits_.block_size);
+}
+
+void scheduler::add(sequence_state* s) {
+  if (!fits(s->max_total))
+    fail("internal: a sequence of ", s->max_total, " tokens cannot fit the KV cache (", allocator_.total(), " blocks of ",
+         limits_.block_size, ")");
+  s->admitted = 0;
+  waiting_.push_back(s);
+}
+
+void scheduler::finish(sequence_state* s) {
+  allocator_.release(s->blocks);
+  std::erase(running_, s);
+  std::erase(waiting_, s);
+}
+
+bool scheduler::grow(sequence_state* s, std::int64_t tokens) {
+  const std::int32_t need = blocks_for(s->kv_len + tokens) - std::int32_t(s->blocks.size());
+  return need <= 0 || allocator_.allocate(need, s->blocks);
+}
+
+void scheduler::preempt(sequence_state* s) {
+  allocator_.release(s->blocks);
+  s->kv_len = 0;  // recomputed from its tokens when readmitted
+  s->admitted = 0;
+  ++s->preemptions;
+  ++preemptions_;
+  std::erase(running_, s);
+  waiting_.push_front(s);
+}
+
+sequence_state* scheduler::youngest_running_except(const std::vector<scheduled_chunk>& plan,
+                                                   const sequence_state* keep) const {
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    if (*it == keep) continue;
+    if (std::any_of(plan.begin(), plan.end(), [&](const scheduled_chunk& c) { return c.seq == *it; })) continue;
+    return *it;
+  }
+  return nullptr;
+}
+
+std::vector<scheduled_chunk> scheduler::schedule() {
+  std::vector<scheduled_chunk> plan;
+  std::int64_t tokens = limits_.max_tokens, seqs = limits_.max_seqs;
+
+  // 1. Decodes (one pending token), oldest first; make room by preempting the youngest.
+  for (std::size_t i = 0; i < running_.size() && tokens > 0 && seqs > 0; ++i) {
+    sequence_state* s = running_[i];
+    if (s->pending() != 1) continue;
+    bool ok = grow(s, 1);
+    while (!ok) {
+      sequence_state* victim = youngest_running_except(plan, s);
+      if (!victim) break;
+      const auto victim_pos = std::find(running_.begin(), running_.end(), victim) - running_.begin();
+      preempt(victim);
+      if (std::size_t(victim_pos) < i) --i;  // keep pointing at s
+      ok = grow(s, 1);
+    }
+    if (!ok) {  // nothing left to take blocks from: s waits for recompute itself
+      preempt(s);
+      --i;
+      continue;
+    }
+    plan.push_back({s, 1, true});
+    --tokens;
+    --seqs;
+  }
+
+  // 2. Prompt chunks: continuing prefills (already admitted), then new ones in arrival order.
+  auto add_chunk = [&](sequence_state* s) -> bool {
+    const std::int64_t room = std::int64_t(allocator_.free_count() + std::int32_t(s->blocks.size())) * limits_.block_size - s->kv_len;
+    const std::int64_t chunk = std::min({s->pending(), tokens, room});
+    if (chunk <= 0 || !grow(s, chunk)) return false;
+    plan.push_back({s, std::int32_t(chunk), chunk == s->pending()});
+    tokens -= chunk;
+    --seqs;
+    return true;
+  };
+  for (sequence_state* s : running_) {
+    if (tokens <= 0 || seqs <= 0) break;
+    if (s->pending() > 1) add_chunk(s);
+  }
+  while (!waiting_.empty() && tokens > 0 && seqs > 0) {
+    sequence_state* s = waiting_.front();
+    if (!add_chunk(s)) break;  // admission only with free blocks; keep arrival order
+    waiting_.pop_front();
+    s->admitted = next_admission_++;
+    running_.push_back(s);
+  }
+
+  // 3. Nothing could run although work is queued: prefills hold all blocks and each needs more.
+  //    Free the youngest and try again (every sequence fits the cache alone, so this ends).
+  if (plan.empty() && !running_.empty()) {
+    preempt(running_.back());
+    return schedule();
+  }
+  return plan;
+}
+
+}  // namespace mii::runtime

@@ -1,0 +1,167 @@
+// Every architecture against transformers: logits of whole prompts, of prompts fed in chunks
+// through the KV cache, of several prompts in one ragged step, and 24 greedy tokens.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <numeric>
+
+#include <mii/backend/host/host_backend.hpp>
+#include <mii/models/all.hpp>
+#include <mii/parallel/single.hpp>
+#include <mii/runtime/model_runner.hpp>
+
+#include "fixtures.hpp"
+
+using namespace mii;
+
+namespace {
+
+constexpr double tolerance = 1e-4;
+
+template <class Model>
+struct harness {
+  backend::host::context ctx{2};
+  parallel::single comm;
+  runtime::model_runner<Model, backend::host, parallel::single> runner;
+  std::int32_t next_block = 0;
+
+  static model_config small_config() {
+    model_config c;
+    c.kv_block_size = 4;         // small blocks: prompts cross many block boundaries
+    c.kv_cache_blocks = 512;
+    c.max_ragged_batch_size = 256;
+    c.show_progress = false;
+    return c;
+  }
+  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), small_config()) {}
+
+  // Blocks for a sequence, handed out interleaved with other sequences' blocks on purpose.
+  std::vector<std::int32_t> blocks(std::int64_t tokens, int seq, int n_seqs) {
+    std::vector<std::int32_t> b;
+    for (std::int64_t i = 0; i * runner.block_size() < tokens; ++i) b.push_back(std::int32_t((i * n_seqs + seq) % runner.kv_blocks()));
+    return b;
+  }
+};
+
+struct piece {
+  int seq;
+  std::int64_t begin, end;
+};
+
+// Runs `steps` (each a list of prompt pieces) and returns each prompt's logits for every position.
+template <class Model>
+std::vector<std::vector<float>> run_pieces(harness<Model>& h, const test::model_reference& ref,
+                                           const std::vector<std::vector<piece>>& steps) {
+  const int n = int(ref.prompts.size());
+  std::vector<std::vector<std::int32_t>> blocks;
+  for (int s = 0; s < n; ++s) blocks.push_back(h.blocks(std::int64_t(ref.prompts[std::size_t(s)].size()), s, n));
+  std::vector<std::vector<float>> out(static_cast<std::size_t>(n));
+  for (const auto& step : steps) {
+    std::vector<runtime::step_chunk> chunks;
+    for (const auto& p : step) {
+      const auto& prompt = ref.prompts[std::size_t(p.seq)];
+      chunks.push_back({std::span(prompt).subspan(std::size_t(p.begin), std::size_t(p.end - p.begin)), p.begin,
+                        blocks[std::size_t(p.seq)], h.runner.rope_row(p.end), runtime::step_chunk::logits::all});
+    }
+    h.runner.forward(chunks);
+    const auto logits = h.runner.logits();
+    std::size_t row = 0;
+    for (const auto& p : step) {
+      const std::size_t len = std::size_t(p.end - p.begin) * std::size_t(ref.vocab);
+      out[std::size_t(p.seq)].insert(out[std::size_t(p.seq)].end(), logits.begin() + std::ptrdiff_t(row),
+                                     logits.begin() + std::ptrdiff_t(row + len));
+      row += len;
+    }
+  }
+  return out;
+}
+
+template <class Model>
+void check_fixture(const std::string& fixture, const std::string& reference_fixture) {
+  INFO("fixture " << fixture);
+  const auto ref = test::load_reference(reference_fixture);
+  harness<Model> h(fixture);
+  REQUIRE(h.runner.shape().vocab == ref.vocab);
+  const int n = int(ref.prompts.size());
+  auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
+  auto compare = [&](const std::vector<std::vector<float>>& got, const char* what) {
+    for (int s = 0; s < n; ++s) {
+      INFO(what << ", prompt " << s);
+      REQUIRE(got[std::size_t(s)].size() == ref.logits[std::size_t(s)].size());
+      CHECK(test::max_relative_error(got[std::size_t(s)].data(), ref.logits[std::size_t(s)].data(),
+                                     got[std::size_t(s)].size()) <= tolerance);
+    }
+  };
+
+  SECTION("each prompt in one step") {
+    std::vector<std::vector<piece>> steps;
+    for (int s = 0; s < n; ++s) steps.push_back({{s, 0, len(s)}});
+    compare(run_pieces(h, ref, steps), "one step");
+  }
+  SECTION("each prompt in chunks through the KV cache") {
+    std::vector<std::vector<piece>> steps;
+    for (int s = 0; s < n; ++s)
+      for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
+        steps.push_back({{s, b, std::min(len(s), b + size)}});
+    compare(run_pieces(h, ref, steps), "chunked");
+  }
+  SECTION("ragged steps mixing prompts and chunk sizes") {
+    // step 1: prompt 0 whole + the start of 1 and 2; step 2: the rest of 1 + more of 2; step 3: rest of 2
+    const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
+    const std::vector<std::vector<piece>> steps = {
+        {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
+    compare(run_pieces(h, ref, steps), "ragged");
+  }
+  SECTION("greedy continuation matches token for token") {
+    for (int s = 0; s < n; ++s) {
+      INFO("prompt " << s);
+      std::vector<std::int32_t> tokens = ref.prompts[std::size_t(s)];
+      const auto& expected = ref.greedy[std::size_t(s)];
+      const auto blocks = h.blocks(std::int64_t(tokens.size() + expected.size()), 0, 1);
+      std::int64_t cached = 0;
+      runtime::sample_params greedy;
+      for (std::size_t step = 0; step < expected.size(); ++step) {
+        const std::int64_t total = std::int64_t(tokens.size());
+        const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, blocks,
+                                        h.runner.rope_row(total), runtime::step_chunk::logits::last};
+        h.runner.forward(std::span(&chunk, 1));
+        cached = total;
+        tokens.push_back(h.runner.sample(std::span(&greedy, 1), {})[0]);
+      }
+      const std::vector<std::int32_t> got(tokens.end() - std::ptrdiff_t(expected.size()), tokens.end());
+      CHECK(got == expected);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("llama-2 fixture matches transformers", "[model]") { check_fixture<models::llama>("llama2", "llama2"); }
+TEST_CASE("llama-3 fixture (llama3 rope scaling, tied, MQA) matches transformers", "[model]") {
+  check_fixture<models::llama>("llama3", "llama3");
+}
+TEST_CASE("mistral fixture (sliding window) matches transformers", "[model]") { check_fixture<models::mistral>("mistral", "mistral"); }
+TEST_CASE("qwen2 fixture (qkv bias) matches transformers", "[model]") { check_fixture<models::qwen2>("qwen2", "qwen2"); }
+TEST_CASE("mixtral fixture (top-2 of 8 experts) matches transformers", "[model]") { check_fixture<models::mixtral>("mixtral", "mixtral"); }
+TEST_CASE("mixtral in transformers 5's stacked-expert layout matches transformers", "[model]") {
+  check_fixture<models::mixtral>("mixtral_v5layout", "mixtral");
+}
+TEST_CASE("phi-3 fixture (fused qkv and gate_up, longrope, window) matches transformers", "[model]") {
+  check_fixture<models::phi3>("phi3", "phi3");
+}
+TEST_CASE("falcon new decoder architecture fixture matches transformers", "[model]") {
+  check_fixture<models::falcon>("falcon_new", "falcon_new");
+}
+TEST_CASE("falcon-7b layout (MQA, parallel, one norm) matches transformers", "[model]") {
+  check_fixture<models::falcon>("falcon_old", "falcon_old");
+}
+TEST_CASE("falcon RW layout (sequential, MHA, biases) matches transformers", "[model]") {
+  check_fixture<models::falcon>("falcon_rw", "falcon_rw");
+}
+TEST_CASE("opt fixture (learned positions, pre-norm) matches transformers", "[model]") { check_fixture<models::opt>("opt", "opt"); }
+TEST_CASE("opt post-norm with project_in/out (350m layout) matches transformers", "[model]") {
+  check_fixture<models::opt>("opt_postln", "opt_postln");
+}
+TEST_CASE("phi-2 fixture (partial rotary, parallel block, lm_head bias) matches transformers", "[model]") {
+  check_fixture<models::phi>("phi2", "phi2");
+}

@@ -1,0 +1,71 @@
+// Access to the model fixtures in tests/fixtures/models (made by tests/fixtures/make_fixtures.py
+// with transformers) and small comparison helpers shared by the test suites.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <mii/io/safetensors.hpp>
+
+#include "io/json_reader.hpp"
+
+namespace mii::test {
+
+inline std::filesystem::path source_dir() { return MII_SOURCE_DIR; }
+inline std::filesystem::path fixture_dir(const std::string& name) { return source_dir() / "tests/fixtures/models" / name; }
+
+struct model_reference {
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::vector<std::int32_t>> greedy;
+  std::vector<std::vector<std::int32_t>> long_prompts, long_greedy;
+  std::vector<std::vector<float>> logits;  // per prompt, [len * vocab]
+  std::int64_t vocab = 0;
+};
+
+inline std::vector<std::vector<std::int32_t>> int_lists(const detail::json_object& o, std::string_view key) {
+  std::vector<std::vector<std::int32_t>> out;
+  auto e = o.raw(key);
+  if (!e) return out;
+  for (simdjson::dom::element row : simdjson::dom::array(*e)) {
+    std::vector<std::int32_t> v;
+    for (simdjson::dom::element x : simdjson::dom::array(row)) v.push_back(std::int32_t(std::int64_t(x)));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+inline model_reference load_reference(const std::string& name) {
+  const auto dir = fixture_dir(name);
+  const auto doc = detail::json_document::from_file(dir / "reference.json");
+  const auto root = detail::json_object::expect(doc.root(), doc.origin(), "");
+  model_reference r;
+  r.prompts = int_lists(root, "prompts");
+  r.greedy = int_lists(root, "greedy");
+  r.long_prompts = int_lists(root, "long_prompts");
+  r.long_greedy = int_lists(root, "long_greedy");
+  const auto file = io::safetensors_file::open(dir / "reference.safetensors");
+  for (std::size_t i = 0; i < r.prompts.size(); ++i) {
+    const auto* t = file.find("logits." + std::to_string(i));
+    if (!t) throw std::runtime_error("reference logits missing for " + name);
+    r.vocab = t->shape[1];
+    std::vector<float> v(std::size_t(t->numel()));
+    io::convert(*t, dtype::f32, v.data());
+    r.logits.push_back(std::move(v));
+  }
+  return r;
+}
+
+// max |a - b| / max |b|: the relative error the fixtures' tolerance is stated in.
+inline double max_relative_error(const float* a, const float* b, std::size_t n) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return INFINITY;
+    diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+}  // namespace mii::test

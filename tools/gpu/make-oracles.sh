@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# On the GPU machine: produce the oracle data that CI tests against, with the real reference
+# libraries (transformers + torch for models, tokenizers for the tokenizer corpus).
+#   bash tools/gpu/make-oracles.sh        (needs .cache/tokenizers carried; writes into $OUT)
+# Results come back as $OUT/fixtures.tar.gz and $OUT/tokenizer-expected.tar.gz; unpack them into
+# tests/fixtures/models/ and tests/fixtures/tokenizer/ respectively.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+{
+  echo "== machine"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  nvcc --version | tail -1; cmake --version | head -1; g++ --version | head -1
+  ls /usr/include/boost/hana.hpp /usr/include/boost/version.hpp 2>&1; grep "define BOOST_LIB_VERSION" /usr/include/boost/version.hpp
+  python3 -c "import torch, transformers, tokenizers, safetensors; print('torch', torch.__version__, 'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, 'safetensors', safetensors.__version__)"
+} 2>&1 | tee "$OUT/env.txt"
+
+rm -rf /tmp/fixtures /tmp/tokexp
+SECONDS=0
+python3 tests/fixtures/make_fixtures.py /tmp/fixtures 2>&1 | tee "$OUT/fixtures.log"
+fix_rc=${PIPESTATUS[0]}
+echo "fixtures: rc=$fix_rc in ${SECONDS}s"
+tar -czf "$OUT/fixtures.tar.gz" -C /tmp/fixtures .
+
+args=()
+for n in llama2 llama3 qwen3; do args+=("$n=.cache/tokenizers/$n/tokenizer.json"); done
+python3 tests/fixtures/tokenizer/make_expected.py tests/fixtures/tokenizer/corpus.jsonl /tmp/tokexp "${args[@]}" 2>&1 | tee "$OUT/tokenizer.log"
+tok_rc=${PIPESTATUS[0]}
+tar -czf "$OUT/tokenizer-expected.tar.gz" -C /tmp/tokexp .
+ls -la "$OUT"
+echo "== summary: fixtures rc=$fix_rc tokenizer rc=$tok_rc total ${SECONDS}s"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages mii builds against, but only those that are missing,
+# so that a second run costs nothing. Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+# package -> a file that proves it is installed
+declare -A probe=(
+  [cmake]=/usr/bin/cmake
+  [g++]=/usr/bin/g++
+  [pkg-config]=/usr/bin/pkg-config
+  [libboost1.81-dev]=/usr/include/boost/hana.hpp
+  [librange-v3-dev]=/usr/include/range/v3/all.hpp
+  [catch2]=/usr/include/catch2/catch.hpp
+  [libsimdjson-dev]=/usr/include/simdjson.h
+  [libpcre2-dev]=/usr/include/pcre2.h
+  [libutf8proc-dev]=/usr/include/utf8proc.h
+)
+missing=()
+for pkg in "${!probe[@]}"; do
+  [[ -e ${probe[$pkg]} ]] || missing+=("$pkg")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) != 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
