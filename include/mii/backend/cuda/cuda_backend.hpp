@@ -1,0 +1,127 @@
+// The CUDA backend: the host backend's op contract (backend/host/host_backend.hpp) in bf16 or
+// fp16 on an NVIDIA GPU. Everything here compiles without CUDA headers (plain g++ user code
+// instantiates transformer<Model, cuda<bf16_t>>); kernels live in kernels/*.cu, explicitly
+// instantiated for the (dtype, head_dim, ...) combinations dispatched in kernels/dispatch.cuh.
+//
+// All ops are asynchronous on the context's stream; only copy_to_host/sample/synchronize wait.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include <mii/backend/step_batch.hpp>
+#include <mii/dtype.hpp>
+#include <mii/layers/policies.hpp>
+#include <mii/model/weight_plan.hpp>
+#include <mii/runtime/sampling.hpp>
+#include <mii/runtime/step_builder.hpp>
+
+namespace mii::backend {
+
+namespace cuda_detail {
+void* device_alloc(std::size_t bytes);   // throws mii::error naming the size and free memory
+void device_free(void* p) noexcept;
+
+// Owning device memory (move-only). Default-constructed: empty.
+template <class T>
+class device_buffer {
+ public:
+  device_buffer() = default;
+  explicit device_buffer(std::int64_t n) : data_(static_cast<T*>(device_alloc(std::size_t(n) * sizeof(T)))), size_(n) {}
+  device_buffer(device_buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  device_buffer& operator=(device_buffer&& o) noexcept {
+    if (this != &o) {
+      device_free(data_);
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  ~device_buffer() { device_free(data_); }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::int64_t size() const { return size_; }
+  bool empty() const { return data_ == nullptr; }
+
+ private:
+  T* data_ = nullptr;
+  std::int64_t size_ = 0;
+};
+}  // namespace cuda_detail
+
+// DType: bf16_t or fp16_t (layout-compatible with __nv_bfloat16 / __half).
+template <class DType>
+struct cuda {
+  using compute_t = DType;
+  static constexpr std::string_view name = "cuda";
+  static constexpr dtype compute_dtype = DType::tag;
+
+  // One per engine (per rank): the device, a stream, cuBLASLt handle and workspace, pinned
+  // staging memory for weight uploads and step metadata, the sampler's scratch.
+  class context {
+   public:
+    explicit context(int device = 0);
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+    void synchronize();
+    int device() const;
+    struct state;  // defined in src/cuda; kernels reach the stream and handles through it
+    state& impl() { return *state_; }
+
+   private:
+    std::unique_ptr<state> state_;
+  };
+
+  template <class T>
+  using buffer = cuda_detail::device_buffer<T>;
+  template <class T>
+  static buffer<T> alloc(context&, std::int64_t n) { return buffer<T>(n); }
+  static void fill(context&, float* data, std::int64_t n, float value);
+  template <class T>
+  static void copy_to_device(context&, T* dst, const T* src, std::int64_t n);
+  template <class T>
+  static void copy_to_host(context&, T* dst, const T* src, std::int64_t n);
+
+  using T = DType;
+  static void embed(context&, const step_batch&, const T* table, std::int64_t vocab_begin, std::int64_t local_vocab,
+                    std::int64_t dim, T* out);
+  static void add_positions(context&, const step_batch&, const T* table, int offset, std::int64_t dim, T* out);
+  template <layers::norm_kind K>
+  static void add_norm(context&, T* residual, const T* delta, const T* w, const T* bias, float eps, std::int64_t rows,
+                       std::int64_t cols, T* out);
+  static void linear(context&, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,
+                     const T* bias, T* y, bool accumulate = false);
+  static void linear_f32(context&, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,
+                         const T* bias, float* y);
+  template <layers::rotary_style S>
+  static void rope_store_kv(context&, const step_batch&, T* qkv, const attention_shape&, const rope_table&,
+                            kv_layer<T> cache);
+  static void attention(context&, const step_batch&, const T* qkv, const attention_shape&, kv_layer<const T> cache,
+                        T* out);
+  template <layers::activation A>
+  static void gated_act(context&, const T* gate_up, std::int64_t rows, std::int64_t f, T* out);
+  template <layers::activation A>
+  static void act(context&, T* x, std::int64_t rows, std::int64_t cols);
+  static void gather_rows(context&, const T* x, std::int64_t cols, const std::int32_t* rows, std::int32_t n, T* out);
+  static void add(context&, T* x, const T* d, std::int64_t n);
+  static void copy_2d(context&, float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch,
+                      std::int64_t width, std::int64_t height);
+  template <layers::activation A>
+  static void moe(context&, const T* x, std::int64_t rows, std::int64_t hidden, const T* router_w,
+                  std::int64_t experts, std::int64_t top_k, std::span<const T* const> expert_up,
+                  std::span<const T* const> expert_down, std::int64_t ffn, T* out);
+
+  static step_batch upload_step(context&, const runtime::step_builder&);
+  static void sample(context&, const float* logits, std::int32_t rows, std::int64_t vocab,
+                     std::span<const runtime::sample_params> params, std::span<const std::int32_t> eos_ids,
+                     std::int32_t* out);
+  // memory_fraction of the device memory free now (after weights and workspace).
+  static std::size_t kv_budget_bytes(context&, double memory_fraction);
+  static buffer<T> load(context&, const model::plan_entry& e);
+};
+
+}  // namespace mii::backend

@@ -1,0 +1,15 @@
+#include "cuda/check.hpp"
+
+namespace mii::cuda_detail {
+
+void throw_cuda(cudaError_t err, const char* what, const char* file, int line) {
+  fail("CUDA error ", cudaGetErrorName(err), " (", int(err), "): ", cudaGetErrorString(err), " in ", what, " at ",
+       file, ":", line);
+}
+
+void throw_cublas(cublasStatus_t st, const char* what, const char* file, int line) {
+  fail("cuBLASLt error ", cublasLtGetStatusName(st), " (", int(st), "): ", cublasLtGetStatusString(st), " in ", what,
+       " at ", file, ":", line);
+}
+
+}  // namespace mii::cuda_detail
