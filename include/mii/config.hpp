@@ -36,7 +36,11 @@ struct model_config {
   std::int32_t kv_block_size = 64;             // tokens per KV block
   std::optional<std::int64_t> kv_cache_blocks; // exact number of blocks (MII's "allocate" mode)
   double kv_cache_memory_fraction = 0.9;       // else: this share of the memory left after weights
+  // Speed runs: weights are random values made on the device from config.json's shapes alone
+  // (no tensor files are read). Outputs are meaningless; use with ignore_eos.
+  bool random_weights = false;
   // ---- backend ----
+  std::string backend = "auto";                // "auto" (GPU when usable), "cuda" or "host"
   int device = 0;                              // CUDA device (under TP: LOCAL_RANK when set)
   int host_threads = 0;                        // host backend worker threads (0: all cores)
   bool show_progress = true;                   // progress bar on stderr while loading (TTY only)

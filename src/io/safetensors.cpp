@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <mutex>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -230,6 +232,18 @@ checkpoint checkpoint::open(const std::filesystem::path& path) {
   return c;
 }
 
+struct checkpoint::synthetic_store {
+  std::mutex mu;
+  std::deque<tensor_view> tensors;  // deque: pointers stay valid as it grows
+};
+
+checkpoint checkpoint::synthetic() {
+  checkpoint c;
+  c.root_ = "<random weights>";
+  c.synthetic_ = std::make_shared<synthetic_store>();
+  return c;
+}
+
 const tensor_view* checkpoint::find(std::string_view name) const {
   auto it = std::lower_bound(index_.begin(), index_.end(), name,
                              [](const tensor_view* t, std::string_view n) { return t->name < n; });
@@ -242,6 +256,15 @@ const tensor_view& checkpoint::get(std::string_view name) const {
 }
 
 const tensor_view& checkpoint::get(std::string_view name, std::span<const std::int64_t> shape) const {
+  if (synthetic_) {
+    std::lock_guard lock(synthetic_->mu);
+    tensor_view& t = synthetic_->tensors.emplace_back();
+    t.name = std::string(name);
+    t.type = dtype::bf16;
+    t.shape.assign(shape.begin(), shape.end());
+    t.file = &root_;
+    return t;
+  }
   const tensor_view& t = get(name);
   if (!std::equal(t.shape.begin(), t.shape.end(), shape.begin(), shape.end()))
     fail(t.file->string(), ": tensor '", name, "' has shape ", t.shape_string(), " but the config implies ",

@@ -1,5 +1,7 @@
 #include <mii/model/weight_plan.hpp>
 
+#include <functional>
+
 #include <mii/error.hpp>
 
 namespace mii::model {
@@ -250,8 +252,28 @@ std::size_t weight_plan::total_bytes(dtype as) const {
   return n;
 }
 
+bool plan_entry::synthetic() const {
+  return !runs.empty() && runs.front().tensor->synthetic();
+}
+
+float plan_entry::synthetic_value(std::int64_t i) const {
+  // Norm weights 1, biases 0, matrices uniform in [-0.02, 0.02): finite activations at any depth.
+  if (vector) return what.find("bias") != std::string::npos ? 0.0f : 1.0f;
+  std::uint64_t z = std::uint64_t(i) + 0x9E3779B97F4A7C15ull * (std::hash<std::string>{}(what) | 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finalizer
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (float(z >> 40) * (1.0f / 16777216.0f) - 0.5f) * 0.04f;
+}
+
 void materialize(const plan_entry& e, dtype to, void* out) {
   auto* dst = static_cast<std::byte*>(out);
+  if (e.synthetic()) {
+    std::vector<float> tmp(static_cast<std::size_t>(e.numel()));
+    for (std::int64_t i = 0; i < e.numel(); ++i) tmp[std::size_t(i)] = e.synthetic_value(i);
+    io::convert(tmp.data(), dtype::f32, to, out, e.numel());
+    return;
+  }
   const std::size_t esize = dtype_size(to);
   std::int64_t written = 0;
   for (const row_run& r : e.runs) {

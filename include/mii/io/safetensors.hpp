@@ -26,6 +26,8 @@ struct tensor_view {
   const std::filesystem::path* file = nullptr;
 
   std::int64_t numel() const;
+  // No data: a tensor of a synthetic (random-weight) checkpoint.
+  bool synthetic() const { return bytes.empty() && numel() > 0; }
   std::string shape_string() const;       // "[4096, 14336]"
 };
 
@@ -58,6 +60,12 @@ class checkpoint {
   // `path`: a model directory (model.safetensors or model.safetensors.index.json inside), an
   // index file, or a single .safetensors file.
   static checkpoint open(const std::filesystem::path& path);
+  // A checkpoint of random weights for speed runs (config.json alone, no tensor files): every
+  // tensor the loader asks for with get(name, shape) exists with that shape and no data, and
+  // backends fill such weights with random values on the device. find() sees no optional
+  // tensors (tied heads stay tied).
+  static checkpoint synthetic();
+  bool is_synthetic() const { return synthetic_ != nullptr; }
 
   const std::filesystem::path& root() const { return root_; }
   std::span<const safetensors_file> files() const { return files_; }
@@ -73,6 +81,8 @@ class checkpoint {
   std::filesystem::path root_;
   std::vector<safetensors_file> files_;
   std::vector<const tensor_view*> index_;  // all tensors sorted by name
+  struct synthetic_store;
+  std::shared_ptr<synthetic_store> synthetic_;
 };
 
 // Converts `count` elements starting at element `first` of `t` to `to`, writing to `out`.

@@ -125,6 +125,7 @@ class transformer {
 
     // Only the sampled rows go through the final norm and lm_head.
     const std::int64_t ns = b.n_sample;
+    if (ns == 0) return;  // a step of prompt chunks that all continue next step
     Backend::gather_rows(ctx, x, H, b.sample_rows, b.n_sample, gx_.data());
     if (delta) Backend::gather_rows(ctx, delta, H, b.sample_rows, b.n_sample, gd_.data());
     T* final_rows = gx_.data();

@@ -40,6 +40,10 @@ struct plan_entry {
   std::int64_t col_begin = 0;      // first source column taken
   bool vector = false;             // a 1-D weight (norm weight or bias)
   bool present() const { return !runs.empty(); }
+  // From a synthetic checkpoint (random weights): no source bytes; element i's value is
+  // synthetic_value(i) on every backend.
+  bool synthetic() const;
+  float synthetic_value(std::int64_t i) const;
   std::int64_t numel() const { return rows * cols; }
 };
 

@@ -34,7 +34,7 @@ class model_runner {
       : ctx_(ctx), comm_(comm) {
     const io::hf_config hf = io::load_hf_config(dir);
     shape_ = model::resolve_shape(Model::describe(Model::name), hf, comm.size(), comm.rank());
-    const io::checkpoint ckpt = io::checkpoint::open(dir);
+    const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
     const model::weight_plan plan = model::plan_weights(Model::describe(Model::name), shape_, ckpt);
     const std::int64_t max_tokens = std::max<std::int64_t>(cfg.max_ragged_batch_size, 1);
     const std::int64_t max_sample = std::max<std::int64_t>(std::min(cfg.max_ragged_sequence_count, max_tokens), 1);

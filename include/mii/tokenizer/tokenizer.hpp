@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,6 +37,9 @@ class tokenizer {
   std::vector<std::vector<token_id>> encode_batch(std::span<const std::string> texts,
                                                   bool add_special_tokens = true) const;
   std::string decode(std::span<const token_id> ids, bool skip_special_tokens = false) const;
+  std::string decode(std::initializer_list<token_id> ids, bool skip_special_tokens = false) const {
+    return decode(std::span<const token_id>(ids.begin(), ids.size()), skip_special_tokens);
+  }
 
   // Size of the id space: model vocab plus added tokens (max id + 1).
   std::int32_t vocab_size() const;

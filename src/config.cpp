@@ -1,0 +1,77 @@
+#include <mii/config.hpp>
+
+#include <cmath>
+#include <ostream>
+#include <sstream>
+
+#include <mii/error.hpp>
+
+namespace mii {
+
+std::string_view to_string(generation_finish_reason r) {
+  switch (r) {
+    case generation_finish_reason::none: return "none";
+    case generation_finish_reason::length: return "length";
+    case generation_finish_reason::stop: return "stop";
+    case generation_finish_reason::error: return "error";
+  }
+  return "none";
+}
+
+void validate(const generate_params& p) {
+  if (p.max_length < 1) fail("generate_params.max_length must be >= 1, got ", p.max_length);
+  if (p.max_new_tokens && *p.max_new_tokens < 1) fail("generate_params.max_new_tokens must be >= 1, got ", *p.max_new_tokens);
+  if (p.min_new_tokens < 0) fail("generate_params.min_new_tokens must be >= 0, got ", p.min_new_tokens);
+  if (p.max_new_tokens && p.min_new_tokens > *p.max_new_tokens)
+    fail("generate_params.min_new_tokens (", p.min_new_tokens, ") must not exceed max_new_tokens (", *p.max_new_tokens, ")");
+  if (!(p.top_p > 0.0 && p.top_p <= 1.0)) fail("generate_params.top_p must be in (0, 1], got ", p.top_p);
+  if (p.top_k && *p.top_k < 0) fail("generate_params.top_k must be >= 0, got ", *p.top_k);
+  if (p.temperature && !(*p.temperature >= 0.0 && std::isfinite(*p.temperature)))
+    fail("generate_params.temperature must be a finite number >= 0, got ", *p.temperature);
+  for (std::size_t i = 0; i < p.stop.size(); ++i)
+    if (p.stop[i].empty()) fail("generate_params.stop[", i, "] is an empty string");
+}
+
+namespace {
+void json_string(std::ostream& os, std::string_view s) {
+  os << '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': os << "\\\""; break;
+      case '\\': os << "\\\\"; break;
+      case '\n': os << "\\n"; break;
+      case '\r': os << "\\r"; break;
+      case '\t': os << "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          os << buf;
+        } else {
+          os << char(c);
+        }
+    }
+  }
+  os << '"';
+}
+}  // namespace
+
+std::string response::to_json() const {
+  std::ostringstream os;
+  os << "{\"generated_text\":";
+  json_string(os, generated_text);
+  os << ",\"token_ids\":[";
+  for (std::size_t i = 0; i < token_ids.size(); ++i) os << (i ? "," : "") << token_ids[i];
+  os << "],\"prompt_length\":" << prompt_length << ",\"generated_length\":" << generated_length
+     << ",\"finish_reason\":\"" << to_string(finish_reason) << '"';
+  if (!error.empty()) {
+    os << ",\"error\":";
+    json_string(os, error);
+  }
+  os << '}';
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const response& r) { return os << r.generated_text; }
+
+}  // namespace mii

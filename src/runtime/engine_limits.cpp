@@ -1,0 +1,26 @@
+#include <mii/runtime/engine.hpp>
+
+namespace mii::runtime {
+
+engine_limits resolve_limits(const model_config& cfg, const model::model_shape& shape, const io::hf_config& hf,
+                             const io::generation_config& gen, const tokenizer* tok) {
+  engine_limits l;
+  // EOS: generation_config.json first (it is what transformers' generate uses), then config.json,
+  // then the tokenizer's own.
+  const auto& ids = !gen.eos_token_ids.empty() ? gen.eos_token_ids : hf.eos_token_ids;
+  for (auto id : ids) l.eos_ids.push_back(std::int32_t(id));
+  if (l.eos_ids.empty() && tok)
+    if (auto e = tok->eos_id()) l.eos_ids.push_back(*e);
+
+  if (cfg.max_length && *cfg.max_length < 2) fail("model_config.max_length must be >= 2, got ", *cfg.max_length);
+  if (cfg.max_context < 2) fail("model_config.max_context must be >= 2, got ", cfg.max_context);
+  if (cfg.max_length && shape.max_positions > 0 && *cfg.max_length > shape.max_positions)
+    fail("model_config.max_length is ", *cfg.max_length, " but the model's max_position_embeddings is ",
+         shape.max_positions, " (", shape.config_file.string(), ")");
+  l.max_sequence = std::min(cfg.max_length.value_or(shape.max_positions > 0 ? shape.max_positions : cfg.max_context),
+                            cfg.max_context);
+  if (shape.learned_positions) l.max_sequence = std::min(l.max_sequence, shape.max_positions);
+  return l;
+}
+
+}  // namespace mii::runtime
