@@ -75,6 +75,21 @@ struct generate_params {
   std::optional<std::uint64_t> seed;           // reproducible sampling; default: random per call
 };
 
+// A request for serve(): requests that arrive while the engine runs (servers, load benchmarks).
+struct serve_request {
+  std::size_t id = 0;
+  std::vector<token_id> prompt;
+  const generate_params* params = nullptr;  // must outlive the request
+};
+
+// Where the memory went: weights and KV cache (bytes on the backend's device).
+struct memory_report {
+  std::size_t weight_bytes = 0;
+  std::size_t kv_cache_bytes = 0;
+  std::int32_t kv_blocks = 0;
+  std::int32_t kv_block_size = 0;
+};
+
 // Throws mii::error naming the field and value ("generate_params.top_p must be in (0, 1], got 1.5").
 void validate(const generate_params& p);
 

@@ -9,6 +9,7 @@
 // is usable and on the host (fp32 reference) otherwise.
 #pragma once
 #include <concepts>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -47,6 +48,9 @@ class engine_iface {
   virtual std::string_view backend_name() const = 0;
   virtual std::string_view model_name() const = 0;
   virtual std::int32_t kv_blocks_in_use() const = 0;
+  virtual memory_report memory() const = 0;
+  virtual void serve(const std::function<void(std::vector<serve_request>&)>& poll,
+                     const std::function<void(std::size_t, response)>& done, const std::function<bool()>& more) = 0;
 };
 
 template <class Model, class Backend, class Comm>
@@ -64,6 +68,11 @@ class engine_impl final : public engine_iface {
   std::string_view backend_name() const override { return Backend::name; }
   std::string_view model_name() const override { return Model::name; }
   std::int32_t kv_blocks_in_use() const override { return e_.sched().blocks().used_count(); }
+  memory_report memory() const override { return e_.memory(); }
+  void serve(const std::function<void(std::vector<serve_request>&)>& poll,
+             const std::function<void(std::size_t, response)>& done, const std::function<bool()>& more) override {
+    e_.serve(poll, done, more);
+  }
 
  private:
   runtime::engine<Model, Backend, Comm> e_;
@@ -103,6 +112,13 @@ class generation_pipeline {
   std::string_view backend_name() const { return e_->backend_name(); }
   std::string_view model_name() const { return e_->model_name(); }
   std::int32_t kv_blocks_in_use() const { return e_->kv_blocks_in_use(); }
+  memory_report memory() const { return e_->memory(); }
+  // Requests arriving while it runs: `poll` appends new ones before every step, `done` receives
+  // each finished response with its id, and serving ends when `more()` is false and all are done.
+  void serve(const std::function<void(std::vector<serve_request>&)>& poll,
+             const std::function<void(std::size_t, response)>& done, const std::function<bool()>& more) {
+    e_->serve(poll, done, more);
+  }
 
  private:
   std::unique_ptr<detail::engine_iface> e_;

@@ -54,6 +54,7 @@ safetensors_file& safetensors_file::operator=(safetensors_file&& o) noexcept {
     map_ = std::exchange(o.map_, nullptr);
     size_ = std::exchange(o.size_, 0);
     tensors_ = std::move(o.tensors_);
+    metadata_ = std::move(o.metadata_);
     for (auto& t : tensors_) t.file = &path_;
   }
   return *this;
@@ -111,7 +112,15 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
   std::vector<span_check> spans;
   for (auto [key_sv, value] : root.object()) {
     const std::string key(key_sv);
-    if (key == "__metadata__") continue;
+    if (key == "__metadata__") {
+      const auto meta = detail::json_object::expect(value, doc.origin(), key);
+      for (auto [k, v] : meta.object()) {
+        std::string_view text;
+        if (v.get(text)) meta.bad(k, "a string (safetensors metadata maps strings to strings)", v);
+        f.metadata_.emplace_back(std::string(k), std::string(text));
+      }
+      continue;
+    }
     const auto entry = detail::json_object::expect(value, doc.origin(), key);
     const std::string type_name = entry.require(entry.get_string("dtype"), "dtype");
     const auto shape = entry.require(entry.get_int_list("shape"), "shape");
@@ -135,6 +144,10 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
     if (std::uint64_t(end) > data_size)
       fail(where, ": tensor '", key, "' has data_offsets [", begin, ", ", end, "] past the end of the data section (",
            data_size, " bytes): the file is truncated");
+    // numel * dtype size can exceed 64 bits (and wrap to a small number) while numel does not.
+    if (std::uint64_t(numel) > data_size / dtype_size(*type))
+      fail(where, ": tensor '", key, "' has dtype ", type_name, " and shape ", shape_str(shape),
+           ", more bytes than the whole data section (", data_size, " bytes)");
     const std::uint64_t expected = std::uint64_t(numel) * dtype_size(*type);
     if (std::uint64_t(end - begin) != expected)
       fail(where, ": tensor '", key, "' has ", end - begin, " bytes of data but dtype ", type_name, " and shape ",
@@ -150,7 +163,8 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
   for (auto& t : f.tensors_) {
     t.file = &f.path_;
     const auto b = std::uint64_t(t.bytes.data() - (base + data_start));
-    spans.push_back({b, b + t.bytes.size(), &t.name});
+    // An empty tensor occupies no bytes: it overlaps nothing, even at another tensor's offset.
+    if (!t.bytes.empty()) spans.push_back({b, b + t.bytes.size(), &t.name});
   }
   std::sort(spans.begin(), spans.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
   for (std::size_t i = 1; i < spans.size(); ++i)
@@ -244,6 +258,15 @@ checkpoint checkpoint::synthetic() {
   return c;
 }
 
+std::vector<tensor_view> checkpoint::synthetic_tensors() const {
+  std::vector<tensor_view> out;
+  if (!synthetic_) return out;
+  std::lock_guard lock(synthetic_->mu);
+  for (const auto& t : synthetic_->tensors)
+    if (std::none_of(out.begin(), out.end(), [&](const tensor_view& o) { return o.name == t.name; })) out.push_back(t);
+  return out;
+}
+
 const tensor_view* checkpoint::find(std::string_view name) const {
   auto it = std::lower_bound(index_.begin(), index_.end(), name,
                              [](const tensor_view* t, std::string_view n) { return t->name < n; });
@@ -287,12 +310,16 @@ std::size_t checkpoint::total_bytes() const {
 // ---- conversion --------------------------------------------------------------------------------
 
 namespace {
+// Tensor data need not be aligned to its element size (writers other than the reference one do
+// not pad between tensors), so elements are loaded with memcpy rather than through a typed pointer.
 template <class In>
 float load_as_float(const In* p, std::int64_t i) {
+  In v;
+  std::memcpy(&v, reinterpret_cast<const std::byte*>(p) + i * std::int64_t(sizeof(In)), sizeof(In));
   if constexpr (std::is_same_v<In, float>) {
-    return p[i];
+    return v;
   } else {
-    return to_float(p[i]);
+    return to_float(v);
   }
 }
 template <class Out>

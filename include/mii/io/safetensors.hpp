@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <mii/dtype.hpp>
@@ -43,6 +44,8 @@ class safetensors_file {
   const std::filesystem::path& path() const { return path_; }
   std::span<const tensor_view> tensors() const { return tensors_; }
   const tensor_view* find(std::string_view name) const;
+  // The header's __metadata__ (a string-to-string map in the format), in file order.
+  std::span<const std::pair<std::string, std::string>> metadata() const { return metadata_; }
   std::size_t file_size() const { return size_; }
   // Tells the kernel we will read the whole file soon (overlaps disk reads with our work).
   void prefetch() const;
@@ -53,6 +56,7 @@ class safetensors_file {
   void* map_ = nullptr;
   std::size_t size_ = 0;
   std::vector<tensor_view> tensors_;  // sorted by name
+  std::vector<std::pair<std::string, std::string>> metadata_;
 };
 
 class checkpoint {
@@ -66,6 +70,9 @@ class checkpoint {
   // tensors (tied heads stay tied).
   static checkpoint synthetic();
   bool is_synthetic() const { return synthetic_ != nullptr; }
+  // The tensors a loader has asked a synthetic checkpoint for (unique by name, in request order):
+  // the table of contents a real checkpoint of this architecture and config would have.
+  std::vector<tensor_view> synthetic_tensors() const;
 
   const std::filesystem::path& root() const { return root_; }
   std::span<const safetensors_file> files() const { return files_; }

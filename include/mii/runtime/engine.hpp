@@ -54,12 +54,13 @@ class engine {
   }
 
   const tokenizer& tok() const {
-    if (!tok_) fail("this engine has no tokenizer (random weights without tokenizer.json)");
+    if (!tok_) fail("the model directory has no tokenizer.json: give model_config.tokenizer, or use token ids");
     return *tok_;
   }
   const model::model_shape& shape() const { return runner_->shape(); }
   const scheduler& sched() const { return *sched_; }
   const engine_limits& limits() const { return limits_; }
+  memory_report memory() const { return runner_->memory(); }
   Comm& comm() { return comm_; }
 
   // Generates for every prompt. Invalid parameters throw before any work; a prompt that cannot
@@ -107,15 +108,10 @@ class engine {
   // Serving with requests that arrive over time (benchmarks, servers). Before every step the
   // engine asks `poll(now)` for new submissions; each finished request is handed to `done`.
   // Per-token timing: the submission's params.stream is called for every token.
-  struct submission {
-    std::size_t id = 0;
-    std::vector<token_id> prompt;
-    const generate_params* params = nullptr;  // must outlive the request
-  };
   template <class Poll, class Done, class More>
   void serve(Poll&& poll, Done&& done, More&& more) {
     std::vector<std::unique_ptr<request>> live;
-    std::vector<submission> incoming;
+    std::vector<serve_request> incoming;
     std::int64_t tracked = 0;
     std::deque<request*> queued;
     while (more() || !live.empty()) {
@@ -157,7 +153,9 @@ class engine {
  private:
   static std::optional<tokenizer> load_tokenizer(const std::filesystem::path& dir, const model_config& cfg) {
     if (cfg.tokenizer) return tokenizer::from_file(*cfg.tokenizer);
-    if (cfg.random_weights && !std::filesystem::exists(dir / "tokenizer.json")) return std::nullopt;
+    // Without tokenizer.json the engine still serves token ids (generate_ids, serve); text
+    // prompts then fail with a message saying what is missing.
+    if (!std::filesystem::exists(dir / "tokenizer.json")) return std::nullopt;
     return tokenizer::from_file(dir);
   }
 

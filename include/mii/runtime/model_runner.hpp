@@ -40,6 +40,7 @@ class model_runner {
     const std::int64_t max_sample = std::max<std::int64_t>(std::min(cfg.max_ragged_sequence_count, max_tokens), 1);
     io::progress_bar bar("loading " + dir.filename().string(), cfg.show_progress);
     model_.emplace(ctx, shape_, plan, max_tokens, max_sample, &io::progress_bar::callback, &bar);
+    weight_bytes_ = plan.total_bytes(Backend::compute_dtype);
     bar.finish();
     block_size_ = cfg.kv_block_size;
     if (block_size_ < 1) fail("model_config.kv_block_size must be >= 1, got ", block_size_);
@@ -64,6 +65,9 @@ class model_runner {
   std::int64_t max_tokens() const { return model_->max_tokens(); }
   std::int64_t max_sample() const { return model_->max_sample(); }
   std::int32_t rope_row(std::int64_t len) const { return model_->rope_row(len); }
+  memory_report memory() const {
+    return {weight_bytes_, std::size_t(kv_.size()) * sizeof(T), kv_blocks_, block_size_};
+  }
 
   // Runs one step; logits of the requested rows stay on the backend until sample()/logits().
   void forward(std::span<const step_chunk> chunks) {
@@ -95,6 +99,7 @@ class model_runner {
   typename Backend::template buffer<T> kv_;
   typename Backend::template buffer<float> logits_;
   std::int32_t kv_blocks_ = 0, block_size_ = 0, n_sample_ = 0;
+  std::size_t weight_bytes_ = 0;
   step_builder builder_;
 };
 

@@ -1,0 +1,488 @@
+// mii-bench: speed figures with their physical floors, as one reproducible command.
+//
+//   mii-bench --model DIR [--random-weights] [--scenario latency,prefill,throughput,load,cold]
+//             [--roofline] [--out DIR] [--label NAME] [scenario sizes, see --help]
+//
+// Every figure is printed next to its floor: decode floor = (weight bytes + KV bytes read per
+// step) / measured copy bandwidth; prefill floor = model FLOPs / measured bf16 GEMM rate
+// (--roofline measures both on this machine first). Results go to OUT/LABEL.json.
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/hana/for_each.hpp>
+
+#include <mii/io/hf_config.hpp>
+#include <mii/io/safetensors.hpp>
+#include <mii/model/weight_plan.hpp>
+#include <mii/models/all.hpp>
+#include <mii/pipeline.hpp>
+#if MII_WITH_CUDA
+#include <mii/backend/cuda/roofline.hpp>
+#endif
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+struct options {
+  std::string model, out = "bench/results", label, backend = "auto", write_checkpoint;
+  std::vector<std::string> scenarios{"latency", "prefill", "throughput"};
+  bool random_weights = false, roofline = false;
+  std::int64_t prompt_len = 512, gen_len = 128;                 // latency
+  std::int64_t prefill_batch = 8, prefill_len = 2048;           // prefill
+  std::int64_t tp_batch = 64, tp_prompt = 512, tp_gen = 128;    // offline throughput
+  std::vector<int> clients{4, 16, 32};                          // load (closed loop)
+  std::int64_t load_requests = 64;
+  std::int64_t load_prompt_lo = 1200, load_prompt_hi = 2600, load_gen_lo = 60, load_gen_hi = 128;
+  double sla_ttft_s = 2.0, sla_tokens_per_s = 4.0;
+  std::int64_t max_batch_tokens = 768;
+  double kv_fraction = 0.9;
+  int repeats = 3;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "mii-bench: " << why << "\n"
+            << "usage: mii-bench --model DIR --write-checkpoint OUT   (random bf16 checkpoint of the config's shapes)\n"
+            << "       mii-bench --model DIR [--random-weights] [--scenario LIST] [--roofline] [--out DIR] [--label NAME]\n"
+               "  scenarios: latency (--prompt-len P --gen-len N), prefill (--prefill-batch B --prefill-len P),\n"
+               "             throughput (--batch B --tp-prompt P --tp-gen N), load (--clients C1,C2 --load-requests R\n"
+               "             --load-prompt LO:HI --load-gen LO:HI --sla-ttft-ms MS --sla-tps T), cold (real checkpoint)\n"
+               "  engine: --max-batch-tokens N (768) --kv-fraction F (0.9) --backend auto|cuda|host --repeats K\n";
+  std::exit(2);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, sep);)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto v = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    auto num = [&]() { return std::stoll(v()); };
+    auto range = [&](std::int64_t& lo, std::int64_t& hi) {
+      const auto p = split(v(), ':');
+      if (p.size() != 2) usage(a + " needs LO:HI");
+      lo = std::stoll(p[0]);
+      hi = std::stoll(p[1]);
+    };
+    if (a == "--model") o.model = v();
+    else if (a == "--write-checkpoint") o.write_checkpoint = v();
+    else if (a == "--out") o.out = v();
+    else if (a == "--label") o.label = v();
+    else if (a == "--backend") o.backend = v();
+    else if (a == "--random-weights") o.random_weights = true;
+    else if (a == "--roofline") o.roofline = true;
+    else if (a == "--scenario") o.scenarios = split(v(), ',');
+    else if (a == "--prompt-len") o.prompt_len = num();
+    else if (a == "--gen-len") o.gen_len = num();
+    else if (a == "--prefill-batch") o.prefill_batch = num();
+    else if (a == "--prefill-len") o.prefill_len = num();
+    else if (a == "--batch") o.tp_batch = num();
+    else if (a == "--tp-prompt") o.tp_prompt = num();
+    else if (a == "--tp-gen") o.tp_gen = num();
+    else if (a == "--clients") {
+      o.clients.clear();
+      for (auto& c : split(v(), ',')) o.clients.push_back(std::stoi(c));
+    } else if (a == "--load-requests") o.load_requests = num();
+    else if (a == "--load-prompt") range(o.load_prompt_lo, o.load_prompt_hi);
+    else if (a == "--load-gen") range(o.load_gen_lo, o.load_gen_hi);
+    else if (a == "--sla-ttft-ms") o.sla_ttft_s = double(num()) / 1000.0;
+    else if (a == "--sla-tps") o.sla_tokens_per_s = double(num());
+    else if (a == "--max-batch-tokens") o.max_batch_tokens = num();
+    else if (a == "--kv-fraction") o.kv_fraction = std::stod(v());
+    else if (a == "--repeats") o.repeats = int(num());
+    else if (a == "-h" || a == "--help") usage("help");
+    else usage("unknown argument " + a);
+  }
+  if (o.model.empty()) usage("--model is required");
+  if (o.label.empty()) o.label = std::filesystem::path(o.model).filename().string();
+  return o;
+}
+
+// ---- the model's cost, for floors ----
+struct cost_model {
+  double weight_bytes = 0;     // what one decode step reads (all weights)
+  double matmul_params = 0;    // multiply-adds per token through the layers (no embedding lookup)
+  double head_params = 0;      // lm_head multiply-adds per sampled row
+  double kv_bytes_per_token = 0;
+  double attn_flops_per_pair = 0;  // q·k and p·v FLOPs per (query, key) pair, all layers and heads
+};
+
+cost_model cost_of(const mii::model::model_shape& s, const mii::memory_report& m, std::size_t elem) {
+  cost_model c;
+  c.weight_bytes = double(m.weight_bytes);
+  const double H = double(s.hidden), F = double(s.ffn), L = double(s.layers);
+  const double qkv = H * double((s.heads + 2 * s.kv_heads) * s.head_dim), o = double(s.heads * s.head_dim) * H;
+  const double mlp = s.experts ? double(s.top_k) * 3 * H * F : (s.wiring == mii::layers::wiring::sequential ? 3 : 3) * H * F;
+  c.matmul_params = L * (qkv + o + mlp);
+  c.head_params = double(s.vocab) * double(s.embed_dim);
+  c.kv_bytes_per_token = L * 2.0 * double(s.kv_heads * s.head_dim) * double(elem);
+  c.attn_flops_per_pair = L * double(s.heads) * 4.0 * double(s.head_dim);
+  return c;
+}
+
+struct figure {
+  std::string name, unit;
+  double value = 0, floor = 0;  // floor: the physical best (same unit), 0 when not applicable
+  bool lower_is_better = true;
+};
+struct scenario_result {
+  std::string scenario;
+  std::map<std::string, std::string> config;
+  std::vector<figure> figures;
+};
+
+std::vector<std::int32_t> random_prompt(std::mt19937_64& rng, std::int64_t len, std::int64_t vocab) {
+  std::uniform_int_distribution<std::int32_t> d(3, std::int32_t(std::min<std::int64_t>(vocab, 1 << 30) - 1));
+  std::vector<std::int32_t> p(static_cast<std::size_t>(len));
+  for (auto& x : p) x = d(rng);
+  return p;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, std::size_t(q * double(v.size() - 1) + 0.5))];
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+// Writes OUT/model.safetensors with random bf16 values under the names and shapes the
+// architecture's loader asks for (config.json + tokenizer-free), for cold-start measurements.
+void write_random_checkpoint(const std::string& config_dir, const std::string& out_dir) {
+  const auto hf = mii::io::load_hf_config(config_dir);
+  std::optional<mii::model::arch_description> arch;
+  boost::hana::for_each(mii::models::builtin, [&](auto t) {
+    using M = typename decltype(t)::type;
+    for (auto n : M::hf_names())
+      for (const auto& a : hf.architectures)
+        if (n == a && !arch) arch = M::describe(M::name);
+  });
+  if (!arch) throw mii::error(config_dir + ": no built-in architecture for this config");
+  const auto shape = mii::model::resolve_shape(*arch, hf);
+  const auto ckpt = mii::io::checkpoint::synthetic();
+  mii::model::plan_weights(*arch, shape, ckpt);
+  const auto tensors = ckpt.synthetic_tensors();
+  std::filesystem::create_directories(out_dir);
+  std::filesystem::copy_file(std::filesystem::path(config_dir) / "config.json", std::filesystem::path(out_dir) / "config.json",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::string header = "{";
+  std::uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    std::string dims;
+    for (auto d : t.shape) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+    const std::uint64_t bytes = std::uint64_t(t.numel()) * 2;
+    header += (header.size() > 1 ? "," : "") + ("\"" + t.name + "\":{\"dtype\":\"BF16\",\"shape\":[" + dims +
+                                                "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}");
+    offset += bytes;
+  }
+  header += "}";
+  while (header.size() % 8) header += ' ';
+  std::ofstream f(std::filesystem::path(out_dir) / "model.safetensors", std::ios::binary);
+  const std::uint64_t len = header.size();
+  f.write(reinterpret_cast<const char*>(&len), 8);
+  f.write(header.data(), std::streamsize(header.size()));
+  std::vector<std::uint16_t> chunk(std::size_t(1) << 24);
+  std::uint64_t state = 0x2545F4914F6CDD1Dull;
+  for (std::uint64_t left = offset / 2; left > 0;) {
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(left, chunk.size()));
+    for (std::size_t i = 0; i < n; ++i) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;  // xorshift64
+      chunk[i] = std::uint16_t(0x3c00u | (state & 0x00ffu) | ((state >> 8) & 0x8000u));  // bf16 in ~[-0.008, 0.008)
+    }
+    f.write(reinterpret_cast<const char*>(chunk.data()), std::streamsize(n * 2));
+    left -= n;
+  }
+  if (!f) throw mii::error(out_dir + "/model.safetensors: write failed");
+  std::cerr << "mii-bench: wrote " << tensors.size() << " tensors, " << double(offset) / 1e9 << " GB to " << out_dir << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto t_main = clock_type::now();
+  const options opt = parse(argc, argv);
+  try {
+    if (!opt.write_checkpoint.empty()) {
+      write_random_checkpoint(opt.model, opt.write_checkpoint);
+      return 0;
+    }
+    mii::model_config cfg;
+    cfg.random_weights = opt.random_weights;
+    cfg.backend = opt.backend;
+    cfg.max_ragged_batch_size = opt.max_batch_tokens;
+    cfg.kv_cache_memory_fraction = opt.kv_fraction;
+    cfg.max_context = 8192;
+    const auto hf = mii::io::load_hf_config(opt.model);
+    std::cerr << "mii-bench: " << mii::io::summarize(hf) << "\n";
+
+    double copy_bw = 0, gemm_rate = 0;
+    std::string gpu_name = "none";
+    std::size_t gpu_used_before = 0, gpu_total = 0;
+#if MII_WITH_CUDA
+    if (mii::cuda_available() && opt.backend != "host") {
+      const auto info = mii::cuda_roofline::query();
+      gpu_name = info.name;
+      gpu_total = info.memory_total;
+      gpu_used_before = info.memory_used;
+      if (opt.roofline) {
+        const auto c = mii::cuda_roofline::measure();
+        copy_bw = c.copy_bytes_per_s;
+        gemm_rate = c.bf16_flops_per_s;
+        std::cerr << "mii-bench: roofline: copy " << copy_bw / 1e12 << " TB/s, bf16 GEMM " << gemm_rate / 1e12
+                  << " TFLOP/s\n";
+      }
+    }
+#endif
+    const auto t_load0 = clock_type::now();
+    auto pipe = mii::pipeline(opt.model, cfg);
+    const double load_s = seconds_since(t_load0);
+    const auto& shape = pipe.shape();
+    const auto mem = pipe.memory();
+    std::size_t gpu_used_after = 0;
+#if MII_WITH_CUDA
+    if (gpu_name != "none") gpu_used_after = mii::cuda_roofline::query().memory_used;
+#endif
+    const std::size_t elem = pipe.backend_name() == "host" ? 4 : 2;
+    const cost_model cost = cost_of(shape, mem, elem);
+    std::cerr << "mii-bench: " << pipe.model_name() << " on " << pipe.backend_name() << ", weights "
+              << double(mem.weight_bytes) / 1e9 << " GB, KV cache " << double(mem.kv_cache_bytes) / 1e9 << " GB ("
+              << mem.kv_blocks << " blocks of " << mem.kv_block_size << "), loaded in " << load_s << " s\n";
+
+    std::mt19937_64 rng(1234);
+    std::vector<scenario_result> results;
+    auto params_for = [](std::int64_t n) {
+      mii::generate_params p;
+      p.do_sample = false;
+      p.ignore_eos = true;
+      p.max_new_tokens = n;
+      p.max_length = 1 << 30;
+      return p;
+    };
+    const double decode_floor_s = [&](double ctx) {
+      return copy_bw > 0 ? (cost.weight_bytes + cost.kv_bytes_per_token * ctx) / copy_bw : 0.0;
+    }(double(opt.prompt_len + opt.gen_len / 2));
+
+    for (const auto& sc : opt.scenarios) {
+      if (sc == "latency") {
+        std::vector<double> ttft, step_ms;
+        for (int r = 0; r < opt.repeats + 1; ++r) {  // first run warms up
+          auto p = params_for(opt.gen_len);
+          std::vector<double> times;
+          const auto t0 = clock_type::now();
+          p.stream = [&](const mii::stream_event& e) {
+            if (!e.finished) times.push_back(seconds_since(t0));
+          };
+          pipe.generate_ids({random_prompt(rng, opt.prompt_len, shape.vocab)}, p);
+          if (r == 0 || times.size() < 2) continue;
+          ttft.push_back(times.front() * 1e3);
+          step_ms.push_back((times.back() - times.front()) * 1e3 / double(times.size() - 1));
+        }
+        const double prefill_flops = double(opt.prompt_len) * 2 * cost.matmul_params + 2 * cost.head_params +
+                                     cost.attn_flops_per_pair * double(opt.prompt_len) * double(opt.prompt_len) / 2;
+        const double ms = median(step_ms);
+        results.push_back({"latency",
+                           {{"batch", "1"}, {"prompt", std::to_string(opt.prompt_len)}, {"gen", std::to_string(opt.gen_len)}},
+                           {{"time_to_first_token", "ms", median(ttft), gemm_rate > 0 ? prefill_flops / gemm_rate * 1e3 : 0},
+                            {"decode_step", "ms", ms, decode_floor_s * 1e3},
+                            {"decode_tokens_per_s", "tok/s", 1e3 / ms, decode_floor_s > 0 ? 1.0 / decode_floor_s : 0, false}}});
+      } else if (sc == "prefill") {
+        std::vector<double> secs;
+        for (int r = 0; r < opt.repeats + 1; ++r) {
+          std::vector<std::vector<std::int32_t>> prompts;
+          for (int b = 0; b < opt.prefill_batch; ++b) prompts.push_back(random_prompt(rng, opt.prefill_len, shape.vocab));
+          const auto t0 = clock_type::now();
+          pipe.generate_ids(prompts, params_for(1));
+          if (r) secs.push_back(seconds_since(t0));
+        }
+        const double tokens = double(opt.prefill_batch * opt.prefill_len);
+        const double flops = tokens * 2 * cost.matmul_params + double(opt.prefill_batch) * 2 * cost.head_params +
+                             double(opt.prefill_batch) * cost.attn_flops_per_pair * double(opt.prefill_len) * double(opt.prefill_len) / 2;
+        const double s = median(secs);
+        results.push_back({"prefill",
+                           {{"batch", std::to_string(opt.prefill_batch)}, {"prompt", std::to_string(opt.prefill_len)},
+                            {"max_batch_tokens", std::to_string(opt.max_batch_tokens)}},
+                           {{"prefill_tokens_per_s", "tok/s", tokens / s, gemm_rate > 0 ? tokens / (flops / gemm_rate) : 0, false},
+                            {"model_tflops", "TFLOP/s", flops / s / 1e12, gemm_rate / 1e12, false}}});
+      } else if (sc == "throughput") {
+        std::vector<double> secs;
+        for (int r = 0; r < std::max(1, opt.repeats / 2) + 1; ++r) {
+          std::vector<std::vector<std::int32_t>> prompts;
+          for (int b = 0; b < opt.tp_batch; ++b) prompts.push_back(random_prompt(rng, opt.tp_prompt, shape.vocab));
+          const auto t0 = clock_type::now();
+          pipe.generate_ids(prompts, params_for(opt.tp_gen));
+          if (r) secs.push_back(seconds_since(t0));
+        }
+        const double s = median(secs), out = double(opt.tp_batch * opt.tp_gen);
+        // Floor: every decode step reads the weights once plus each sequence's KV; prefill at GEMM rate.
+        const double steps = double(opt.tp_gen), ctx = double(opt.tp_prompt + opt.tp_gen / 2);
+        const double floor_s = copy_bw > 0 && gemm_rate > 0
+                                   ? steps * (cost.weight_bytes + double(opt.tp_batch) * ctx * cost.kv_bytes_per_token) / copy_bw +
+                                         double(opt.tp_batch) * (double(opt.tp_prompt + opt.tp_gen) * 2 * cost.matmul_params) / gemm_rate
+                                   : 0;
+        results.push_back({"throughput",
+                           {{"batch", std::to_string(opt.tp_batch)}, {"prompt", std::to_string(opt.tp_prompt)},
+                            {"gen", std::to_string(opt.tp_gen)}},
+                           {{"output_tokens_per_s", "tok/s", out / s, floor_s > 0 ? out / floor_s : 0, false},
+                            {"total_tokens_per_s", "tok/s", double(opt.tp_batch * (opt.tp_prompt + opt.tp_gen)) / s, 0, false},
+                            {"wall", "s", s, floor_s}}});
+      } else if (sc == "load") {
+        for (int clients : opt.clients) {
+          // Closed loop: `clients` users, each sends its next request when the last one finishes.
+          std::uniform_int_distribution<std::int64_t> plen(opt.load_prompt_lo, opt.load_prompt_hi), glen(opt.load_gen_lo, opt.load_gen_hi);
+          std::vector<mii::generate_params> params(std::size_t(opt.load_requests));
+          std::vector<double> sent(params.size()), first(params.size(), -1), end(params.size());
+          std::vector<std::int64_t> gen(params.size());
+          std::size_t next = 0, finished = 0;
+          int in_flight = 0;
+          const auto t0 = clock_type::now();
+          for (std::size_t i = 0; i < params.size(); ++i) {
+            params[i] = params_for(glen(rng));
+            gen[i] = *params[i].max_new_tokens;
+            params[i].stream = [&, i](const mii::stream_event& e) {
+              if (!e.finished && first[i] < 0) first[i] = seconds_since(t0);
+            };
+          }
+          pipe.serve(
+              [&](std::vector<mii::serve_request>& out) {
+                while (in_flight < clients && next < params.size()) {
+                  sent[next] = seconds_since(t0);
+                  out.push_back({next, random_prompt(rng, plen(rng), shape.vocab), &params[next]});
+                  ++next;
+                  ++in_flight;
+                }
+              },
+              [&](std::size_t id, mii::response) {
+                end[id] = seconds_since(t0);
+                --in_flight;
+                ++finished;
+              },
+              [&] { return next < params.size(); });
+          const double wall = seconds_since(t0);
+          std::vector<double> latency, ttft;
+          std::size_t within_sla = 0;
+          double out_tokens = 0;
+          for (std::size_t i = 0; i < params.size(); ++i) {
+            latency.push_back(end[i] - sent[i]);
+            ttft.push_back(first[i] - sent[i]);
+            out_tokens += double(gen[i]);
+            const double rate = double(gen[i] - 1) / std::max(1e-9, end[i] - first[i]);
+            if (first[i] - sent[i] <= opt.sla_ttft_s && rate >= opt.sla_tokens_per_s) ++within_sla;
+          }
+          results.push_back({"load",
+                             {{"clients", std::to_string(clients)}, {"requests", std::to_string(opt.load_requests)},
+                              {"prompt", std::to_string(opt.load_prompt_lo) + ":" + std::to_string(opt.load_prompt_hi)},
+                              {"gen", std::to_string(opt.load_gen_lo) + ":" + std::to_string(opt.load_gen_hi)},
+                              {"sla", "ttft<=" + std::to_string(opt.sla_ttft_s) + "s,tps>=" + std::to_string(opt.sla_tokens_per_s)}},
+                             {{"requests_per_s", "req/s", double(finished) / wall, 0, false},
+                              {"output_tokens_per_s", "tok/s", out_tokens / wall, 0, false},
+                              {"latency_p50", "s", percentile(latency, 0.5)},
+                              {"latency_p90", "s", percentile(latency, 0.9)},
+                              {"latency_p99", "s", percentile(latency, 0.99)},
+                              {"ttft_p50", "s", percentile(ttft, 0.5)},
+                              {"ttft_p99", "s", percentile(ttft, 0.99)},
+                              {"effective_requests_per_s", "req/s", double(within_sla) / wall, 0, false}}});
+        }
+      } else if (sc == "cold") {
+        // Process start -> weights on the device -> first token (this process did exactly that).
+        double since_exec = 0;
+        {
+          std::ifstream st("/proc/self/stat");
+          std::string tok;
+          for (int f = 1; f <= 22 && st >> tok; ++f)
+            if (f == 22) since_exec = double(std::stoll(tok)) / double(sysconf(_SC_CLK_TCK));
+          std::ifstream up("/proc/uptime");
+          double uptime = 0;
+          up >> uptime;
+          since_exec = uptime - since_exec - seconds_since(t_main);  // exec -> main
+        }
+        const auto t0 = clock_type::now();
+        pipe.generate_ids({random_prompt(rng, 16, shape.vocab)}, params_for(1));
+        const double first_token = seconds_since(t0);
+        results.push_back({"cold",
+                           {{"checkpoint", opt.random_weights ? "random (device)" : opt.model}},
+                           {{"exec_to_main", "s", std::max(0.0, since_exec)},
+                            {"load_weights", "s", load_s},
+                            {"first_token", "s", first_token},
+                            {"process_start_to_first_token", "s", std::max(0.0, since_exec) + seconds_since(t_main)}}});
+      } else {
+        usage("unknown scenario " + sc);
+      }
+    }
+
+    // ---- report ----
+    std::printf("\n%-12s %-28s %14s %14s %10s\n", "scenario", "figure", "value", "floor", "vs floor");
+    for (const auto& r : results)
+      for (const auto& f : r.figures) {
+        const double ratio = f.floor > 0 ? (f.lower_is_better ? f.value / f.floor : f.floor / f.value) : 0;
+        std::printf("%-12s %-28s %11.3f %-3s %11.3f %-3s %9.2fx\n", r.scenario.c_str(), f.name.c_str(), f.value,
+                    f.unit.substr(0, 3).c_str(), f.floor, f.floor > 0 ? f.unit.substr(0, 3).c_str() : "", ratio);
+      }
+    std::filesystem::create_directories(opt.out);
+    const auto path = std::filesystem::path(opt.out) / (opt.label + ".json");
+    std::ofstream js(path);
+    utsname u{};
+    uname(&u);
+    const char* commit = std::getenv("MII_COMMIT");
+    js << "{\"runner\":\"mii\",\"label\":\"" << json_escape(opt.label) << "\",\"machine\":\"" << u.nodename << " "
+       << u.machine << "\",\"gpu\":\"" << json_escape(gpu_name) << "\",\"commit\":\"" << (commit ? commit : "unknown")
+       << "\",\"model\":\"" << json_escape(opt.model) << "\",\"architecture\":\"" << pipe.model_name()
+       << "\",\"backend\":\"" << pipe.backend_name() << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
+       << ",\"weight_bytes\":" << mem.weight_bytes << ",\"kv_cache_bytes\":" << mem.kv_cache_bytes
+       << ",\"gpu_memory_total\":" << gpu_total << ",\"gpu_used_before\":" << gpu_used_before
+       << ",\"gpu_used_after_load\":" << gpu_used_after << ",\"roofline\":{\"copy_bytes_per_s\":" << copy_bw
+       << ",\"bf16_flops_per_s\":" << gemm_rate << "},\"results\":[";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      js << (i ? "," : "") << "{\"scenario\":\"" << r.scenario << "\",\"config\":{";
+      std::size_t k = 0;
+      for (const auto& [key, val] : r.config) js << (k++ ? "," : "") << '"' << key << "\":\"" << json_escape(val) << '"';
+      js << "},\"figures\":{";
+      for (std::size_t j = 0; j < r.figures.size(); ++j)
+        js << (j ? "," : "") << '"' << r.figures[j].name << "\":{\"value\":" << r.figures[j].value << ",\"unit\":\""
+           << r.figures[j].unit << "\",\"floor\":" << r.figures[j].floor << '}';
+      js << "}}";
+    }
+    js << "]}\n";
+    std::cerr << "mii-bench: wrote " << path.string() << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "mii-bench: " << e.what() << "\n";
+    return 1;
+  }
+}

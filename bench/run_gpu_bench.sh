@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The benchmark, in one command on the GPU machine (carry .deps):
+#   bash bench/run_gpu_bench.sh [mistral-7b] [llama3-8b]
+# Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the
+# transformers peers (eager; static cache + torch.compile) on the same random-weight shapes,
+# then the cold start from a real checkpoint file, and prints the ratio table last.
+# Env: PEERS="eager compile" (which transformers modes), SCENARIOS, COLD=1, QUICK=1 (small sizes).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}
+res=$OUT/results
+mkdir -p "$res"
+models=("$@")
+((${#models[@]})) || models=(mistral-7b llama3-8b)
+export MII_COMMIT=${MII_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export PYTHONUNBUFFERED=1
+SECONDS=0
+bash tools/gpu/build.sh mii-bench > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+echo "build: ${SECONDS}s"
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
+
+sizes=()
+[[ ${QUICK:-0} == 1 ]] && sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --load-requests 16 --clients 4,16 --repeats 1)
+for m in "${models[@]}"; do
+  cfg=bench/configs/$m
+  ./build-gpu/bench/mii-bench --model "$cfg" --random-weights --roofline \
+    --scenario "${SCENARIOS:-latency,prefill,throughput,load}" --label "mii-$m" --out "$res" "${sizes[@]}" \
+    2>&1 | tee "$OUT/mii-$m.log" | tail -30
+  echo "mii $m done: ${SECONDS}s"
+  for mode in ${PEERS-eager compile}; do
+    peer_sizes=()
+    [[ ${QUICK:-0} == 1 ]] && peer_sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --repeats 1)
+    timeout 420 python3 bench/peers/transformers_peer.py --config "$cfg" --mode "$mode" --out "$res/hf-$mode-$m.json" \
+      "${peer_sizes[@]}" 2>&1 | grep -v Warning | tee "$OUT/hf-$mode-$m.log" | tail -8
+    echo "transformers $mode $m done: ${SECONDS}s"
+  done
+done
+if [[ ${COLD:-1} == 1 ]]; then
+  m=${models[0]}
+  ./build-gpu/bench/mii-bench --model "bench/configs/$m" --write-checkpoint /tmp/ckpt-$m 2>&1 | tail -1
+  cat /tmp/ckpt-$m/model.safetensors > /dev/null  # in the page cache, as the goal states
+  ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 | tail -6
+fi
+echo "total: ${SECONDS}s"
+python3 bench/compare.py "$res" | tee "$OUT/table.txt"
