@@ -65,7 +65,7 @@ class tokenizer {
     // Text newly made final by `id` (possibly empty).
     std::string push(token_id id);
     // Whatever is still held back (an incomplete character at the very end is emitted as the
-    // full decode would render it).
+    // full decode would render it). Ends the stream: a later push starts a new one.
     std::string flush();
     const std::vector<token_id>& ids() const { return ids_; }
 
