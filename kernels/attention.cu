@@ -1,0 +1,257 @@
+// cuda<DType>::attention: plans one step's attention (which kernel, how many key splits) from
+// the host-side scalars of the step, then launches the tensor-core kernel
+// (attention_flash.cuh, per head_dim in attention_hd<D>.cu) and, when the key range was split,
+// the combine kernel. Head dims without a tensor-core instantiation run a generic fallback.
+// Nothing here reads device memory, synchronizes or (inside graph capture) allocates.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "attention.cuh"
+#include "common.cuh"
+#include "cuda/check.hpp"
+#include "cuda/context_state.hpp"
+#include "dispatch.cuh"
+
+namespace mii::kernels::attn {
+namespace {
+
+constexpr int fallback_warps = 4;
+constexpr int fallback_max_dims_per_lane = 8;  // head_dim <= 256
+constexpr int combine_warps = 4;
+constexpr int max_splits = 64;
+
+// Generic attention for any head_dim <= 256: one warp per (token, query head), fp32 math.
+// Scores of 32 keys at a time (one key per lane), online softmax over chunks, and P V with the
+// lanes owning dims lane, lane+32, ... so value rows are read coalesced.
+template <class T>
+__global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel(const attention_params p) {
+  extern __shared__ float q_smem[];  // [fallback_warps][head_dim], pre-scaled into the exp2 domain
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const std::int64_t row = std::int64_t(blockIdx.x) * fallback_warps + warp;
+  if (row >= std::int64_t(p.n_tokens) * p.heads) return;
+  const int token = int(row / p.heads), head = int(row % p.heads);
+  const int kv_head = head / p.group;
+  const int hd = p.head_dim;
+  const int seq = p.token_seq[token];
+  const int pos = p.positions[token];
+
+  const T* const qkv = static_cast<const T*>(p.qkv);
+  const T* const cache = static_cast<const T*>(p.cache);
+  float* const q = q_smem + warp * hd;
+  for (int d = lane; d < hd; d += 32) q[d] = to_f32(qkv[std::int64_t(token) * p.qkv_stride + head * hd + d]) * p.scale_log2;
+  __syncwarp();
+
+  const std::int32_t* const table = p.block_tables + std::int64_t(seq) * p.max_blocks_per_seq;
+  const std::int64_t head_offset = std::int64_t(kv_head) * p.block_size * hd;
+  const int lo = p.window > 0 ? max(0, pos - p.window + 1) : 0;
+  float m = -INFINITY, l = 0.f;
+  float acc[fallback_max_dims_per_lane] = {};
+  for (int j0 = lo; j0 <= pos; j0 += 32) {
+    const int j = j0 + lane;
+    float s = -INFINITY;
+    std::int64_t key_offset = 0;
+    if (j <= pos) {
+      key_offset = std::int64_t(table[j >> p.block_size_log2]) * p.block_stride + head_offset +
+                   std::int64_t(j & (p.block_size - 1)) * hd;
+      float dot = 0.f;
+      for (int d = 0; d < hd; ++d) dot = fmaf(q[d], to_f32(cache[key_offset + d]), dot);
+      s = dot;
+    }
+    float chunk_max = s;
+    for (int o = 16; o > 0; o >>= 1) chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, o));
+    const float m_new = fmaxf(m, chunk_max);  // finite: key j0 is visible
+    const float alpha = exp2f(m - m_new);
+    const float pj = exp2f(s - m_new);
+    float chunk_sum = pj;
+    for (int o = 16; o > 0; o >>= 1) chunk_sum += __shfl_xor_sync(0xffffffffu, chunk_sum, o);
+    l = l * alpha + chunk_sum;
+    m = m_new;
+#pragma unroll
+    for (int i = 0; i < fallback_max_dims_per_lane; ++i) acc[i] *= alpha;
+    const int n_keys = min(32, pos - j0 + 1);
+    for (int jj = 0; jj < n_keys; ++jj) {
+      const float pk = __shfl_sync(0xffffffffu, pj, jj);
+      const std::int64_t v_offset = __shfl_sync(0xffffffffu, key_offset, jj) + p.value_offset;
+#pragma unroll
+      for (int i = 0; i < fallback_max_dims_per_lane; ++i) {
+        const int d = lane + 32 * i;
+        if (d < hd) acc[i] = fmaf(pk, to_f32(cache[v_offset + d]), acc[i]);
+      }
+    }
+  }
+  T* const out = static_cast<T*>(p.out) + row * hd;
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int i = 0; i < fallback_max_dims_per_lane; ++i) {
+    const int d = lane + 32 * i;
+    if (d < hd) out[d] = from_f32<T>(acc[i] * inv);
+  }
+}
+
+// Merges the split-KV partials of each (token, head) row: weights 2^(lse_s - max lse), one warp
+// per row, four dims per lane per step (head_dim % 4 == 0 on the tensor-core path).
+template <class T>
+__global__ void __launch_bounds__(combine_warps * 32) attention_combine_kernel(const attention_params p) {
+  __shared__ float weights[combine_warps][max_splits];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const std::int64_t n_rows = std::int64_t(p.n_tokens) * p.heads;
+  const std::int64_t row = std::int64_t(blockIdx.x) * combine_warps + warp;
+  if (row >= n_rows) return;
+  const int n_splits = p.n_splits;
+  float mx = -INFINITY;
+  for (int s = lane; s < n_splits; s += 32) mx = fmaxf(mx, p.partial_lse[s * n_rows + row]);
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  const float base = mx == -INFINITY ? 0.f : mx;
+  float total = 0.f;
+  for (int s = lane; s < n_splits; s += 32) {
+    const float w = exp2f(p.partial_lse[s * n_rows + row] - base);
+    weights[warp][s] = w;
+    total += w;
+  }
+  for (int o = 16; o > 0; o >>= 1) total += __shfl_xor_sync(0xffffffffu, total, o);
+  __syncwarp();
+  const float inv = total > 0.f ? 1.f / total : 0.f;
+  const int hd = p.head_dim;
+  T* const out = static_cast<T*>(p.out) + row * hd;
+  for (int d = lane * 4; d < hd; d += 128) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < n_splits; ++s) {
+      const float w = weights[warp][s];
+      if (w == 0.f) continue;  // empty slice: its partial row is zeros anyway
+      const float4 v = *reinterpret_cast<const float4*>(p.partial_out + (s * n_rows + row) * hd + d);
+      acc.x = fmaf(w, v.x, acc.x);
+      acc.y = fmaf(w, v.y, acc.y);
+      acc.z = fmaf(w, v.z, acc.z);
+      acc.w = fmaf(w, v.w, acc.w);
+    }
+    out[d] = from_f32<T>(acc.x * inv);
+    out[d + 1] = from_f32<T>(acc.y * inv);
+    out[d + 2] = from_f32<T>(acc.z * inv);
+    out[d + 3] = from_f32<T>(acc.w * inv);
+  }
+}
+
+int log2_exact(std::int32_t v) {
+  int l = 0;
+  while ((std::int32_t(1) << l) < v) ++l;
+  return l;
+}
+
+bool aligned_to(const void* ptr, std::uintptr_t bytes) { return (reinterpret_cast<std::uintptr_t>(ptr) % bytes) == 0; }
+
+// How many slices to cut each query tile's key range into. Splitting pays when the step has
+// too few (query tile, kv head) work items to occupy the SMs and the contexts are long enough
+// that each slice still streams a couple of key tiles (flash-decoding).
+int plan_splits(std::int64_t busy_ctas, std::int64_t max_kv_len, int block_n, int sm_count) {
+  if (busy_ctas <= 0 || busy_ctas >= sm_count) return 1;
+  const std::int64_t target_ctas = 2 * std::int64_t(sm_count);
+  const std::int64_t by_occupancy = (target_ctas + busy_ctas - 1) / busy_ctas;
+  const std::int64_t by_length = (max_kv_len + 2 * block_n - 1) / (2 * block_n);  // >= 2 tiles per slice
+  const std::int64_t splits = std::min<std::int64_t>({by_occupancy, by_length, max_splits});
+  return splits < 2 ? 1 : int(splits);
+}
+
+}  // namespace
+}  // namespace mii::kernels::attn
+
+namespace mii::backend {
+
+template <class DType>
+void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, const attention_shape& a,
+                            kv_layer<const T> cache, T* out) {
+  namespace attn = kernels::attn;
+  if (b.n_tokens <= 0) return;
+  if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0)
+    fail("cuda attention: query heads (", a.heads, ") must be a positive multiple of kv heads (", a.kv_heads, ")");
+  if (cache.head_dim != a.head_dim || cache.kv_heads != a.kv_heads)
+    fail("cuda attention: KV cache layout (kv_heads ", cache.kv_heads, ", head_dim ", cache.head_dim,
+         ") does not match the attention shape (kv_heads ", a.kv_heads, ", head_dim ", a.head_dim, ")");
+  if (cache.block_size <= 0 || (cache.block_size & (cache.block_size - 1)) != 0)
+    fail("cuda attention: KV cache block size must be a power of two, got ", cache.block_size);
+  if (a.head_dim <= 0 || a.head_dim > attn::fallback_max_dims_per_lane * 32)
+    fail("cuda attention: head_dim ", a.head_dim, " is not supported (at most ", attn::fallback_max_dims_per_lane * 32,
+         ")");
+  if (a.window < 0) fail("cuda attention: sliding window must be >= 0, got ", a.window);
+
+  auto& st = ctx.impl();
+  attn::attention_params p;
+  p.qkv = qkv;
+  p.out = out;
+  p.cache = cache.data;
+  p.seq_start = b.seq_start;
+  p.seq_kv_len = b.seq_kv_len;
+  p.block_tables = b.block_tables;
+  p.positions = b.positions;
+  p.token_seq = b.token_seq;
+  p.n_seqs = b.n_seqs;
+  p.n_tokens = b.n_tokens;
+  p.max_blocks_per_seq = b.max_blocks_per_seq;
+  p.heads = a.heads;
+  p.kv_heads = a.kv_heads;
+  p.group = a.heads / a.kv_heads;
+  p.head_dim = a.head_dim;
+  p.qkv_stride = (a.heads + 2 * a.kv_heads) * a.head_dim;
+  p.block_size = cache.block_size;
+  p.block_size_log2 = attn::log2_exact(cache.block_size);
+  p.block_stride = cache.block_stride();
+  p.value_offset = std::int64_t(cache.kv_heads) * cache.block_size * cache.head_dim;
+  p.window = a.window;
+  p.scale_log2 = a.scale * 1.4426950408889634f;
+
+  const bool tensor_core_ok = attn::aligned_to(qkv, 16) && attn::aligned_to(cache.data, 16) && attn::aligned_to(out, 4);
+  const bool launched = tensor_core_ok && kernels::dispatch_head_dim(a.head_dim, [&](auto dim) {
+    constexpr int D = decltype(dim)::value;
+    const bool decode = std::int64_t(b.max_new_tokens) * p.group <= attn::decode_shape.block_m();
+    const attn::tile_shape shape = decode ? attn::decode_shape : attn::prefill_shape(D);
+    const int block_m = shape.block_m(), block_n = shape.block_n;
+    int sm_count = 0;
+    MII_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, st.device));
+    // CTAs with work: every sequence has at least one tile; rows beyond that fill whole tiles.
+    const std::int64_t tiles = std::max<std::int64_t>(b.n_seqs, (std::int64_t(b.n_tokens) * p.group + block_m - 1) / block_m);
+    // Split-KV scratch grows only outside graph capture (cudaMalloc cannot be captured). Every
+    // reservation covers at least the decode bound (splits * busy CTAs < 3 * SMs, 16 rows each,
+    // see plan_splits), and the first uncaptured call reserves it, so decode steps captured
+    // later never need more; a step that would need more during capture runs unsplit.
+    const std::int64_t decode_bound = std::int64_t(4) * sm_count * attn::decode_shape.block_m() * (D + 1);
+    auto reserve_partials = [&](std::int64_t need) {
+      if (st.attention_partials.size() >= need) return true;
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      MII_CUDA_CHECK(cudaStreamIsCapturing(st.stream, &capture));
+      if (capture != cudaStreamCaptureStatusNone) return false;
+      if (!st.attention_partials.empty()) MII_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // old block idle
+      st.attention_partials = cuda_detail::device_buffer<float>(std::max(need, decode_bound));
+      return true;
+    };
+    reserve_partials(decode_bound);
+    const int splits = attn::plan_splits(tiles * p.kv_heads, b.max_kv_len, block_n, sm_count);
+    if (splits > 1) {
+      // Partials: [splits][n_tokens][heads] rows of head_dim outputs plus one lse each.
+      const std::int64_t rows = std::int64_t(splits) * b.n_tokens * a.heads;
+      if (reserve_partials(rows * (D + 1))) {
+        p.n_splits = splits;
+        p.partial_out = st.attention_partials.data();
+        p.partial_lse = p.partial_out + rows * D;
+      }
+    }
+    attn::launch_flash_attention<D, DType>(p, decode, st.device, st.stream);
+    if (p.n_splits > 1) {
+      const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::combine_warps);
+      attn::attention_combine_kernel<kernels::device_t<DType>><<<blocks, attn::combine_warps * 32, 0, st.stream>>>(p);
+      MII_CUDA_CHECK_LAUNCH();
+    }
+  });
+  if (!launched) {
+    const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::fallback_warps);
+    const std::size_t smem = std::size_t(attn::fallback_warps) * a.head_dim * sizeof(float);
+    attn::attention_fallback_kernel<kernels::device_t<DType>><<<blocks, attn::fallback_warps * 32, smem, st.stream>>>(p);
+    MII_CUDA_CHECK_LAUNCH();
+  }
+}
+
+template void cuda<bf16_t>::attention(cuda<bf16_t>::context&, const step_batch&, const bf16_t*, const attention_shape&,
+                                      kv_layer<const bf16_t>, bf16_t*);
+template void cuda<fp16_t>::attention(cuda<fp16_t>::context&, const step_batch&, const fp16_t*, const attention_shape&,
+                                      kv_layer<const fp16_t>, fp16_t*);
+
+}  // namespace mii::backend

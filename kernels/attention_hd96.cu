@@ -1,0 +1,6 @@
+// Tensor-core attention kernels for head_dim 96 (bf16 and fp16); see attention_flash.cuh.
+#include "attention_flash.cuh"
+
+namespace mii::kernels::attn {
+MII_INSTANTIATE_FLASH_ATTENTION(96)
+}  // namespace mii::kernels::attn
