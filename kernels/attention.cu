@@ -214,23 +214,26 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
     // see plan_splits), and the first uncaptured call reserves it, so decode steps captured
     // later never need more; a step that would need more during capture runs unsplit.
     const std::int64_t decode_bound = std::int64_t(4) * sm_count * attn::decode_shape.block_m() * (D + 1);
+    // Decode steps (the ones replayed from CUDA graphs) have a buffer of their own that never
+    // moves once reserved; prefill steps may grow theirs without invalidating any graph.
+    auto& partials = decode ? st.attention_partials_decode : st.attention_partials;
     auto reserve_partials = [&](std::int64_t need) {
-      if (st.attention_partials.size() >= need) return true;
+      if (partials.size() >= need) return true;
       cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
       MII_CUDA_CHECK(cudaStreamIsCapturing(st.stream, &capture));
       if (capture != cudaStreamCaptureStatusNone) return false;
-      if (!st.attention_partials.empty()) MII_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // old block idle
-      st.attention_partials = cuda_detail::device_buffer<float>(std::max(need, decode_bound));
+      if (!partials.empty()) MII_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // old block idle
+      partials = cuda_detail::device_buffer<float>(std::max(need, decode_bound));
       return true;
     };
-    reserve_partials(decode_bound);
+    if (decode) reserve_partials(decode_bound);
     const int splits = attn::plan_splits(tiles * p.kv_heads, b.max_kv_len, block_n, sm_count);
     if (splits > 1) {
       // Partials: [splits][n_tokens][heads] rows of head_dim outputs plus one lse each.
       const std::int64_t rows = std::int64_t(splits) * b.n_tokens * a.heads;
       if (reserve_partials(rows * (D + 1))) {
         p.n_splits = splits;
-        p.partial_out = st.attention_partials.data();
+        p.partial_out = partials.data();
         p.partial_lse = p.partial_out + rows * D;
       }
     }

@@ -41,6 +41,7 @@ struct model_config {
   bool random_weights = false;
   // ---- backend ----
   std::string backend = "auto";                // "auto" (GPU when usable), "cuda" or "host"
+  bool cuda_graphs = true;                     // replay decode steps from CUDA graphs (cuda backend)
   int device = 0;                              // CUDA device (under TP: LOCAL_RANK when set)
   int host_threads = 0;                        // host backend worker threads (0: all cores)
   bool show_progress = true;                   // progress bar on stderr while loading (TTY only)

@@ -4,14 +4,72 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
 #include <vector>
 
 #include <mii/backend/cuda/cuda_backend.hpp>
 
 namespace mii::backend {
 
+// Device scratch that only grows. Growing frees the old block with cudaFree, which waits for
+// the device, so work still reading the old block finishes first.
+struct device_scratch {
+  void* ptr = nullptr;
+  std::size_t bytes = 0;
+  void* reserve(std::size_t need);  // returns ptr, at least `need` bytes
+  template <class T>
+  T* as(std::size_t count) { return static_cast<T*>(reserve(count * sizeof(T))); }
+  void release() noexcept;
+};
+
+// Pinned host scratch that only grows. The caller makes sure no copy still reads it before a
+// reserve() that may reallocate (the stream is synchronized before freeing).
+struct pinned_scratch {
+  void* ptr = nullptr;
+  std::size_t bytes = 0;
+  void* reserve(std::size_t need, cudaStream_t stream);
+  template <class T>
+  T* as(std::size_t count, cudaStream_t stream) { return static_cast<T*>(reserve(count * sizeof(T), stream)); }
+  void release() noexcept;
+};
+
+// A cuBLASLt matmul prepared for one GEMM shape: the decode path runs the same few shapes every
+// step, so descriptors and the heuristic's choice are made once and reused.
+struct gemm_key {
+  std::int64_t rows = 0, in = 0, out = 0;
+  int in_type = 0, out_type = 0;     // cudaDataType_t
+  bool bias_epilogue = false;
+  std::uint8_t align_x = 0, align_w = 0, align_y = 0, align_bias = 0;  // pointer alignment, bytes (<= 16)
+  bool operator==(const gemm_key&) const = default;
+};
+struct gemm_key_hash {
+  std::size_t operator()(const gemm_key& k) const noexcept {
+    std::size_t h = std::hash<std::int64_t>{}(k.rows);
+    auto mix = [&h](std::size_t v) { h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2); };
+    mix(std::size_t(k.in));
+    mix(std::size_t(k.out));
+    mix(std::size_t(k.in_type) * 131 + std::size_t(k.out_type));
+    mix(std::size_t(k.bias_epilogue) | std::size_t(k.align_x) << 1 | std::size_t(k.align_w) << 9 |
+        std::size_t(k.align_y) << 17 | std::size_t(k.align_bias) << 25);
+    return h;
+  }
+};
+struct gemm_plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
 struct cuda_context_state {
+  cuda_context_state() = default;
+  cuda_context_state(const cuda_context_state&) = delete;
+  cuda_context_state& operator=(const cuda_context_state&) = delete;
+  ~cuda_context_state();  // releases whatever was created, also after a failed constructor
+
   int device = 0;
   cudaStream_t stream = nullptr;
   cublasLtHandle_t lt = nullptr;
@@ -21,6 +79,36 @@ struct cuda_context_state {
   std::int32_t* step_host = nullptr;
   std::int32_t* step_device = nullptr;
   std::size_t step_capacity = 0;          // int32 elements
+  cudaEvent_t step_copied = nullptr;      // the last step copy has left step_host
+
+  // Weight uploads: two pinned buffers, so the host converts chunk N+1 while chunk N copies.
+  std::array<pinned_scratch, 2> load_staging;
+  std::array<cudaEvent_t, 2> load_copied{};
+  int load_slot = 0;
+  std::size_t load_chunk_bytes = std::size_t(32) << 20;
+
+  // GEMM: prepared cuBLASLt plans; rows up to gemv_max_rows (1) go to the GEMV kernel instead
+  // (MII_CUDA_GEMV_MAX_ROWS=0 sends everything to cuBLASLt, for comparisons).
+  std::unordered_map<gemm_key, gemm_plan, gemm_key_hash> gemm_plans;
+  int gemv_max_rows = 1;
+
+  // Sampler scratch.
+  device_scratch sample_meta, sample_keys, sample_keys_sorted, sample_ids, sample_ids_sorted, sample_temp, sample_out;
+  pinned_scratch sample_host;
+
+  // MoE scratch.
+  device_scratch moe_logits, moe_topk_ids, moe_topk_w, moe_order, moe_x, moe_gate_up, moe_inner, moe_y;
+  pinned_scratch moe_host;
+
+  // Split-KV attention partials (kernels/attention.cu): fp32 outputs and log2-sum-exps of the
+  // key-range slices, merged by a combine kernel. Grown outside graph capture only: the first
+  // uncaptured tensor-core attention call reserves the decode-sized bound (4 * SMs * 16 rows *
+  // (head_dim + 1) floats, 4.4 MB at head_dim 128), and a step needing more while a graph is
+  // being captured runs unsplit instead. Owning (freed with the context).
+  cuda_detail::device_buffer<float> attention_partials;
+  // Decode steps use their own partials buffer, sized once for the decode bound and never
+  // reallocated: CUDA graphs captured for decode steps keep pointing at it.
+  cuda_detail::device_buffer<float> attention_partials_decode;
 };
 
 template <class DType>

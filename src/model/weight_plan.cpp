@@ -256,10 +256,15 @@ bool plan_entry::synthetic() const {
   return !runs.empty() && runs.front().tensor->synthetic();
 }
 
+std::uint64_t plan_entry::synthetic_key() const { return 0x9E3779B97F4A7C15ull * (std::hash<std::string>{}(what) | 1); }
+
+float plan_entry::synthetic_constant() const { return what.find("bias") != std::string::npos ? 0.0f : 1.0f; }
+
 float plan_entry::synthetic_value(std::int64_t i) const {
   // Norm weights 1, biases 0, matrices uniform in [-0.02, 0.02): finite activations at any depth.
-  if (vector) return what.find("bias") != std::string::npos ? 0.0f : 1.0f;
-  std::uint64_t z = std::uint64_t(i) + 0x9E3779B97F4A7C15ull * (std::hash<std::string>{}(what) | 1);
+  // kernels/synthetic.cu computes the same values on the device.
+  if (vector) return synthetic_constant();
+  std::uint64_t z = std::uint64_t(i) + synthetic_key();
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;  // splitmix64 finalizer
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;

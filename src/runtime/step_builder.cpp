@@ -6,9 +6,9 @@
 
 namespace mii::runtime {
 
-void step_builder::build(std::span<const step_chunk> chunks) {
+void step_builder::build(std::span<const step_chunk> chunks, step_shape at_least) {
   std::int64_t n_tokens = 0, n_sample = 0;
-  std::int32_t max_blocks = 1, max_new = 0, max_kv = 0;
+  std::int32_t max_blocks = std::max(1, at_least.blocks_per_seq), max_new = 0, max_kv = at_least.max_kv_len;
   for (const auto& c : chunks) {
     n_tokens += std::int64_t(c.tokens.size());
     n_sample += c.want == step_chunk::logits::all ? std::int64_t(c.tokens.size()) : c.want == step_chunk::logits::last;

@@ -44,6 +44,10 @@ struct plan_entry {
   // synthetic_value(i) on every backend.
   bool synthetic() const;
   float synthetic_value(std::int64_t i) const;
+  // What synthetic_value() is made of, for backends that fill on the device: vectors are a
+  // constant (synthetic_constant()), matrices hash (synthetic_key(), i) to [-0.02, 0.02).
+  std::uint64_t synthetic_key() const;
+  float synthetic_constant() const;
   std::int64_t numel() const { return rows * cols; }
 };
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <limits>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -17,6 +19,7 @@
 #include <mii/config.hpp>
 #include <mii/error.hpp>
 #include <mii/io/hf_config.hpp>
+#include <mii/parallel/agree.hpp>
 #include <mii/runtime/model_runner.hpp>
 #include <mii/runtime/request.hpp>
 #include <mii/runtime/scheduler.hpp>
@@ -25,6 +28,9 @@
 namespace mii::runtime {
 
 // Settings that come from the checkpoint rather than the call: EOS ids and the longest sequence.
+// Temperatures below this sample greedily (see engine::prepare).
+inline constexpr double min_sampling_temperature = 1e-10;
+
 struct engine_limits {
   std::vector<std::int32_t> eos_ids;
   std::int64_t max_sequence = 0;
@@ -68,7 +74,7 @@ class engine {
   std::vector<response> generate(std::span<const std::string> prompts, const generate_params& p) {
     validate(p);
     std::vector<std::unique_ptr<request>> reqs;
-    const std::uint64_t seed = p.seed.value_or(std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32));
+    const std::uint64_t seed = p.seed ? *p.seed : agreed_random_seed();
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       auto r = std::make_unique<request>();
       r->index = i;
@@ -81,7 +87,7 @@ class engine {
       }
       reqs.push_back(std::move(r));
     }
-    run(reqs, p);
+    run(reqs);
     return collect(reqs, p);
   }
 
@@ -89,7 +95,7 @@ class engine {
   std::vector<response> generate_ids(std::span<const std::vector<token_id>> prompts, const generate_params& p) {
     validate(p);
     std::vector<std::unique_ptr<request>> reqs;
-    const std::uint64_t seed = p.seed.value_or(std::random_device{}());
+    const std::uint64_t seed = p.seed ? *p.seed : agreed_random_seed();
     for (std::size_t i = 0; i < prompts.size(); ++i) {
       auto r = std::make_unique<request>();
       r->index = i;
@@ -101,16 +107,19 @@ class engine {
       }
       reqs.push_back(std::move(r));
     }
-    run(reqs, p);
+    run(reqs);
     return collect(reqs, p);
   }
 
   // Serving with requests that arrive over time (benchmarks, servers). Before every step the
   // engine asks `poll(now)` for new submissions; each finished request is handed to `done`.
+  // A submission with invalid parameters or a prompt that cannot run is answered with
+  // finish_reason error; the others are served on.
   // Per-token timing: the submission's params.stream is called for every token.
   template <class Poll, class Done, class More>
   void serve(Poll&& poll, Done&& done, More&& more) {
     std::vector<std::unique_ptr<request>> live;
+    const abandon_on_unwind cleanup(*sched_);
     std::vector<serve_request> incoming;
     std::int64_t tracked = 0;
     std::deque<request*> queued;
@@ -118,16 +127,19 @@ class engine {
       incoming.clear();
       poll(incoming);
       for (auto& s : incoming) {
-        validate(*s.params);
         auto r = std::make_unique<request>();
         r->index = s.id;
         r->tokens = std::move(s.prompt);
+        // A server must not stop for one bad submission: invalid parameters, like a prompt that
+        // cannot run, end that request with an error response.
         try {
+          validate(*s.params);
           prepare(*r, *s.params, s.params->seed.value_or(s.id));
           queued.push_back(r.get());
         } catch (const error& e) {
           r->fail_with(e.what());
         }
+        r->params = s.params;  // a failed request is collected with its own params too
         live.push_back(std::move(r));
       }
       while (!queued.empty() && tracked < cfg_.max_tracked_sequences) {
@@ -135,7 +147,7 @@ class engine {
         queued.pop_front();
         ++tracked;
       }
-      if (!sched_->idle()) step(sched_->schedule(), *live.front()->params, tracked);
+      if (!sched_->idle()) step(sched_->schedule(), tracked);
       for (auto it = live.begin(); it != live.end();) {
         if ((*it)->done) {
           std::vector<std::unique_ptr<request>> one;
@@ -157,6 +169,13 @@ class engine {
     // prompts then fail with a message saying what is missing.
     if (!std::filesystem::exists(dir / "tokenizer.json")) return std::nullopt;
     return tokenizer::from_file(dir);
+  }
+
+  // A fresh random seed, the same on every tensor-parallel rank (rank 0's): the ranks sample in
+  // lockstep from identical logits and must draw the same tokens.
+  std::uint64_t agreed_random_seed() {
+    const std::uint64_t mine = std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32);
+    return std::uint64_t(parallel::rank0_value<Backend>(*ctx_, comm_, std::int64_t(mine)));
   }
 
   static int context_arg(const model_config& cfg) {
@@ -186,9 +205,13 @@ class engine {
     r.total_tokens = len;
     r.kv_len = 0;
     r.max_total = len + r.max_new;
-    r.sampling.greedy = !p.do_sample || (p.temperature && *p.temperature == 0.0);
-    r.sampling.temperature = float(p.temperature.value_or(1.0));
-    r.sampling.top_k = std::int32_t(p.top_k.value_or(0));
+    // The sampler divides float logits by the temperature: below min_sampling_temperature that
+    // overflows to inf (and NaN probabilities), and the distribution is a point mass anyway.
+    const double temperature = p.temperature.value_or(1.0);
+    r.sampling.greedy = !p.do_sample || temperature < min_sampling_temperature;
+    r.sampling.temperature = float(std::min(temperature, double(std::numeric_limits<float>::max())));
+    // top_k past the vocabulary keeps every token (it must not wrap around in 32 bits).
+    r.sampling.top_k = std::int32_t(std::min<std::int64_t>(p.top_k.value_or(0), std::numeric_limits<std::int32_t>::max()));
     r.sampling.top_p = float(p.top_p);
     r.sampling.seed = seed;
     r.stop = stop_matcher(p.stop);
@@ -196,7 +219,24 @@ class engine {
     r.params = &p;
   }
 
-  void run(std::vector<std::unique_ptr<request>>& reqs, const generate_params& p) {
+  // Whatever ends a call early (a stream callback that throws, a backend error) must not leave
+  // the scheduler pointing at the call's destroyed requests or holding their KV blocks.
+  class abandon_on_unwind {
+   public:
+    explicit abandon_on_unwind(scheduler& s) : sched_(s), exceptions_(std::uncaught_exceptions()) {}
+    abandon_on_unwind(const abandon_on_unwind&) = delete;
+    abandon_on_unwind& operator=(const abandon_on_unwind&) = delete;
+    ~abandon_on_unwind() {
+      if (std::uncaught_exceptions() > exceptions_) sched_.abandon_all();
+    }
+
+   private:
+    scheduler& sched_;
+    int exceptions_;
+  };
+
+  void run(std::vector<std::unique_ptr<request>>& reqs) {
+    const abandon_on_unwind cleanup(*sched_);
     std::deque<request*> queued;
     for (auto& r : reqs)
       if (!r->done) queued.push_back(r.get());
@@ -209,11 +249,11 @@ class engine {
       }
       const auto plan = sched_->schedule();
       if (plan.empty()) fail("internal: the scheduler made no progress");
-      step(plan, p, tracked);
+      step(plan, tracked);
     }
   }
 
-  void step(const std::vector<scheduled_chunk>& plan, const generate_params& p, std::int64_t& tracked) {
+  void step(const std::vector<scheduled_chunk>& plan, std::int64_t& tracked) {
     chunks_.clear();
     params_.clear();
     for (const auto& c : plan) {

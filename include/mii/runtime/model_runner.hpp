@@ -4,6 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <limits>
+#include <map>
+#include <utility>
+#include <cstdlib>
 #include <span>
 #include <string>
 #include <unistd.h>
@@ -17,6 +21,7 @@
 #include <mii/model/model_shape.hpp>
 #include <mii/model/transformer.hpp>
 #include <mii/model/weight_plan.hpp>
+#include <mii/parallel/agree.hpp>
 #include <mii/runtime/sampling.hpp>
 #include <mii/runtime/step_builder.hpp>
 
@@ -38,7 +43,7 @@ class model_runner {
     const model::weight_plan plan = model::plan_weights(Model::describe(Model::name), shape_, ckpt);
     const std::int64_t max_tokens = std::max<std::int64_t>(cfg.max_ragged_batch_size, 1);
     const std::int64_t max_sample = std::max<std::int64_t>(std::min(cfg.max_ragged_sequence_count, max_tokens), 1);
-    io::progress_bar bar("loading " + dir.filename().string(), cfg.show_progress);
+    io::progress_bar bar("loading " + dir.filename().string(), cfg.show_progress && comm.rank() == 0);
     model_.emplace(ctx, shape_, plan, max_tokens, max_sample, &io::progress_bar::callback, &bar);
     weight_bytes_ = plan.total_bytes(Backend::compute_dtype);
     bar.finish();
@@ -46,7 +51,8 @@ class model_runner {
     if (block_size_ < 1) fail("model_config.kv_block_size must be >= 1, got ", block_size_);
     const std::int64_t per_block = model_->kv_block_elements(block_size_) * shape_.layers * std::int64_t(sizeof(T));
     if (cfg.kv_cache_blocks) {
-      if (*cfg.kv_cache_blocks < 1) fail("model_config.kv_cache_blocks must be >= 1, got ", *cfg.kv_cache_blocks);
+      if (*cfg.kv_cache_blocks < 1 || *cfg.kv_cache_blocks > std::numeric_limits<std::int32_t>::max())
+        fail("model_config.kv_cache_blocks must be in [1, 2^31), got ", *cfg.kv_cache_blocks);
       kv_blocks_ = std::int32_t(*cfg.kv_cache_blocks);
     } else {
       if (!(cfg.kv_cache_memory_fraction > 0 && cfg.kv_cache_memory_fraction <= 1))
@@ -54,9 +60,25 @@ class model_runner {
       kv_blocks_ = std::int32_t(std::min<std::int64_t>(
           std::int64_t(Backend::kv_budget_bytes(ctx, cfg.kv_cache_memory_fraction)) / per_block, 1 << 30));
     }
+    // Under tensor parallelism each rank measured its own free memory; all must plan the same
+    // cache, or their schedulers (which run in lockstep without messages) would diverge.
+    if (!cfg.kv_cache_blocks && comm.size() > 1)
+      kv_blocks_ = std::int32_t(parallel::min_value<Backend>(ctx, comm, kv_blocks_));
     if (kv_blocks_ < 1) fail("the KV cache budget holds no block of ", per_block, " bytes");
+    kv_total_blocks_ = kv_blocks_;
     kv_ = Backend::template alloc<T>(ctx, std::int64_t(kv_blocks_) * model_->kv_block_elements(block_size_) * shape_.layers);
     logits_ = Backend::template alloc<float>(ctx, max_sample * shape_.vocab);
+    if constexpr (graph_capable) {
+      // Decode steps replay CUDA graphs captured per (batch bucket, KV-length bucket). Padding
+      // rows of a bucket write their keys into one block kept aside for them. MoE layers wait on
+      // the host for their routing, which a graph cannot contain.
+      graphs_enabled_ = cfg.cuda_graphs && kv_blocks_ > 1 &&
+                        Model::traits::mlp_kind != layers::mlp_kind::moe && std::getenv("MII_CUDA_GRAPHS") == nullptr;
+      if (graphs_enabled_) {
+        scratch_block_ = --kv_blocks_;
+        max_graph_batch_ = std::int32_t(std::min<std::int64_t>({model_->max_sample(), model_->max_tokens(), 256}));
+      }
+    }
   }
 
   const model::model_shape& shape() const { return shape_; }
@@ -71,9 +93,16 @@ class model_runner {
 
   // Runs one step; logits of the requested rows stay on the backend until sample()/logits().
   void forward(std::span<const step_chunk> chunks) {
+    if constexpr (graph_capable) {
+      if (graphs_enabled_ && decode_only(chunks)) {
+        forward_graph(chunks);
+        return;
+      }
+    }
     builder_.build(chunks);
+    if constexpr (graph_capable) keep_step_buffer_fixed();
     const backend::step_batch b = Backend::upload_step(ctx_, builder_);
-    model_->forward(ctx_, comm_, b, kv_.data(), kv_blocks_, block_size_, logits_.data());
+    model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
     n_sample_ = b.n_sample;
   }
   // The last step's logits, [n_sample, vocab], copied to the host.
@@ -92,6 +121,63 @@ class model_runner {
   }
 
  private:
+  static constexpr bool graph_capable = requires(context& c) { Backend::graph_begin(c); };
+
+  bool decode_only(std::span<const step_chunk> chunks) const {
+    if (chunks.empty() || std::int64_t(chunks.size()) > max_graph_batch_) return false;
+    for (const auto& c : chunks)
+      if (c.tokens.size() != 1 || c.want != step_chunk::logits::last) return false;
+    return true;
+  }
+
+  // Graphs read the step metadata from the backend's step buffer, so that buffer must not move
+  // while graphs exist: it is reserved large once, and on the rare step that needs more the
+  // graphs are dropped (and captured again later) before it grows.
+  void keep_step_buffer_fixed() {
+    if (!graphs_enabled_) return;
+    const std::size_t need = builder_.data().size();
+    if (need <= step_reserved_) return;
+    if (step_reserved_ == 0) {
+      const std::int64_t width = std::min<std::int64_t>(kv_total_blocks_, shape_.max_positions / block_size_ + 2);
+      step_reserved_ = std::size_t(4 * model_->max_tokens() + model_->max_sample() * (4 + width) + 64);
+    }
+    if (need > step_reserved_) {
+      graphs_.clear();
+      step_reserved_ = need + need / 2;
+    }
+    ctx_.synchronize();  // graphs in flight read the buffer
+    Backend::reserve_step(ctx_, step_reserved_);
+  }
+
+  // A decode step through a CUDA graph: the batch is padded to its bucket (a power of two) with
+  // rows that read and write only the scratch block; the block table width and longest KV
+  // length are fixed per bucket so one capture serves every step of that bucket.
+  void forward_graph(std::span<const step_chunk> chunks) {
+    std::int32_t batch = 1, kv_cap = 256;
+    while (batch < std::int32_t(chunks.size())) batch *= 2;
+    batch = std::min(batch, max_graph_batch_);
+    std::int64_t longest = 0;
+    for (const auto& c : chunks) longest = std::max(longest, c.start + 1);
+    while (kv_cap < longest) kv_cap *= 2;
+    padded_.assign(chunks.begin(), chunks.end());
+    for (std::int32_t i = std::int32_t(chunks.size()); i < batch; ++i)
+      padded_.push_back({std::span(&pad_token_, 1), 0, std::span(&scratch_block_, 1), 0, step_chunk::logits::last});
+    const std::int32_t width = (kv_cap + block_size_ - 1) / block_size_;
+    builder_.build(padded_, step_shape{width, kv_cap});
+    keep_step_buffer_fixed();
+    const backend::step_batch b = Backend::upload_step(ctx_, builder_);
+    auto& g = graphs_[{batch, kv_cap}];
+    if (g.empty()) {
+      // One plain run first: GEMM plans and attention scratch are created outside the capture.
+      model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
+      Backend::graph_begin(ctx_);
+      model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
+      g = Backend::graph_end(ctx_);
+    }
+    Backend::graph_launch(ctx_, g);
+    n_sample_ = std::int32_t(chunks.size());
+  }
+
   context& ctx_;
   Comm& comm_;
   model::model_shape shape_;
@@ -101,6 +187,20 @@ class model_runner {
   std::int32_t kv_blocks_ = 0, block_size_ = 0, n_sample_ = 0;
   std::size_t weight_bytes_ = 0;
   step_builder builder_;
+  // CUDA graphs (cuda backend): one per (batch bucket, KV-length bucket)
+  struct graph_holder {
+    template <class B>
+    static auto pick(int) -> typename B::graph;
+    template <class B>
+    static int pick(...);
+    using type = decltype(pick<Backend>(0));
+  };
+  std::int32_t kv_total_blocks_ = 0;  // allocated (kv_blocks_ of them are the scheduler's)
+  bool graphs_enabled_ = false;
+  std::size_t step_reserved_ = 0;  // int32 elements of the backend's step buffer
+  std::int32_t scratch_block_ = -1, max_graph_batch_ = 0, pad_token_ = 0;
+  std::vector<step_chunk> padded_;
+  std::map<std::pair<std::int32_t, std::int32_t>, typename graph_holder::type> graphs_;
 };
 
 }  // namespace mii::runtime

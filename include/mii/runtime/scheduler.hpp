@@ -53,6 +53,8 @@ class scheduler {
 
   void add(sequence_state* s);     // queue a new request (must fit())
   void finish(sequence_state* s);  // remove a finished request and free its blocks
+  // Drops every queued and running sequence and frees their blocks (a call that ended early).
+  void abandon_all();
   // Plans the next step; chunk order: decodes, continuing prefills, new prefills.
   std::vector<scheduled_chunk> schedule();
   // After the step ran: the scheduled tokens are in the cache (callers then append sampled tokens).

@@ -18,9 +18,16 @@ struct step_chunk {
   enum class logits { none, last, all } want = logits::last;
 };
 
+// Lower bounds for the step's shape scalars. A CUDA graph captured for one shape replays any
+// step that fits it: the block-table width and the longest KV length are then fixed per graph.
+struct step_shape {
+  std::int32_t blocks_per_seq = 0;
+  std::int32_t max_kv_len = 0;
+};
+
 class step_builder {
  public:
-  void build(std::span<const step_chunk> chunks);
+  void build(std::span<const step_chunk> chunks, step_shape at_least = {});
   // The step with pointers into `base`, which holds a copy of data() (host or device memory).
   backend::step_batch bind(const std::int32_t* base) const;
   const std::vector<std::int32_t>& data() const { return data_; }

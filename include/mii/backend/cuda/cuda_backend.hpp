@@ -50,6 +50,20 @@ class device_buffer {
   T* data_ = nullptr;
   std::int64_t size_ = 0;
 };
+// An instantiated CUDA graph (move-only). Empty when default-constructed.
+class graph_exec {
+ public:
+  graph_exec() = default;
+  graph_exec(graph_exec&& o) noexcept : exec_(std::exchange(o.exec_, nullptr)) {}
+  graph_exec& operator=(graph_exec&& o) noexcept;
+  ~graph_exec();
+  bool empty() const { return exec_ == nullptr; }
+  void* handle() const { return exec_; }  // cudaGraphExec_t
+  explicit graph_exec(void* exec) : exec_(exec) {}
+
+ private:
+  void* exec_ = nullptr;
+};
 }  // namespace cuda_detail
 
 // DType: bf16_t or fp16_t (layout-compatible with __nv_bfloat16 / __half).
@@ -116,6 +130,16 @@ struct cuda {
                   std::span<const T* const> expert_down, std::int64_t ffn, T* out);
 
   static step_batch upload_step(context&, const runtime::step_builder&);
+  // Grows the step-metadata buffers to hold `elements` int32 values now, so that later steps
+  // (and CUDA graphs captured reading them) keep the same device address.
+  static void reserve_step(context&, std::size_t elements);
+
+  // CUDA graphs: everything issued on the context's stream between graph_begin and graph_end is
+  // captured, not run; graph_launch replays it. Pointers and launch shapes are frozen at capture.
+  using graph = cuda_detail::graph_exec;
+  static void graph_begin(context&);
+  static graph graph_end(context&);
+  static void graph_launch(context&, const graph&);
   static void sample(context&, const float* logits, std::int32_t rows, std::int64_t vocab,
                      std::span<const runtime::sample_params> params, std::span<const std::int32_t> eos_ids,
                      std::int32_t* out);

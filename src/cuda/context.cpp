@@ -1,0 +1,307 @@
+// The cuda backend's context (device, stream, cuBLASLt handle, staging memory), device memory,
+// host <-> device copies, step metadata upload and weight upload.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cuda/check.hpp"
+#include "synthetic.cuh"
+#include "cuda/context_state.hpp"
+
+namespace mii::backend {
+
+// ---- device memory -------------------------------------------------------------------------
+
+namespace cuda_detail {
+
+void* device_alloc(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();  // an allocation failure is not sticky; keep later calls clean
+    std::size_t free_bytes = 0, total_bytes = 0;
+    int device = -1;
+    (void)cudaGetDevice(&device);
+    const cudaError_t info = cudaMemGetInfo(&free_bytes, &total_bytes);
+    (void)cudaGetLastError();
+    if (info != cudaSuccess)
+      fail("cudaMalloc of ", bytes, " bytes failed on device ", device, ": ", cudaGetErrorString(err));
+    fail("cudaMalloc of ", bytes, " bytes (", double(bytes) / double(1 << 20), " MiB) failed on device ", device, ": ",
+         cudaGetErrorString(err), "; free ", double(free_bytes) / double(1 << 20), " MiB of ",
+         double(total_bytes) / double(1 << 20), " MiB");
+  }
+  return p;
+}
+
+void device_free(void* p) noexcept {
+  if (p) (void)cudaFree(p);
+}
+
+}  // namespace cuda_detail
+
+void* device_scratch::reserve(std::size_t need) {
+  if (need <= bytes && ptr) return ptr;
+  release();
+  const std::size_t grown = std::max(need, bytes + bytes / 2);
+  ptr = cuda_detail::device_alloc(std::max<std::size_t>(grown, 256));
+  bytes = std::max<std::size_t>(grown, 256);
+  return ptr;
+}
+void device_scratch::release() noexcept {
+  cuda_detail::device_free(ptr);
+  ptr = nullptr;
+  bytes = 0;
+}
+
+void* pinned_scratch::reserve(std::size_t need, cudaStream_t stream) {
+  if (need <= bytes && ptr) return ptr;
+  if (ptr) {
+    MII_CUDA_CHECK(cudaStreamSynchronize(stream));  // a copy may still read the old block
+    release();
+  }
+  const std::size_t grown = std::max<std::size_t>(std::max(need, bytes + bytes / 2), 4096);
+  if (const cudaError_t err = cudaMallocHost(&ptr, grown); err != cudaSuccess) {
+    (void)cudaGetLastError();
+    ptr = nullptr;
+    fail("cudaMallocHost of ", grown, " bytes of pinned staging memory failed: ", cudaGetErrorString(err));
+  }
+  bytes = grown;
+  return ptr;
+}
+void pinned_scratch::release() noexcept {
+  if (ptr) (void)cudaFreeHost(ptr);
+  ptr = nullptr;
+  bytes = 0;
+}
+
+cuda_context_state::~cuda_context_state() {
+  // Nothing here may throw: this also runs when the constructor failed half way.
+  if (stream) (void)cudaStreamSynchronize(stream);
+  for (auto& [key, plan] : gemm_plans) {
+    if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
+    if (plan.w) cublasLtMatrixLayoutDestroy(plan.w);
+    if (plan.x) cublasLtMatrixLayoutDestroy(plan.x);
+    if (plan.y) cublasLtMatrixLayoutDestroy(plan.y);
+  }
+  for (device_scratch* s : {&sample_meta, &sample_keys, &sample_keys_sorted, &sample_ids, &sample_ids_sorted,
+                            &sample_temp, &sample_out, &moe_logits, &moe_topk_ids, &moe_topk_w, &moe_order, &moe_x,
+                            &moe_gate_up, &moe_inner, &moe_y})
+    s->release();
+  sample_host.release();
+  moe_host.release();
+  for (auto& s : load_staging) s.release();
+  for (cudaEvent_t e : load_copied)
+    if (e) (void)cudaEventDestroy(e);
+  if (step_copied) (void)cudaEventDestroy(step_copied);
+  if (step_host) (void)cudaFreeHost(step_host);
+  cuda_detail::device_free(step_device);
+  cuda_detail::device_free(workspace);
+  if (lt) cublasLtDestroy(lt);
+  if (stream) (void)cudaStreamDestroy(stream);
+  (void)cudaGetLastError();
+}
+
+// ---- context ---------------------------------------------------------------------------------
+
+template <class DType>
+cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
+  state& st = *state_;
+  int count = 0;
+  MII_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count) fail("CUDA device ", device, " requested but ", count, " device(s) are visible");
+  st.device = device;
+  MII_CUDA_CHECK(cudaSetDevice(device));
+  MII_CUDA_CHECK(cudaStreamCreateWithFlags(&st.stream, cudaStreamNonBlocking));
+  MII_CUBLAS_CHECK(cublasLtCreate(&st.lt));
+  // 32 MiB: what cuBLAS recommends for Hopper (split-K and stream-K algorithms need it).
+  st.workspace_bytes = std::size_t(32) << 20;
+  st.workspace = cuda_detail::device_alloc(st.workspace_bytes);
+  MII_CUDA_CHECK(cudaEventCreateWithFlags(&st.step_copied, cudaEventDisableTiming));
+  for (cudaEvent_t& e : st.load_copied) MII_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  if (const char* v = std::getenv("MII_CUDA_GEMV_MAX_ROWS"); v && *v) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > 1) fail("MII_CUDA_GEMV_MAX_ROWS must be 0 or 1, got \"", v, "\"");
+    st.gemv_max_rows = int(n);
+  }
+}
+
+template <class DType>
+cuda<DType>::context::~context() = default;
+
+template <class DType>
+void cuda<DType>::context::synchronize() {
+  MII_CUDA_CHECK(cudaStreamSynchronize(state_->stream));
+}
+
+template <class DType>
+int cuda<DType>::context::device() const {
+  return state_->device;
+}
+
+// ---- copies ----------------------------------------------------------------------------------
+
+// (U, not T: the class's own alias T would hide the member template's parameter in g++.)
+template <class DType>
+template <class U>
+void cuda<DType>::copy_to_device(context& ctx, U* dst, const U* src, std::int64_t n) {
+  if (n <= 0) return;
+  MII_CUDA_CHECK(cudaMemcpyAsync(dst, src, std::size_t(n) * sizeof(U), cudaMemcpyDefault, ctx.impl().stream));
+}
+
+template <class DType>
+template <class U>
+void cuda<DType>::copy_to_host(context& ctx, U* dst, const U* src, std::int64_t n) {
+  if (n <= 0) return;
+  MII_CUDA_CHECK(cudaMemcpyAsync(dst, src, std::size_t(n) * sizeof(U), cudaMemcpyDefault, ctx.impl().stream));
+}
+
+template <class DType>
+void cuda<DType>::reserve_step(context& ctx, std::size_t n) {
+  auto& st = ctx.impl();
+  MII_CUDA_CHECK(cudaEventSynchronize(st.step_copied));
+  if (n > st.step_capacity) {
+    MII_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // kernels of the last step may still read step_device
+    if (st.step_host) MII_CUDA_CHECK(cudaFreeHost(st.step_host));
+    st.step_host = nullptr;
+    cuda_detail::device_free(st.step_device);
+    st.step_device = nullptr;
+    st.step_capacity = 0;
+    const std::size_t capacity = std::max<std::size_t>(n + n / 2, 4096);
+    MII_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&st.step_host), capacity * sizeof(std::int32_t)));
+    st.step_device = static_cast<std::int32_t*>(cuda_detail::device_alloc(capacity * sizeof(std::int32_t)));
+    st.step_capacity = capacity;
+  }
+}
+
+template <class DType>
+step_batch cuda<DType>::upload_step(context& ctx, const runtime::step_builder& builder) {
+  auto& st = ctx.impl();
+  const auto& data = builder.data();
+  const std::size_t n = data.size();
+  // The previous step's copy must have left the pinned buffer before it is overwritten.
+  reserve_step(ctx, n);
+  if (n > 0) {
+    std::memcpy(st.step_host, data.data(), n * sizeof(std::int32_t));
+    MII_CUDA_CHECK(cudaMemcpyAsync(st.step_device, st.step_host, n * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                   st.stream));
+    MII_CUDA_CHECK(cudaEventRecord(st.step_copied, st.stream));
+  }
+  return builder.bind(st.step_device);
+}
+
+template <class DType>
+std::size_t cuda<DType>::kv_budget_bytes(context& ctx, double memory_fraction) {
+  MII_CUDA_CHECK(cudaSetDevice(ctx.device()));
+  std::size_t free_bytes = 0, total_bytes = 0;
+  MII_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return std::size_t(double(free_bytes) * memory_fraction);
+}
+
+// ---- weights -----------------------------------------------------------------------------------
+
+namespace cuda_detail {
+graph_exec& graph_exec::operator=(graph_exec&& o) noexcept {
+  if (this != &o) {
+    if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+    exec_ = std::exchange(o.exec_, nullptr);
+  }
+  return *this;
+}
+graph_exec::~graph_exec() {
+  if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+}
+}  // namespace cuda_detail
+
+namespace {
+
+// Rows [first, first + count) of a plan entry, as an entry of their own.
+model::plan_entry slice_rows(const model::plan_entry& e, std::int64_t first, std::int64_t count) {
+  model::plan_entry s;
+  s.what = e.what;
+  s.cols = e.cols;
+  s.col_begin = e.col_begin;
+  s.vector = e.vector;
+  s.rows = count;
+  std::int64_t at = 0;  // canonical row where the current run starts
+  for (const model::row_run& r : e.runs) {
+    const std::int64_t lo = std::max(first, at), hi = std::min(first + count, at + r.count);
+    if (lo < hi) s.runs.push_back({r.tensor, r.row + (lo - at), hi - lo});
+    at += r.count;
+  }
+  return s;
+}
+
+}  // namespace
+
+template <class DType>
+typename cuda<DType>::template buffer<DType> cuda<DType>::load(context& ctx, const model::plan_entry& e) {
+  auto& st = ctx.impl();
+  buffer<DType> dst(e.numel());
+  if (e.numel() == 0) return dst;
+  if (e.synthetic()) {  // random weights: made on the device, nothing to read or copy
+    kernels::fill_synthetic(dst.data(), e.numel(), e.synthetic_key(), e.synthetic_constant(), e.vector, st.stream);
+    return dst;
+  }
+  const std::size_t row_bytes = std::size_t(e.cols) * sizeof(DType);
+  const std::int64_t rows_per_chunk = std::max<std::int64_t>(1, std::int64_t(st.load_chunk_bytes / row_bytes));
+  for (std::int64_t first = 0; first < e.rows; first += rows_per_chunk) {
+    const std::int64_t count = std::min(rows_per_chunk, e.rows - first);
+    const int slot = st.load_slot;
+    st.load_slot ^= 1;
+    // This staging buffer's previous copy must be done before the host writes it again; the
+    // other buffer's copy keeps running meanwhile.
+    MII_CUDA_CHECK(cudaEventSynchronize(st.load_copied[std::size_t(slot)]));
+    const std::size_t bytes = std::size_t(count) * row_bytes;
+    void* staging = st.load_staging[std::size_t(slot)].reserve(bytes, st.stream);
+    const model::plan_entry part = (first == 0 && count == e.rows) ? e : slice_rows(e, first, count);
+    model::materialize(part, DType::tag, staging);
+    MII_CUDA_CHECK(cudaMemcpyAsync(dst.data() + first * e.cols, staging, bytes, cudaMemcpyHostToDevice, st.stream));
+    MII_CUDA_CHECK(cudaEventRecord(st.load_copied[std::size_t(slot)], st.stream));
+  }
+  return dst;
+}
+
+// ---- CUDA graphs -------------------------------------------------------------------------------
+
+template <class DType>
+void cuda<DType>::graph_begin(context& ctx) {
+  // Thread-local mode: other threads of the process (tensor-parallel ranks as threads, the
+  // application) may keep using CUDA while this stream is being captured.
+  MII_CUDA_CHECK(cudaStreamBeginCapture(ctx.impl().stream, cudaStreamCaptureModeThreadLocal));
+}
+
+template <class DType>
+cuda_detail::graph_exec cuda<DType>::graph_end(context& ctx) {
+  cudaGraph_t g = nullptr;
+  MII_CUDA_CHECK(cudaStreamEndCapture(ctx.impl().stream, &g));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
+  MII_CUDA_CHECK(cudaGraphDestroy(g));
+  MII_CUDA_CHECK(err);
+  return cuda_detail::graph_exec(exec);
+}
+
+template <class DType>
+void cuda<DType>::graph_launch(context& ctx, const graph& g) {
+  MII_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(g.handle()), ctx.impl().stream));
+}
+
+// ---- instantiations ---------------------------------------------------------------------------
+
+template struct cuda<bf16_t>;
+template struct cuda<fp16_t>;
+
+#define MII_CUDA_COPIES(D, T)                                                                \
+  template void cuda<D>::copy_to_device<T>(context&, T*, const T*, std::int64_t);            \
+  template void cuda<D>::copy_to_host<T>(context&, T*, const T*, std::int64_t);
+MII_CUDA_COPIES(bf16_t, bf16_t)
+MII_CUDA_COPIES(bf16_t, float)
+MII_CUDA_COPIES(bf16_t, std::int32_t)
+MII_CUDA_COPIES(fp16_t, fp16_t)
+MII_CUDA_COPIES(fp16_t, float)
+MII_CUDA_COPIES(fp16_t, std::int32_t)
+#undef MII_CUDA_COPIES
+
+}  // namespace mii::backend

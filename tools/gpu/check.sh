@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one call: build everything for sm_90a, run the GPU suite (and the host
+# suites), optionally under compute-sanitizer, and print a short table last. Carry .deps (and
+# .cache/tokenizers for the tokenizer suite).
+#   bash tools/gpu/check.sh            MII_SANITIZE_GPU=1 adds memcheck + racecheck runs
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+SECONDS=0
+bash tools/gpu/build.sh > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
+build_s=$SECONDS
+./build-gpu/tests/mii_test_gpu 2>&1 | tee "$OUT/gpu-tests.log" | tail -25
+gpu_rc=${PIPESTATUS[0]}
+gpu_s=$((SECONDS - build_s))
+(cd build-gpu && ctest -L host -j 8 --timeout 600 2>&1 | tee "$OUT/host-tests.log" | tail -5)
+host_rc=${PIPESTATUS[0]}
+san=""
+if [[ ${MII_SANITIZE_GPU:-0} == 1 ]]; then
+  export MII_TEST_QUICK=1
+  compute-sanitizer --tool memcheck --error-exitcode 9 ./build-gpu/tests/mii_test_gpu "~[perf]~[oom]~[bench]" > "$OUT/memcheck.log" 2>&1
+  san="memcheck rc=$? ($(grep -c 'Invalid' "$OUT/memcheck.log") invalid)"
+  compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/mii_test_gpu "[attention],[graphs]" > "$OUT/racecheck.log" 2>&1
+  san="$san; racecheck rc=$? ($(grep -c 'hazard' "$OUT/racecheck.log") hazard lines)"
+fi
+echo "== check: build ${build_s}s, gpu suite rc=$gpu_rc (${gpu_s}s) [$(grep -E 'test cases' "$OUT/gpu-tests.log" | tail -1)], host suites rc=$host_rc, ${san:-sanitizers not run}, total ${SECONDS}s"
