@@ -22,6 +22,8 @@
 #include <mii/backend/host/host_backend.hpp>
 #include <mii/config.hpp>
 #include <mii/error.hpp>
+#include <mii/parallel/launch_env.hpp>
+#include <mii/parallel/nccl.hpp>
 #include <mii/parallel/single.hpp>
 #include <mii/runtime/engine.hpp>
 #include <mii/tokenizer/tokenizer.hpp>
@@ -139,12 +141,49 @@ generation_pipeline pipeline(const std::filesystem::path& model_dir, const model
     return pipeline<Model, backend::host, Comm>(model_dir, cfg, std::move(comm));
   } else {
     detail::check_dtype(cfg, Backend::compute_dtype);
-    if constexpr (std::is_same_v<Comm, parallel::single>)
+    if constexpr (std::is_same_v<Comm, parallel::single>) {
       if (cfg.tensor_parallel != 1)
         fail("model_config.tensor_parallel is ", cfg.tensor_parallel,
              " but this pipeline uses the single-rank communicator: launch the program with mii-launch --num_gpus ",
              cfg.tensor_parallel, " and use mii::pipeline_tp");
+    } else if (cfg.tensor_parallel != comm.size()) {
+      fail("model_config.tensor_parallel is ", cfg.tensor_parallel, " but the ", Comm::name, " communicator has ",
+           comm.size(), " ranks");
+    }
     return generation_pipeline(std::make_unique<detail::engine_impl<Model, Backend, Comm>>(model_dir, cfg, std::move(comm)));
+  }
+}
+
+// Tensor parallelism across processes, one per GPU, as MII does it: start the program with
+// `mii-launch --num_gpus N PROGRAM ARGS...` (or torchrun, mpirun, the deepspeed launcher) and set
+// model_config.tensor_parallel = N. Each process loads its slice of the weights onto GPU
+// LOCAL_RANK (this replaces model_config.device) and the ranks meet through NCCL. Every rank
+// must make the same calls with the same arguments; responses come back on rank 0, and the other
+// ranks get empty vectors unless model_config.all_rank_output is set. Without a launcher the
+// process is a job of one (tensor_parallel must be 1). See docs/parallel.md.
+template <class Model, class Backend = backend::automatic>
+generation_pipeline pipeline_tp(const std::filesystem::path& model_dir, model_config cfg = {}) {
+  const parallel::launch_env env = parallel::read_launch_env();
+  if (cfg.tensor_parallel != env.world_size) {
+    if (!env.launched())
+      fail("model_config.tensor_parallel is ", cfg.tensor_parallel,
+           " but no launcher started this process (RANK and WORLD_SIZE are not set): run it with mii-launch --num_gpus ",
+           cfg.tensor_parallel, " PROGRAM ARGS...");
+    fail("model_config.tensor_parallel is ", cfg.tensor_parallel, " but this process is rank ", env.rank, " of a job of ",
+         env.world_size, " (", env.source, "): set tensor_parallel to the number of processes launched");
+  }
+  if (cfg.backend == "host")
+    fail("model_config.backend is \"host\" but tensor parallelism across processes runs on the cuda backend (NCCL)");
+  parallel::nccl comm = parallel::nccl::join(env, parallel::connect_timeout());
+  cfg.device = comm.device();
+  if constexpr (std::is_same_v<Backend, backend::automatic>) {
+#if MII_WITH_CUDA
+    return pipeline<Model, backend::cuda<bf16_t>, parallel::nccl>(model_dir, cfg, std::move(comm));
+#else
+    fail("mii::pipeline_tp needs the cuda backend, and this mii was built without it");
+#endif
+  } else {
+    return pipeline<Model, Backend, parallel::nccl>(model_dir, cfg, std::move(comm));
   }
 }
 
