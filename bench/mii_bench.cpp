@@ -349,11 +349,12 @@ int main(int argc, char** argv) {
           if (r) secs.push_back(seconds_since(t0));
         }
         const double s = median(secs), out = double(opt.tp_batch * opt.tp_gen);
-        // Floor: every decode step reads the weights once plus each sequence's KV; prefill at GEMM rate.
+        // Floor: the prompts at the GEMM rate, then every decode step reads the weights once plus
+        // each sequence's KV so far (its FLOPs hide under that read at these batch sizes).
         const double steps = double(opt.tp_gen), ctx = double(opt.tp_prompt + opt.tp_gen / 2);
         const double floor_s = copy_bw > 0 && gemm_rate > 0
                                    ? steps * (cost.weight_bytes + double(opt.tp_batch) * ctx * cost.kv_bytes_per_token) / copy_bw +
-                                         double(opt.tp_batch) * (double(opt.tp_prompt + opt.tp_gen) * 2 * cost.matmul_params) / gemm_rate
+                                         double(opt.tp_batch) * double(opt.tp_prompt) * 2 * cost.matmul_params / gemm_rate
                                    : 0;
         results.push_back({"throughput",
                            {{"batch", std::to_string(opt.tp_batch)}, {"prompt", std::to_string(opt.tp_prompt)},
