@@ -1,6 +1,7 @@
 #include <mii/io/hf_config.hpp>
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include <mii/error.hpp>
@@ -19,11 +20,12 @@ struct type_defaults {
   double eps, rope_theta;
   const char* act;
   bool tie;
+  std::int64_t kv_heads = 0;  // 0: as many as the attention heads
 };
 
 type_defaults defaults_for(std::string_view model_type) {
-  if (model_type == "mistral") return {32000, 4096, 14336, 32, 32, 4096 * 32, 1e-6, 10000.0, "silu", false};
-  if (model_type == "mixtral") return {32000, 4096, 14336, 32, 32, 4096 * 32, 1e-5, 1e6, "silu", false};
+  if (model_type == "mistral") return {32000, 4096, 14336, 32, 32, 4096 * 32, 1e-6, 10000.0, "silu", false, 8};
+  if (model_type == "mixtral") return {32000, 4096, 14336, 32, 32, 4096 * 32, 1e-5, 1e6, "silu", false, 8};
   if (model_type == "qwen2") return {151936, 4096, 22016, 32, 32, 32768, 1e-6, 10000.0, "silu", false};
   if (model_type == "phi3") return {32064, 3072, 8192, 32, 32, 4096, 1e-5, 10000.0, "silu", false};
   if (model_type == "falcon") return {65024, 4544, 0, 32, 71, 2048, 1e-5, 10000.0, "gelu", true};
@@ -48,7 +50,11 @@ void read_rope(const json_object& root, hf_config& c, double default_theta) {
   // 4.x: rope_scaling holds the scaling; 5.x: rope_parameters holds theta and the scaling.
   std::optional<json_object> scaling = root.get_object("rope_parameters");
   if (!scaling) scaling = root.get_object("rope_scaling");
-  if (!scaling) return;
+  // 1 / theta^x: a theta <= 0 makes infinite or NaN frequencies.
+  const auto check_theta = [&](const json_object& where) {
+    if (!(r.theta > 0.0)) where.invalid("rope_theta", "must be positive, got " + std::to_string(r.theta));
+  };
+  if (!scaling) return check_theta(root);
   const json_object& s = *scaling;
   std::string type = s.get_string("rope_type").value_or(s.get_string("type").value_or("default"));
   if (type == "su") type = "longrope";
@@ -70,12 +76,25 @@ void read_rope(const json_object& root, hf_config& c, double default_theta) {
     s.invalid("factor", "must be >= 1 for rope type " + type + ", got " + std::to_string(r.factor));
   if (type == "llama3" && r.original_max_position_embeddings <= 0)
     s.missing("original_max_position_embeddings");
+  // Llama 3 blends between the two wavelengths: equal or inverted factors divide by zero.
+  if (type == "llama3" && !(r.high_freq_factor > r.low_freq_factor))
+    s.invalid("high_freq_factor", "(" + std::to_string(r.high_freq_factor) + ") must be greater than low_freq_factor (" +
+                                      std::to_string(r.low_freq_factor) + ")");
+  check_theta(s.has("rope_theta") ? s : root);
   if (type == "longrope" && (r.short_factor.empty() || r.long_factor.empty()))
     s.invalid(r.short_factor.empty() ? "short_factor" : "long_factor", "is required for longrope");
 }
 
 void check_positive(const json_object& root, std::string_view field, std::int64_t v) {
   if (v <= 0) root.invalid(field, "must be a positive integer, got " + std::to_string(v));
+}
+
+// Model sizes become 32-bit ints downstream (token ids, positions, kernel dimensions): a config
+// from the internet with a size past that must be refused here, not wrap or overflow later.
+constexpr std::int64_t max_size = std::numeric_limits<std::int32_t>::max();
+void check_size(const json_object& root, std::string_view field, std::int64_t v) {
+  check_positive(root, field, v);
+  if (v > max_size) root.invalid(field, "is " + std::to_string(v) + ", more than mii supports (2^31 - 1)");
 }
 
 }  // namespace
@@ -105,10 +124,13 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
   c.pad_token_id = root.get_int("pad_token_id");
   c.eos_token_ids = root.get_int_list("eos_token_id").value_or(std::vector<std::int64_t>{});
   c.dtype = root.get_string("dtype").value_or(root.get_string("torch_dtype").value_or(""));
-  check_positive(root, "vocab_size", c.vocab_size);
-  check_positive(root, "hidden_size", c.hidden_size);
-  check_positive(root, "num_hidden_layers", c.num_hidden_layers);
-  check_positive(root, "num_attention_heads", c.num_attention_heads);
+  check_size(root, "vocab_size", c.vocab_size);
+  check_size(root, "hidden_size", c.hidden_size);
+  check_size(root, "num_hidden_layers", c.num_hidden_layers);
+  check_size(root, "num_attention_heads", c.num_attention_heads);
+  if (c.max_position_embeddings > max_size)
+    root.invalid("max_position_embeddings", "is " + std::to_string(c.max_position_embeddings) +
+                                                ", more than mii supports (2^31 - 1)");
 
   if (mt == "falcon") {
     c.intermediate_size = root.get_int("ffn_hidden_size").value_or(4 * c.hidden_size);
@@ -137,7 +159,7 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
     c.rope.type = "none";
   } else {
     c.intermediate_size = root.get_int("intermediate_size").value_or(d.intermediate);
-    c.num_key_value_heads = root.get_int("num_key_value_heads").value_or(c.num_attention_heads);
+    c.num_key_value_heads = root.get_int("num_key_value_heads").value_or(d.kv_heads ? d.kv_heads : c.num_attention_heads);
   }
   if (mt == "llama" || mt == "mistral" || mt == "mixtral" || mt == "qwen2" || mt == "phi3") {
     c.qkv_bias = c.o_bias = root.get_bool("attention_bias").value_or(false);
@@ -183,11 +205,12 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
                                               std::to_string(c.hidden_size) + ")");
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
-  check_positive(root, "num_key_value_heads", c.num_key_value_heads);
+  check_size(root, "head_dim", c.head_dim);
+  check_size(root, "num_key_value_heads", c.num_key_value_heads);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     root.invalid("num_key_value_heads", "(" + std::to_string(c.num_key_value_heads) +
                                             ") must divide num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
-  check_positive(root, "intermediate_size", c.intermediate_size);
+  check_size(root, "intermediate_size", c.intermediate_size);
   if (!(c.rope.partial_rotary_factor > 0.0 && c.rope.partial_rotary_factor <= 1.0))
     root.invalid("partial_rotary_factor", "must be in (0, 1], got " + std::to_string(c.rope.partial_rotary_factor));
   if (c.rope.type == "longrope") {

@@ -1,5 +1,7 @@
 #include "io/json_reader.hpp"
 
+#include <cmath>
+
 #include <mii/error.hpp>
 
 namespace mii::detail {
@@ -91,7 +93,8 @@ std::optional<std::int64_t> json_object::get_int(std::string_view key) const {
   // Integers written as 4096.0 by some tools are accepted when exact.
   if (e->is_double()) {
     const double d = double(*e);
-    if (d == double(std::int64_t(d))) return std::int64_t(d);
+    // Range first: converting a double outside int64 (1e30) to an integer is undefined.
+    if (d >= -9.2e18 && d <= 9.2e18 && d == std::trunc(d)) return std::int64_t(d);
   }
   bad(key, "an integer", *e);
 }

@@ -160,6 +160,11 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
     f.tensors_.push_back(std::move(t));
   }
   std::sort(f.tensors_.begin(), f.tensors_.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  // JSON allows a key twice (also spelled differently, with \u escapes); which entry a lookup found
+  // would then be arbitrary.
+  for (std::size_t i = 1; i < f.tensors_.size(); ++i)
+    if (f.tensors_[i].name == f.tensors_[i - 1].name)
+      fail(where, ": tensor '", f.tensors_[i].name, "' is listed twice in the header");
   for (auto& t : f.tensors_) {
     t.file = &f.path_;
     const auto b = std::uint64_t(t.bytes.data() - (base + data_start));

@@ -12,6 +12,13 @@ engine_limits resolve_limits(const model_config& cfg, const model::model_shape& 
   if (l.eos_ids.empty() && tok)
     if (auto e = tok->eos_id()) l.eos_ids.push_back(*e);
 
+  // The model runner plans its buffers with these before we get here; 0 must not pass for 1.
+  if (cfg.max_ragged_batch_size < 1)
+    fail("model_config.max_ragged_batch_size must be >= 1, got ", cfg.max_ragged_batch_size);
+  if (cfg.max_ragged_sequence_count < 1)
+    fail("model_config.max_ragged_sequence_count must be >= 1, got ", cfg.max_ragged_sequence_count);
+  if (cfg.max_tracked_sequences < 1)
+    fail("model_config.max_tracked_sequences must be >= 1, got ", cfg.max_tracked_sequences);
   if (cfg.max_length && *cfg.max_length < 2) fail("model_config.max_length must be >= 2, got ", *cfg.max_length);
   if (cfg.max_context < 2) fail("model_config.max_context must be >= 2, got ", cfg.max_context);
   if (cfg.max_length && shape.max_positions > 0 && *cfg.max_length > shape.max_positions)

@@ -29,8 +29,13 @@ float philox_uniform(std::uint64_t seed, std::uint64_t counter) {
 
 std::int32_t sample_row(const float* logits, std::int64_t vocab, const sample_params& p,
                         std::span<const std::int32_t> eos_ids) {
+  // EOS suppression masks the EOS ids, unless they are the whole vocabulary (then there would be
+  // nothing left to sample).
+  bool suppress = false;
+  for (std::int64_t i = 0; p.suppress_eos && !suppress && i < vocab; ++i)
+    suppress = std::find(eos_ids.begin(), eos_ids.end(), std::int32_t(i)) == eos_ids.end();
   auto masked = [&](std::int64_t i) {
-    return p.suppress_eos && std::find(eos_ids.begin(), eos_ids.end(), std::int32_t(i)) != eos_ids.end();
+    return suppress && std::find(eos_ids.begin(), eos_ids.end(), std::int32_t(i)) != eos_ids.end();
   };
   if (p.greedy || p.temperature <= 0.0f) {
     std::int64_t best = -1;

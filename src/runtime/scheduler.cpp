@@ -26,6 +26,13 @@ void scheduler::finish(sequence_state* s) {
   std::erase(waiting_, s);
 }
 
+void scheduler::abandon_all() {
+  for (sequence_state* s : running_) allocator_.release(s->blocks);
+  for (sequence_state* s : waiting_) allocator_.release(s->blocks);  // normally none: preemption freed them
+  running_.clear();
+  waiting_.clear();
+}
+
 bool scheduler::grow(sequence_state* s, std::int64_t tokens) {
   const std::int32_t need = blocks_for(s->kv_len + tokens) - std::int32_t(s->blocks.size());
   return need <= 0 || allocator_.allocate(need, s->blocks);

@@ -12,11 +12,19 @@ std::string stop_matcher::push(std::string_view text) {
   if (matched_) return {};
   if (stops_.empty()) return std::string(text);
   pending_.append(text);
-  std::size_t first = std::string::npos;
-  for (const auto& s : stops_) first = std::min(first, pending_.find(s));
-  if (first != std::string::npos) {
+  // Generation stops where the first stop string is completed, exactly as if the text had arrived
+  // one byte at a time, so that how it is split into pieces never changes the output: of two stop
+  // strings in one piece, the one that ends first wins (for "abcd" and "bc" in "xabcd", "bc"), and
+  // among those ending at that byte the output is cut where the longest begins.
+  std::size_t end = std::string::npos;
+  for (const auto& s : stops_)
+    if (const auto at = pending_.find(s); at != std::string::npos) end = std::min(end, at + s.size());
+  if (end != std::string::npos) {
+    std::size_t cut = end;
+    for (const auto& s : stops_)
+      if (s.size() <= end && pending_.compare(end - s.size(), s.size(), s) == 0) cut = std::min(cut, end - s.size());
     matched_ = true;
-    std::string out = pending_.substr(0, first);
+    std::string out = pending_.substr(0, cut);
     pending_.clear();
     return out;
   }
