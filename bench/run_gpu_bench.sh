@@ -4,20 +4,21 @@
 # Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the
 # transformers peers (eager; static cache + torch.compile) on the same random-weight shapes,
 # then the cold start from a real checkpoint file, and prints the ratio table last.
-# Env: PEERS="eager compile" (which transformers modes), SCENARIOS, COLD=1, QUICK=1 (small sizes).
+# Env: PEERS="eager compile" (which transformers modes), SCENARIOS (mii), PEER_SCENARIOS, COLD=1,
+# QUICK=1 (small sizes). Results: $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
-res=$OUT/results
-mkdir -p "$res"
+res=/tmp/bench-results log=/tmp/bench-logs
+mkdir -p "$res" "$log" "$OUT"  # results of earlier invocations on this machine stay
 models=("$@")
 ((${#models[@]})) || models=(mistral-7b llama3-8b)
 export MII_COMMIT=${MII_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 export PYTHONUNBUFFERED=1
 SECONDS=0
-bash tools/gpu/build.sh mii-bench > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+bash tools/gpu/build.sh mii-bench > "$log/build.log" 2>&1 || { tail -40 "$log/build.log"; exit 1; }
 echo "build: ${SECONDS}s"
-nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$log/gpu.txt"
 
 sizes=()
 [[ ${QUICK:-0} == 1 ]] && sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --load-requests 16 --clients 4,16 --repeats 1)
@@ -25,13 +26,13 @@ for m in "${models[@]}"; do
   cfg=bench/configs/$m
   ./build-gpu/bench/mii-bench --model "$cfg" --random-weights --roofline \
     --scenario "${SCENARIOS:-latency,prefill,throughput,load}" --label "mii-$m" --out "$res" "${sizes[@]}" \
-    2>&1 | tee "$OUT/mii-$m.log" | tail -30
+    2>&1 | tee "$log/mii-$m.log" | tail -30
   echo "mii $m done: ${SECONDS}s"
   for mode in ${PEERS-eager compile}; do
     peer_sizes=()
     [[ ${QUICK:-0} == 1 ]] && peer_sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --repeats 1)
     timeout 420 python3 bench/peers/transformers_peer.py --config "$cfg" --mode "$mode" --out "$res/hf-$mode-$m.json" \
-      "${peer_sizes[@]}" 2>&1 | grep -v Warning | tee "$OUT/hf-$mode-$m.log" | tail -8
+      --scenarios "${PEER_SCENARIOS:-latency,prefill,throughput}" "${peer_sizes[@]}" 2>&1 | grep -v Warning | tee "$log/hf-$mode-$m.log" | tail -8
     echo "transformers $mode $m done: ${SECONDS}s"
   done
 done
@@ -42,4 +43,6 @@ if [[ ${COLD:-1} == 1 ]]; then
   ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 | tail -6
 fi
 echo "total: ${SECONDS}s"
+tar -czf "$OUT/results.tgz" -C "$res" .  # few files: the device tool returns at most 8
+tar -czf "$OUT/logs.tgz" -C "$log" .
 python3 bench/compare.py "$res" | tee "$OUT/table.txt"
