@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main(folder, out):
     docs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "*.json")))]
-    models = sorted({os.path.basename(d["model"].rstrip("/")) for d in docs})
+    speed = {"latency", "prefill", "throughput"}
+    models = sorted({os.path.basename(d["model"].rstrip("/")) for d in docs
+                     if any(r["scenario"] in speed for r in d["results"])})
     fig, axes = plt.subplots(len(models), 2, figsize=(13, 4.5 * len(models)), squeeze=False)
     for row, model in enumerate(models):
         ds = [d for d in docs if os.path.basename(d["model"].rstrip("/")) == model]
@@ -38,6 +40,10 @@ def main(folder, out):
         ax.set_title(f"{model}: speed by scenario")
         ax.legend(fontsize=8)
         ax = axes[row][1]
+        if not any(r["scenario"] == "load" for d in ds for r in d["results"]):
+            ax.axis("off")
+            ax.text(0.5, 0.5, "no load scenario in this run", ha="center", va="center")
+            continue
         for d in ds:
             pts = [(int(r["config"]["clients"]), r["figures"]["latency_p50"]["value"], r["figures"]["latency_p99"]["value"],
                     r["figures"]["output_tokens_per_s"]["value"]) for r in d["results"] if r["scenario"] == "load"]
