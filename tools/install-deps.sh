@@ -16,6 +16,10 @@ declare -A probe=(
   [libsimdjson-dev]=/usr/include/simdjson.h
   [libpcre2-dev]=/usr/include/pcre2.h
   [libutf8proc-dev]=/usr/include/utf8proc.h
+  # tools/ci-reliability.sh: clang for the sanitizer and libFuzzer builds, llvm-symbolizer for their stacks
+  [clang-14]=/usr/bin/clang++-14
+  [libclang-rt-14-dev]=/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a
+  [llvm-14]=/usr/lib/llvm-14/bin/llvm-symbolizer
 )
 missing=()
 for pkg in "${!probe[@]}"; do

@@ -127,6 +127,9 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
   check_size(root, "vocab_size", c.vocab_size);
   check_size(root, "hidden_size", c.hidden_size);
   check_size(root, "num_hidden_layers", c.num_hidden_layers);
+  // Per-layer tables are allocated before any tensor is read; no real model has 10^5 layers.
+  if (c.num_hidden_layers > 100000)
+    root.invalid("num_hidden_layers", "is " + std::to_string(c.num_hidden_layers) + ", more than mii supports (100000)");
   check_size(root, "num_attention_heads", c.num_attention_heads);
   if (c.max_position_embeddings > max_size)
     root.invalid("max_position_embeddings", "is " + std::to_string(c.max_position_embeddings) +

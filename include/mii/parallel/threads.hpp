@@ -88,7 +88,7 @@ class threads {
       sum[i] = from_acc<T>(acc);
     }
     group_->arrive_and_wait();
-    std::memcpy(static_cast<void*>(data), sum, std::size_t(n) * sizeof(T));
+    if (n > 0) std::memcpy(static_cast<void*>(data), sum, std::size_t(n) * sizeof(T));  // data may be null when n == 0
     group_->arrive_and_wait();  // the scratch stays untouched until everyone has copied it
   }
 

@@ -134,7 +134,9 @@ class engine {
         // cannot run, end that request with an error response.
         try {
           validate(*s.params);
-          prepare(*r, *s.params, s.params->seed.value_or(s.id));
+          // A seeded request samples as the same prompt alone in generate() with that seed.
+          const auto& seed = s.params->seed;
+          prepare(*r, *s.params, seed ? *seed : agreed_random_seed() + s.id);
           queued.push_back(r.get());
         } catch (const error& e) {
           r->fail_with(e.what());
@@ -327,7 +329,10 @@ class engine {
       if (r->reason != generation_finish_reason::error) {
         x.token_ids.assign(r->tokens.begin() + std::ptrdiff_t(r->prompt_len), r->tokens.end());
         x.generated_length = std::int64_t(x.token_ids.size());
-        x.generated_text = p.return_full_text ? r->prompt_text + r->text : r->text;
+        std::string prompt = r->prompt_text;
+        if (p.return_full_text && prompt.empty() && tok_)  // a prompt given as ids
+          prompt = tok_->decode(std::span(r->tokens).first(std::size_t(r->prompt_len)), /*skip_special_tokens=*/true);
+        x.generated_text = p.return_full_text ? prompt + r->text : r->text;
       }
       out.push_back(std::move(x));
     }

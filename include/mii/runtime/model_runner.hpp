@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <type_traits>
 #include <utility>
 #include <cstdlib>
 #include <span>
@@ -59,6 +60,10 @@ class model_runner {
         fail("model_config.kv_cache_memory_fraction must be in (0, 1], got ", cfg.kv_cache_memory_fraction);
       kv_blocks_ = std::int32_t(std::min<std::int64_t>(
           std::int64_t(Backend::kv_budget_bytes(ctx, cfg.kv_cache_memory_fraction)) / per_block, 1 << 30));
+      // On the host the budget is a cap, not a target: room for 16 sequences of max_context is
+      // plenty for the reference backend, and a tiny model should not zero a gigabyte.
+      if constexpr (std::is_same_v<T, float>)
+        kv_blocks_ = std::int32_t(std::min<std::int64_t>(kv_blocks_, 16 * ((cfg.max_context + block_size_ - 1) / block_size_)));
     }
     // Under tensor parallelism each rank measured its own free memory; all must plan the same
     // cache, or their schedulers (which run in lockstep without messages) would diverge.
