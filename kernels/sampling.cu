@@ -18,6 +18,8 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "common.cuh"
+
+#include <mii/runtime/philox.hpp>
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 
@@ -35,24 +37,9 @@ struct row_params {
   std::int32_t pad;
 };
 
-// Philox-4x32-10, bit for bit runtime::philox_uniform.
-__device__ float philox_uniform(std::uint64_t seed, std::uint64_t counter) {
-  std::uint32_t c0 = std::uint32_t(counter), c1 = std::uint32_t(counter >> 32), c2 = 0, c3 = 0;
-  std::uint32_t k0 = std::uint32_t(seed), k1 = std::uint32_t(seed >> 32);
-#pragma unroll
-  for (int round = 0; round < 10; ++round) {
-    const std::uint64_t p0 = std::uint64_t(0xD2511F53u) * c0;
-    const std::uint64_t p1 = std::uint64_t(0xCD9E8D57u) * c2;
-    const std::uint32_t n0 = std::uint32_t(p1 >> 32) ^ c1 ^ k0;
-    const std::uint32_t n2 = std::uint32_t(p0 >> 32) ^ c3 ^ k1;
-    c1 = std::uint32_t(p1);
-    c3 = std::uint32_t(p0);
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return float(c0 >> 8) * (1.0f / 16777216.0f);
+// The same Philox stream as the host sampler (one definition: runtime/philox.hpp).
+__device__ __forceinline__ float philox_uniform(std::uint64_t seed, std::uint64_t counter) {
+  return runtime::philox_uniform_at(seed, counter);
 }
 
 __device__ __forceinline__ bool is_eos(std::int64_t id, const std::int32_t* eos, int n_eos) {

@@ -72,35 +72,29 @@ class engine {
   // Generates for every prompt. Invalid parameters throw before any work; a prompt that cannot
   // run (too long, invalid UTF-8, empty) gets finish_reason error and the others still run.
   std::vector<response> generate(std::span<const std::string> prompts, const generate_params& p) {
-    validate(p);
-    std::vector<std::unique_ptr<request>> reqs;
-    const std::uint64_t seed = p.seed ? *p.seed : agreed_random_seed();
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-      auto r = std::make_unique<request>();
-      r->index = i;
-      r->prompt_text = prompts[i];
-      try {
-        r->tokens = tok().encode(prompts[i], /*add_special_tokens=*/true);
-        prepare(*r, p, seed + i);
-      } catch (const error& e) {
-        r->fail_with(e.what());
-      }
-      reqs.push_back(std::move(r));
-    }
-    run(reqs);
-    return collect(reqs, p);
+    return generate_each(prompts.size(), p, [&](request& r, std::size_t i) {
+      r.prompt_text = prompts[i];
+      r.tokens = tok().encode(prompts[i], /*add_special_tokens=*/true);
+    });
   }
 
   // The same from token ids (no tokenizer in the loop for the prompt; text is still decoded).
   std::vector<response> generate_ids(std::span<const std::vector<token_id>> prompts, const generate_params& p) {
+    return generate_each(prompts.size(), p, [&](request& r, std::size_t i) { r.tokens = prompts[i]; });
+  }
+
+  // One call: `fill(request, i)` sets prompt i's tokens (it may throw mii::error: that prompt
+  // then gets an error response and the others run). Prompt i samples with seed + i.
+  template <class Fill>
+  std::vector<response> generate_each(std::size_t count, const generate_params& p, Fill&& fill) {
     validate(p);
     std::vector<std::unique_ptr<request>> reqs;
     const std::uint64_t seed = p.seed ? *p.seed : agreed_random_seed();
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
+    for (std::size_t i = 0; i < count; ++i) {
       auto r = std::make_unique<request>();
       r->index = i;
-      r->tokens = prompts[i];
       try {
+        fill(*r, i);
         prepare(*r, p, seed + i);
       } catch (const error& e) {
         r->fail_with(e.what());
