@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one call: build everything for sm_90a, run the GPU suite (and the host
-# suites), optionally under compute-sanitizer, and print a short table last. Carry .deps (and
+# suites), a bench smoke, optionally compute-sanitizer, and print a short summary last. Carry .deps (and
 # .cache/tokenizers for the tokenizer suite).
 #   bash tools/gpu/check.sh            MII_SANITIZE_GPU=1 adds memcheck + racecheck runs
 set -uo pipefail
@@ -14,6 +14,11 @@ gpu_rc=${PIPESTATUS[0]}
 gpu_s=$((SECONDS - build_s))
 (cd build-gpu && ctest -L host -j 8 --timeout 600 2>&1 | tee "$OUT/host-tests.log" | tail -5)
 host_rc=${PIPESTATUS[0]}
+# Bench smoke: the engine end to end on the GPU through mii-bench (small sizes, a fixture model).
+./build-gpu/bench/mii-bench --model tests/fixtures/models/llama2 --scenario latency,throughput --prompt-len 32 \
+  --gen-len 16 --batch 8 --tp-prompt 32 --tp-gen 8 --repeats 1 --out /tmp/bench-smoke > "$OUT/bench-smoke.log" 2>&1
+smoke_rc=$?
+tail -8 "$OUT/bench-smoke.log"
 san=""
 if [[ ${MII_SANITIZE_GPU:-0} == 1 ]]; then
   export MII_TEST_QUICK=1
@@ -22,4 +27,4 @@ if [[ ${MII_SANITIZE_GPU:-0} == 1 ]]; then
   compute-sanitizer --tool racecheck --error-exitcode 9 ./build-gpu/tests/mii_test_gpu "[attention],[graphs]" > "$OUT/racecheck.log" 2>&1
   san="$san; racecheck rc=$? ($(grep -c 'hazard' "$OUT/racecheck.log") hazard lines)"
 fi
-echo "== check: build ${build_s}s, gpu suite rc=$gpu_rc (${gpu_s}s) [$(grep -E 'test cases' "$OUT/gpu-tests.log" | tail -1)], host suites rc=$host_rc, ${san:-sanitizers not run}, total ${SECONDS}s"
+echo "== check: build ${build_s}s, gpu suite rc=$gpu_rc (${gpu_s}s) [$(grep -E 'test cases' "$OUT/gpu-tests.log" | tail -1)], host suites rc=$host_rc, bench smoke rc=$smoke_rc, ${san:-sanitizers not run}, total ${SECONDS}s"
