@@ -153,7 +153,6 @@ class transformer {
     }
   }
 
-  const backend::rope_table& rope() const { return rope_view_; }
 
  private:
   const T* g(global_slot s) const {
