@@ -20,6 +20,9 @@
 #include <mii/backend/host/host_backend.hpp>
 #include <mii/runtime/step_builder.hpp>
 
+#include "gpu_support.hpp"
+#include "test_files.hpp"
+
 namespace {
 
 using mii::bf16_t;
@@ -32,27 +35,14 @@ using mii::runtime::step_builder;
 using mii::runtime::step_chunk;
 using host = mii::backend::host;
 
+// One seed per run, printed; MII_TEST_SEED replays it (tests/support/test_files.hpp).
 std::uint64_t test_seed() {
-  static const std::uint64_t seed = [] {
-    std::uint64_t s;
-    if (const char* env = std::getenv("MII_TEST_SEED")) {
-      s = std::strtoull(env, nullptr, 10);
-    } else {
-      std::random_device rd;
-      s = (std::uint64_t(rd()) << 32) ^ rd();
-    }
-    std::printf("attention tests: seed %llu (MII_TEST_SEED=%llu replays)\n", (unsigned long long)s,
-                (unsigned long long)s);
-    return s;
-  }();
+  static const std::uint64_t seed = mii::test::test_seed("attention tests");
   return seed;
 }
 
 template <class D>
-D to_dtype(float f) {
-  if constexpr (std::is_same_v<D, bf16_t>) return mii::to_bf16(f);
-  else return mii::to_fp16(f);
-}
+D to_dtype(float f) { return mii::test::gpu::from_float<D>(f); }
 template <class D>
 float round_trip(float f) { return mii::to_float(to_dtype<D>(f)); }
 template <class D>
