@@ -29,6 +29,7 @@
 #include <mii/parallel/single.hpp>
 #include <mii/runtime/model_runner.hpp>
 
+#include "fixture_runs.hpp"
 #include "fixtures.hpp"
 #include "gpu_support.hpp"
 #include "io/json_reader.hpp"
@@ -43,56 +44,10 @@ struct harness {
   parallel::single comm;
   runtime::model_runner<Model, backend::cuda<D>, parallel::single> runner;
 
-  static model_config small_config() {
-    model_config c;
-    c.kv_block_size = 4;  // small blocks: prompts cross many block boundaries
-    c.kv_cache_blocks = 512;
-    c.max_ragged_batch_size = 256;
-    c.show_progress = false;
-    return c;
-  }
-  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), small_config()) {}
-
-  // Blocks for a sequence, interleaved with the other sequences' blocks on purpose.
-  std::vector<std::int32_t> blocks(std::int64_t tokens, int seq, int n_seqs) {
-    std::vector<std::int32_t> b;
-    for (std::int64_t i = 0; i * runner.block_size() < tokens; ++i)
-      b.push_back(std::int32_t((i * n_seqs + seq) % runner.kv_blocks()));
-    return b;
-  }
+  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), test::fixture_config()) {}
 };
 
-struct piece {
-  int seq;
-  std::int64_t begin, end;
-};
-
-template <class Model, class D>
-std::vector<std::vector<float>> run_pieces(harness<Model, D>& h, const test::model_reference& ref,
-                                           const std::vector<std::vector<piece>>& steps) {
-  const int n = int(ref.prompts.size());
-  std::vector<std::vector<std::int32_t>> blocks;
-  for (int s = 0; s < n; ++s) blocks.push_back(h.blocks(std::int64_t(ref.prompts[std::size_t(s)].size()), s, n));
-  std::vector<std::vector<float>> out(static_cast<std::size_t>(n));
-  for (const auto& step : steps) {
-    std::vector<runtime::step_chunk> chunks;
-    for (const auto& p : step) {
-      const auto& prompt = ref.prompts[std::size_t(p.seq)];
-      chunks.push_back({std::span(prompt).subspan(std::size_t(p.begin), std::size_t(p.end - p.begin)), p.begin,
-                        blocks[std::size_t(p.seq)], h.runner.rope_row(p.end), runtime::step_chunk::logits::all});
-    }
-    h.runner.forward(chunks);
-    const auto logits = h.runner.logits();
-    std::size_t row = 0;
-    for (const auto& p : step) {
-      const std::size_t len = std::size_t(p.end - p.begin) * std::size_t(ref.vocab);
-      out[std::size_t(p.seq)].insert(out[std::size_t(p.seq)].end(), logits.begin() + std::ptrdiff_t(row),
-                                     logits.begin() + std::ptrdiff_t(row + len));
-      row += len;
-    }
-  }
-  return out;
-}
+using test::piece;
 
 std::vector<double> greedy_margins(const std::string& fixture) {
   const auto doc = detail::json_document::from_file(test::fixture_dir(fixture) / "reference.json");
@@ -140,20 +95,20 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
   {
     std::vector<std::vector<piece>> steps;
     for (int s = 0; s < n; ++s) steps.push_back({{s, 0, len(s)}});
-    compare(run_pieces(h, ref, steps), "one-step");
+    compare(test::run_pieces(h.runner, ref, steps), "one-step");
   }
   {
     std::vector<std::vector<piece>> steps;
     for (int s = 0; s < n; ++s)
       for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
         steps.push_back({{s, b, std::min(len(s), b + size)}});
-    compare(run_pieces(h, ref, steps), "chunked");
+    compare(test::run_pieces(h.runner, ref, steps), "chunked");
   }
   {
     const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
     const std::vector<std::vector<piece>> steps = {
         {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
-    compare(run_pieces(h, ref, steps), "ragged");
+    compare(test::run_pieces(h.runner, ref, steps), "ragged");
   }
 
   // Greedy, teacher-forced on the reference tokens so that every one of the 24 steps counts.
@@ -161,7 +116,7 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
   for (int s = 0; s < n; ++s) {
     std::vector<std::int32_t> tokens = ref.prompts[std::size_t(s)];
     const auto& expected = ref.greedy[std::size_t(s)];
-    const auto blocks = h.blocks(std::int64_t(tokens.size() + expected.size()), 0, 1);
+    const auto blocks = test::interleaved_blocks(h.runner, std::int64_t(tokens.size() + expected.size()), 0, 1);
     std::int64_t cached = 0;
     runtime::sample_params greedy;
     for (std::size_t step = 0; step < expected.size(); ++step) {

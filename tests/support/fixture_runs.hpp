@@ -1,0 +1,69 @@
+// Running a model_runner (any backend) over a fixture's prompts the way the fixture tests do:
+// small KV blocks that prompts cross many times, block ids interleaved across sequences, and
+// prompts fed as pieces of steps (whole, chunked or ragged) collecting every position's logits.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include <mii/config.hpp>
+#include <mii/runtime/step_builder.hpp>
+
+#include "fixtures.hpp"
+
+namespace mii::test {
+
+inline model_config fixture_config() {
+  model_config c;
+  c.kv_block_size = 4;  // small blocks: prompts cross many block boundaries
+  c.kv_cache_blocks = 512;
+  c.max_ragged_batch_size = 256;
+  c.show_progress = false;
+  return c;
+}
+
+// Blocks for sequence `seq` of `n_seqs`, interleaved with the other sequences' blocks on purpose.
+template <class Runner>
+std::vector<std::int32_t> interleaved_blocks(const Runner& runner, std::int64_t tokens, int seq, int n_seqs) {
+  std::vector<std::int32_t> b;
+  for (std::int64_t i = 0; i * runner.block_size() < tokens; ++i)
+    b.push_back(std::int32_t((i * n_seqs + seq) % runner.kv_blocks()));
+  return b;
+}
+
+// Tokens [begin, end) of prompt `seq`, as one chunk of a step.
+struct piece {
+  int seq;
+  std::int64_t begin, end;
+};
+
+// Runs `steps` (each a list of prompt pieces) and returns each prompt's logits for every position.
+template <class Runner>
+std::vector<std::vector<float>> run_pieces(Runner& runner, const model_reference& ref,
+                                           const std::vector<std::vector<piece>>& steps) {
+  const int n = int(ref.prompts.size());
+  std::vector<std::vector<std::int32_t>> blocks;
+  for (int s = 0; s < n; ++s)
+    blocks.push_back(interleaved_blocks(runner, std::int64_t(ref.prompts[std::size_t(s)].size()), s, n));
+  std::vector<std::vector<float>> out(static_cast<std::size_t>(n));
+  for (const auto& step : steps) {
+    std::vector<runtime::step_chunk> chunks;
+    for (const auto& p : step) {
+      const auto& prompt = ref.prompts[std::size_t(p.seq)];
+      chunks.push_back({std::span(prompt).subspan(std::size_t(p.begin), std::size_t(p.end - p.begin)), p.begin,
+                        blocks[std::size_t(p.seq)], runner.rope_row(p.end), runtime::step_chunk::logits::all});
+    }
+    runner.forward(chunks);
+    const auto logits = runner.logits();
+    std::size_t row = 0;
+    for (const auto& p : step) {
+      const std::size_t len = std::size_t(p.end - p.begin) * std::size_t(ref.vocab);
+      out[std::size_t(p.seq)].insert(out[std::size_t(p.seq)].end(), logits.begin() + std::ptrdiff_t(row),
+                                     logits.begin() + std::ptrdiff_t(row + len));
+      row += len;
+    }
+  }
+  return out;
+}
+
+}  // namespace mii::test
