@@ -49,7 +49,7 @@ class engine {
         ctx_(std::make_unique<context>(context_arg(cfg))),
         runner_(std::make_unique<model_runner<Model, Backend, Comm>>(*ctx_, comm_, dir, cfg)),
         tok_(load_tokenizer(dir, cfg)) {
-    limits_ = resolve_limits(cfg, runner_->shape(), io::load_hf_config(dir), io::load_generation_config(dir),
+    limits_ = resolve_limits(cfg, runner_->shape(), runner_->config(), io::load_generation_config(dir),
                              tok_ ? &*tok_ : nullptr);
     sched_ = std::make_unique<scheduler>(
         scheduler_limits{runner_->max_tokens(), runner_->max_sample(), runner_->block_size()}, runner_->kv_blocks());

@@ -38,8 +38,8 @@ class model_runner {
   // allocates the KV cache (model_config.kv_cache_blocks, or the memory fraction).
   model_runner(context& ctx, Comm& comm, const std::filesystem::path& dir, const model_config& cfg)
       : ctx_(ctx), comm_(comm) {
-    const io::hf_config hf = io::load_hf_config(dir);
-    shape_ = model::resolve_shape(Model::describe(Model::name), hf, comm.size(), comm.rank());
+    config_ = io::load_hf_config(dir);
+    shape_ = model::resolve_shape(Model::describe(Model::name), config_, comm.size(), comm.rank());
     const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
     const model::weight_plan plan = model::plan_weights(Model::describe(Model::name), shape_, ckpt);
     const std::int64_t max_tokens = std::max<std::int64_t>(cfg.max_ragged_batch_size, 1);
@@ -87,6 +87,7 @@ class model_runner {
   }
 
   const model::model_shape& shape() const { return shape_; }
+  const io::hf_config& config() const { return config_; }  // config.json as read at load
   std::int32_t kv_blocks() const { return kv_blocks_; }
   std::int32_t block_size() const { return block_size_; }
   std::int64_t max_tokens() const { return model_->max_tokens(); }
@@ -185,6 +186,7 @@ class model_runner {
 
   context& ctx_;
   Comm& comm_;
+  io::hf_config config_;
   model::model_shape shape_;
   std::optional<model::transformer<Model, Backend>> model_;
   typename Backend::template buffer<T> kv_;
