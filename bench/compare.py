@@ -32,11 +32,13 @@ def main(folder):
         print(head)
         for d in mii:
             for r in d["results"]:
+                # The load scenario repeats its figures per client count: say which.
+                label = f"load c={r['config']['clients']}" if "clients" in r.get("config", {}) else r["scenario"]
                 for name, f in r["figures"].items():
                     v, fl = f["value"], f.get("floor", 0)
                     low = name in LOWER_IS_BETTER
-                    eff = (fl / v if low else v / fl) if fl and v else 0
-                    line = f"{r['scenario']:11} {name:26} {v:11.2f} {fl:11.2f} {eff:9.2f}"
+                    floor = f"{fl:11.2f} {(fl / v if low else v / fl):9.2f}" if fl and v else f"{'-':>11} {'-':>9}"
+                    line = f"{label:11} {name:26} {v:11.2f} {floor}"
                     for p in peers:
                         pv = next((pr["figures"][name]["value"] for pr in p["results"]
                                    if pr["scenario"] == r["scenario"] and name in pr["figures"]), None)

@@ -15,6 +15,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def tick_label(docs, scenario):
+    """The scenario with its sizes (batch x prompt, generated), from the first run that has it."""
+    c = next((r["config"] for d in docs for r in d["results"] if r["scenario"] == scenario), {})
+    if scenario == "latency":
+        return f"decode, batch {c.get('batch', '?')}"
+    if scenario == "prefill":
+        return f"prefill {c.get('batch', '?')} x {c.get('prompt', '?')}"
+    return f"{scenario} {c.get('batch', '?')} x ({c.get('prompt', '?')}, {c.get('gen', '?')})"
+
+
 def main(folder, out):
     docs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "*.json")))]
     speed = {"latency", "prefill", "throughput"}
@@ -34,7 +44,7 @@ def main(folder, out):
                 vals.append(v)
             ax.bar([x + i * width for x in range(len(figures))], vals, width, label=d["runner"])
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(figures))])
-        ax.set_xticklabels([f"{sc}\n{name}" for sc, name in figures], fontsize=8)
+        ax.set_xticklabels([tick_label(ds, sc) for sc, _ in figures], fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("tokens/s (log)")
         ax.set_title(f"{model}: speed by scenario")

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark, in one command on the GPU machine (carry .deps):
 #   bash bench/run_gpu_bench.sh [mistral-7b] [llama3-8b]
-# Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the
-# transformers peers (eager; static cache + torch.compile) on the same random-weight shapes,
+# Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the peers
+# (transformers eager; static cache + torch.compile; llama.cpp) on the same random-weight shapes,
 # then the cold start from a real checkpoint file, and prints the ratio table last.
-# Env: PEERS="eager compile" (which transformers modes), SCENARIOS (mii), PEER_SCENARIOS, COLD=1,
+# Env: PEERS (default "eager compile", the transformers modes, plus llamacpp when LLAMACPP_SRC
+# names a llama.cpp snapshot: bench/peers/llamacpp_peer.sh), SCENARIOS (mii), PEER_SCENARIOS, COLD=1,
 # QUICK=1 (small sizes). Results: $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,17 @@ for m in "${models[@]}"; do
     --scenario "${SCENARIOS:-latency,prefill,throughput,load}" --label "mii-$m" --out "$res" "${sizes[@]}" \
     2>&1 | tee "$log/mii-$m.log" | tail -30
   echo "mii $m done: ${SECONDS}s"
-  for mode in ${PEERS-eager compile}; do
+  for mode in ${PEERS-eager compile${LLAMACPP_SRC:+ llamacpp}}; do
+    if [[ $mode == llamacpp ]]; then  # needs LLAMACPP_SRC (a llama.cpp snapshot in .peer/, carried)
+      lcpp=bench/peers/llamacpp_peer.sh
+      { [[ -x /tmp/lcpp/bin/llama-batched-bench ]] || bash $lcpp build; } > "$log/llamacpp-build.log" 2>&1 \
+        && { [[ -f /tmp/lcpp-$m.gguf ]] || bash $lcpp gguf "$cfg" > "$log/llamacpp-gguf-$m.log" 2>&1; } \
+        && LOGS=$log bash $lcpp run "$cfg" "$res/llamacpp-$m.json" 2>&1 | tee "$log/llamacpp-$m.log" | tail -8 \
+        || { echo "llama.cpp peer failed: see logs.tgz"; tail -5 "$log"/llamacpp-*.log; }
+      rm -f "/tmp/lcpp-$m.gguf"  # 15 GB each: the disk holds one at a time
+      echo "llama.cpp $m done: ${SECONDS}s"
+      continue
+    fi
     peer_sizes=()
     [[ ${QUICK:-0} == 1 ]] && peer_sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --repeats 1)
     timeout 420 python3 bench/peers/transformers_peer.py --config "$cfg" --mode "$mode" --out "$res/hf-$mode-$m.json" \
