@@ -26,6 +26,7 @@ struct falcon_naming {
 };
 
 struct falcon : architecture<hf_name<"FalconForCausalLM", "RWForCausalLM">,
+                             hf_model_type<"falcon">,
                              norm<layer_norm>,
                              rotary<rope::neox>,
                              attention<gqa, window::none, bias::per_config>,

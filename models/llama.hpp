@@ -6,6 +6,7 @@
 
 namespace mii::models {
 struct llama : architecture<hf_name<"LlamaForCausalLM">,
+                            hf_model_type<"llama">,
                             norm<rms_norm>,
                             rotary<rope::neox>,
                             attention<gqa, window::none, bias::none>,

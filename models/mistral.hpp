@@ -5,6 +5,7 @@
 
 namespace mii::models {
 struct mistral : architecture<hf_name<"MistralForCausalLM">,
+                              hf_model_type<"mistral">,
                               norm<rms_norm>,
                               rotary<rope::neox>,
                               attention<gqa, window::sliding>,

@@ -6,6 +6,7 @@
 
 namespace mii::models {
 struct mixtral : architecture<hf_name<"MixtralForCausalLM">,
+                              hf_model_type<"mixtral">,
                               norm<rms_norm>,
                               rotary<rope::neox>,
                               attention<gqa, window::sliding>,

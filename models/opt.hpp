@@ -26,6 +26,7 @@ struct opt_naming {
 };
 
 struct opt : architecture<hf_name<"OPTForCausalLM">,
+                          hf_model_type<"opt">,
                           norm<layer_norm>,
                           rotary<rope::none>,
                           attention<gqa, window::none, bias::all>,

@@ -22,6 +22,7 @@ struct phi_naming {
 };
 
 struct phi : architecture<hf_name<"PhiForCausalLM">,
+                          hf_model_type<"phi">,
                           norm<layer_norm>,
                           rotary<rope::neox>,
                           attention<gqa, window::none, bias::all>,

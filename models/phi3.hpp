@@ -22,6 +22,7 @@ struct phi3_naming {
 };
 
 struct phi3 : architecture<hf_name<"Phi3ForCausalLM">,
+                           hf_model_type<"phi3">,
                            norm<rms_norm>,
                            rotary<rope::neox>,
                            attention<gqa, window::sliding>,

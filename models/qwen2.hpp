@@ -4,6 +4,7 @@
 
 namespace mii::models {
 struct qwen2 : architecture<hf_name<"Qwen2ForCausalLM">,
+                            hf_model_type<"qwen2">,
                             norm<rms_norm>,
                             rotary<rope::neox>,
                             attention<gqa, window::none, bias::qkv>,

@@ -1,5 +1,9 @@
 #include <mii/pipeline.hpp>
 
+#include <algorithm>
+#include <optional>
+#include <span>
+
 #include <boost/hana/for_each.hpp>
 
 #include <mii/io/hf_config.hpp>
@@ -30,23 +34,44 @@ std::vector<std::string_view> builtin_architectures() {
   return names;
 }
 
+namespace {
+// The first built-in model for which `serves(M)` holds.
+template <class Serves>
+std::optional<generation_pipeline> first_served(const std::filesystem::path& model_dir, const model_config& cfg,
+                                                Serves serves) {
+  std::optional<generation_pipeline> out;
+  boost::hana::for_each(models::builtin, [&](auto t) {
+    using M = typename decltype(t)::type;
+    if (!out && serves(M::hf_names(), M::hf_model_types())) out.emplace(pipeline<M>(model_dir, cfg));
+  });
+  return out;
+}
+
+std::string joined(const auto& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+  return out;
+}
+}  // namespace
+
 generation_pipeline pipeline(const std::filesystem::path& model_dir, const model_config& cfg) {
   const io::hf_config hf = io::load_hf_config(model_dir);
-  std::optional<generation_pipeline> out;
-  for (const auto& arch : hf.architectures) {
-    boost::hana::for_each(models::builtin, [&](auto t) {
-      using M = typename decltype(t)::type;
-      if (out) return;
-      for (auto n : M::hf_names())
-        if (n == arch) out.emplace(pipeline<M>(model_dir, cfg));
-    });
-    if (out) return std::move(*out);
-  }
-  std::string known;
-  for (auto n : builtin_architectures()) known += (known.empty() ? "" : ", ") + std::string(n);
-  std::string given;
-  for (const auto& a : hf.architectures) given += (given.empty() ? "" : ", ") + a;
-  fail(hf.file.string(), ": field 'architectures' is [", given, "]; mii knows: ", known);
+  auto contains = [](std::span<const std::string_view> names, std::string_view n) {
+    return std::find(names.begin(), names.end(), n) != names.end();
+  };
+  // `architectures` first, in the config's order; then `model_type`, as transformers'
+  // AutoModelForCausalLM does (configs without `architectures`, or naming a wrapper class).
+  for (const auto& arch : hf.architectures)
+    if (auto out = first_served(model_dir, cfg, [&](auto names, auto) { return contains(names, arch); }))
+      return std::move(*out);
+  if (auto out = first_served(model_dir, cfg, [&](auto, auto types) { return contains(types, hf.model_type); }))
+    return std::move(*out);
+  std::vector<std::string_view> types;
+  boost::hana::for_each(models::builtin, [&](auto t) {
+    for (auto n : decltype(t)::type::hf_model_types()) types.push_back(n);
+  });
+  fail(hf.file.string(), ": field 'architectures' is [", joined(hf.architectures), "] and field 'model_type' is \"",
+       hf.model_type, "\"; mii knows architectures ", joined(builtin_architectures()), " and model_type ", joined(types));
 }
 
 }  // namespace mii

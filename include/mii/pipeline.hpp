@@ -187,7 +187,8 @@ generation_pipeline pipeline_tp(const std::filesystem::path& model_dir, model_co
   }
 }
 
-// The architecture comes from config.json's `architectures`, among the built-in ones.
+// The architecture comes from config.json's `architectures`, among the built-in ones, or else from
+// its `model_type` (as transformers' Auto classes choose).
 generation_pipeline pipeline(const std::filesystem::path& model_dir, const model_config& cfg = {});
 
 // The names of the architectures mii::pipeline(path) knows.

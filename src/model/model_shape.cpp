@@ -97,12 +97,16 @@ float model_shape::attention_scale() const { return float(1.0 / std::sqrt(double
 model_shape resolve_shape(const arch_description& a, const io::hf_config& c, int tp, int rank) {
   const std::string where = c.file.string();
   const std::string type(a.type_name);
-  if (!c.architectures.empty() &&
-      std::none_of(c.architectures.begin(), c.architectures.end(), [&](const std::string& n) {
-        return std::find(a.hf_names.begin(), a.hf_names.end(), n) != a.hf_names.end();
-      }))
-    fail(where, ": field 'architectures' is [", quoted_list(c.architectures), "] but ", type, " serves [",
-         quoted_list(a.hf_names), "]");
+  // Served when one of `architectures` is ours, or else (as transformers' Auto classes do) when
+  // `model_type` is: configs without `architectures`, or naming a wrapper class, load too.
+  const bool class_served = std::any_of(c.architectures.begin(), c.architectures.end(), [&](const std::string& n) {
+    return std::find(a.hf_names.begin(), a.hf_names.end(), n) != a.hf_names.end();
+  });
+  const bool type_served = std::find(a.hf_model_types.begin(), a.hf_model_types.end(), c.model_type) != a.hf_model_types.end();
+  if (!class_served && !type_served)
+    fail(where, ": field 'architectures' is [", quoted_list(c.architectures), "] and field 'model_type' is \"",
+         c.model_type, "\" but ", type, " serves architectures [", quoted_list(a.hf_names), "] and model_type [",
+         quoted_list(a.hf_model_types), "]");
   if (std::find(a.act_hf_names.begin(), a.act_hf_names.end(), c.hidden_act) == a.act_hf_names.end())
     fail(where, ": field 'hidden_act' is \"", c.hidden_act, "\" but ", type, " was built with activation [",
          quoted_list(a.act_hf_names), "]");

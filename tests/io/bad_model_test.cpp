@@ -105,14 +105,34 @@ TEST_CASE("broken model directories fail with the tensor or field and both value
   }
   SECTION("an unknown architecture: the registry lists the ones it knows") {
     copy.edit_config("\"LlamaForCausalLM\"", "\"GPTNeoXForCausalLM\"");
+    copy.edit_config("\"model_type\": \"llama\"", "\"model_type\": \"gpt_neox\"");
     CHECK_THAT(MII_ERROR_MESSAGE(mii::pipeline(copy.dir.path(), host_config())),
                Contains(config) && Contains("'architectures'") && Contains("GPTNeoXForCausalLM") &&
-                   Contains("LlamaForCausalLM") && Contains("MistralForCausalLM") && Contains("Qwen2ForCausalLM") &&
-                   Contains("MixtralForCausalLM") && Contains("Phi3ForCausalLM") && Contains("FalconForCausalLM") &&
-                   Contains("OPTForCausalLM") && Contains("PhiForCausalLM"));
+                   Contains("'model_type'") && Contains("\"gpt_neox\"") && Contains("LlamaForCausalLM") &&
+                   Contains("MistralForCausalLM") && Contains("Qwen2ForCausalLM") && Contains("MixtralForCausalLM") &&
+                   Contains("Phi3ForCausalLM") && Contains("FalconForCausalLM") && Contains("OPTForCausalLM") &&
+                   Contains("PhiForCausalLM") && Contains("model_type llama, mistral, qwen2, mixtral"));
     CHECK_THAT(MII_ERROR_MESSAGE(mii::pipeline<mii::models::llama>(copy.dir.path(), host_config())),
-               Contains(config) && Contains("\"GPTNeoXForCausalLM\"") && Contains("mii::models::llama") &&
-                   Contains("\"LlamaForCausalLM\""));
+               Contains(config) && Contains("\"GPTNeoXForCausalLM\"") && Contains("\"gpt_neox\"") &&
+                   Contains("mii::models::llama") && Contains("\"LlamaForCausalLM\"") && Contains("[\"llama\"]"));
+  }
+  SECTION("no architectures, or a wrapper class: model_type decides, as in transformers' Auto classes") {
+    const std::vector<std::vector<mii::token_id>> prompt = {{5, 6, 7, 8}};
+    mii::generate_params p;
+    p.do_sample = false;
+    p.max_new_tokens = 6;
+    const auto intact = mii::pipeline(copy.dir.path(), host_config()).generate_ids(prompt, p).at(0).token_ids;
+    REQUIRE(intact.size() == 6);
+    for (std::string_view arch : {"", "\"LlamaForCausalLMWithValueHead\""}) {
+      broken_copy edited;
+      edited.edit_config("\"LlamaForCausalLM\"", arch);
+      auto pipe = mii::pipeline(edited.dir.path(), host_config());
+      CHECK(pipe.model_name() == "mii::models::llama");
+      CHECK(pipe.generate_ids(prompt, p).at(0).token_ids == intact);
+      // A typed pipeline of another model still refuses it, naming model_type.
+      CHECK_THAT(MII_ERROR_MESSAGE(mii::pipeline<mii::models::mistral>(edited.dir.path(), host_config())),
+                 Contains("'model_type' is \"llama\"") && Contains("mii::models::mistral") && Contains("[\"mistral\"]"));
+    }
   }
   SECTION("a checkpoint of another architecture given to a typed pipeline") {
     CHECK_THAT(MII_ERROR_MESSAGE(mii::pipeline<mii::models::mistral>(copy.dir.path(), host_config())),

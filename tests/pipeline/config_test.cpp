@@ -108,8 +108,10 @@ TEST_CASE("mii::pipeline(dir) dispatches on config.json and lists what it knows"
   mii::test::temp_dir dir("arch");
   mii::test::copy_dir(mii::test::fixture_dir("demo-llama"), dir.path());
   const auto config = dir / "config.json";
-  mii::test::write_text(config, mii::test::replace_once(mii::test::read_text(config), "\"LlamaForCausalLM\"", "\"MambaForCausalLM\""));
+  std::string text = mii::test::replace_once(mii::test::read_text(config), "\"LlamaForCausalLM\"", "\"MambaForCausalLM\"");
+  mii::test::write_text(config, mii::test::replace_once(text, "\"model_type\": \"llama\"", "\"model_type\": \"mamba\""));
   const auto msg = MII_ERROR_MESSAGE(mii::pipeline(dir.path(), mii::test::host_config()));
-  CHECK_THAT(msg, Contains(config.string()) && Contains("'architectures'") && Contains("MambaForCausalLM"));
+  CHECK_THAT(msg, Contains(config.string()) && Contains("'architectures'") && Contains("MambaForCausalLM") &&
+                      Contains("'model_type' is \"mamba\""));
   for (auto name : known) CHECK_THAT(msg, Contains(std::string(name)));
 }

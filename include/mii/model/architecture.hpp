@@ -36,6 +36,7 @@ struct fixed_string {
 
 // ---- policy wrappers (one per category) --------------------------------------------------------
 struct hf_name_tag {};
+struct hf_model_type_tag {};
 struct norm_tag {};
 struct rotary_tag {};
 struct attention_tag {};
@@ -47,6 +48,13 @@ struct weights_tag {};
 // The `architectures` strings of config.json this type serves.
 template <fixed_string... Names>
 struct hf_name : hf_name_tag {
+  static constexpr std::array<std::string_view, sizeof...(Names)> names{Names.view()...};
+};
+// The `model_type` strings of config.json this type serves: what transformers' Auto classes
+// dispatch on, so mii::pipeline(path) falls back to them when `architectures` is missing or names
+// a class of its own (e.g. a fine-tuning wrapper). Optional: none by default.
+template <fixed_string... Names>
+struct hf_model_type : hf_model_type_tag {
   static constexpr std::array<std::string_view, sizeof...(Names)> names{Names.view()...};
 };
 template <class Kind> struct norm : norm_tag { using type = Kind; };
@@ -66,6 +74,7 @@ template <class Naming> struct weights : weights_tag { static constexpr const we
 struct arch_description {
   std::string_view type_name;               // e.g. "mii::models::mistral"
   std::span<const std::string_view> hf_names;
+  std::span<const std::string_view> hf_model_types;
   layers::norm_kind norm;
   layers::rotary_style rotary;
   bool sliding_window_allowed;
@@ -103,6 +112,7 @@ using policy_t = typename decltype(find_policy<Tag, Default, Policies...>())::ty
 template <class... Policies>
 struct architecture {
   using names_policy = detail::policy_t<hf_name_tag, void, Policies...>;
+  using model_type_policy = detail::policy_t<hf_model_type_tag, hf_model_type<>, Policies...>;
   using norm_policy = detail::policy_t<norm_tag, void, Policies...>;
   using rotary_policy = detail::policy_t<rotary_tag, rotary<layers::rope::neox>, Policies...>;
   using attention_policy = detail::policy_t<attention_tag, attention<layers::gqa>, Policies...>;
@@ -129,12 +139,14 @@ struct architecture {
   };
 
   static constexpr std::span<const std::string_view> hf_names() { return names_policy::names; }
+  static constexpr std::span<const std::string_view> hf_model_types() { return model_type_policy::names; }
 
   static arch_description describe(std::string_view type_name) {
     using t = traits;
     return arch_description{
         .type_name = type_name,
         .hf_names = names_policy::names,
+        .hf_model_types = model_type_policy::names,
         .norm = t::norm_kind,
         .rotary = t::rotary_style,
         .sliding_window_allowed = t::window::enabled,

@@ -11,6 +11,7 @@ using model::attention;
 using model::block;
 using model::embeddings;
 using model::hf_name;
+using model::hf_model_type;
 using model::llama_naming;
 using model::mlp;
 using model::norm;
