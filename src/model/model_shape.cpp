@@ -12,7 +12,10 @@ namespace {
 
 std::string quoted_list(std::span<const std::string_view> xs) {
   std::string s;
-  for (auto x : xs) s += (s.empty() ? "" : ", ") + ("\"" + std::string(x) + "\"");
+  for (auto x : xs) {  // appends only: GCC 12 misreads `"\"" + std::string(x)` as overlapping copies
+    if (!s.empty()) s += ", ";
+    s.append(1, '"').append(x).append(1, '"');
+  }
   return s;
 }
 std::string quoted_list(const std::vector<std::string>& xs) {
