@@ -35,7 +35,7 @@ std::vector<std::string_view> builtin_architectures() {
 }
 
 namespace {
-// The first built-in model for which `serves(M)` holds.
+// A pipeline of the first built-in model M for which serves(M::hf_names(), M::hf_model_types()) holds.
 template <class Serves>
 std::optional<generation_pipeline> first_served(const std::filesystem::path& model_dir, const model_config& cfg,
                                                 Serves serves) {
