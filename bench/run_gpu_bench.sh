@@ -6,7 +6,8 @@
 # then the cold start from a real checkpoint file, and prints the ratio table last.
 # Env: PEERS (default "eager compile", the transformers modes, plus llamacpp when LLAMACPP_SRC
 # names a llama.cpp snapshot: bench/peers/llamacpp_peer.sh), SCENARIOS (mii), PEER_SCENARIOS, COLD=1,
-# QUICK=1 (small sizes). Results: $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
+# QUICK=1 (small sizes for mii and transformers; llama.cpp always runs the full ones). Results:
+# $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
