@@ -32,6 +32,7 @@
 #include "fixture_runs.hpp"
 #include "fixtures.hpp"
 #include "gpu_support.hpp"
+#include "logit_budgets.hpp"
 #include "io/json_reader.hpp"
 
 using namespace mii;
@@ -58,20 +59,9 @@ std::vector<double> greedy_margins(const std::string& fixture) {
   return out;
 }
 
-// What a fixture must meet in dtype D (see the top of this file).
-struct budget {
-  double logits;       // relative L2 against the fp32 reference
-  bool strict_greedy;  // every greedy mismatch must be a near-tie
-};
-template <class D>
-budget budget_for(bool moe) {
-  if constexpr (std::is_same_v<D, fp16_t>) return {5e-3, true};
-  else return moe ? budget{1e-1, false} : budget{2e-2, true};
-}
-
 template <class Model, class D = bf16_t>
 void check_fixture(const std::string& fixture, const std::string& reference_fixture, bool moe = false) {
-  const budget limits = budget_for<D>(moe);
+  const test::logit_budget limits = test::logit_budget_for<D>(moe);
   INFO("fixture " << fixture << " in " << test::gpu::dtype_label<D>);
   const auto ref = test::load_reference(reference_fixture);
   const auto margins = greedy_margins(reference_fixture);
@@ -137,7 +127,7 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
         for (float v : logits) scale = std::max(scale, std::fabs(v));
         const float gap = logits[std::size_t(pick)] - logits[std::size_t(want)];
         // within the logits error budget, scaled to this row
-        const bool near_tie = gap <= float(std::min(limits.logits, 2e-2)) * scale;
+        const bool near_tie = test::near_tie(limits, gap, scale);
         std::printf("  %-23s greedy prompt %d step %zu: GPU picks %d, transformers %d; GPU logit gap %.3g "
                     "(%.2g of max |logit| %.3g), reference min top-2 margin of this prompt %.3g -> %s\n",
                     label.c_str(), s, step, pick, want, double(gap), double(gap / scale), double(scale),

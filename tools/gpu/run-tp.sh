@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine: tensor parallelism over NCCL, end to end.
-#   bash tools/gpu/run-tp.sh            (builds build-gpu/ with tools/gpu/build.sh; logs into $OUT)
+#   bash tools/gpu/run-tp.sh            (builds build-gpu/ with tools/gpu/build.sh; logs into $OUT;
+#                                       MII_TP_BUILD_DIR=DIR uses a carried CUDA build instead)
 # Steps (each prints "== NAME: PASS|FAIL (rc, seconds)"; the last line sums them up):
 #   nccl-world1        mii_test_parallel "[nccl]" alone: collectives at world size 1, and an engine
 #                      (and mii::pipeline_tp) with the nccl communicator vs the single one
@@ -17,10 +18,17 @@ mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0  # NVLink multicast stays off on these machines (mii-launch sets it too)
 export MII_CONNECT_TIMEOUT=${MII_CONNECT_TIMEOUT:-120}
 
-bash tools/gpu/build.sh mii_test_parallel mii-launch > "$OUT/tp-build.log" 2>&1 \
-  || { tail -40 "$OUT/tp-build.log"; echo "run-tp: build failed"; exit 1; }
-test_bin=$PWD/build-gpu/tests/mii_test_parallel
-launch=$PWD/build-gpu/tools/mii-launch
+# MII_TP_BUILD_DIR: a build tree made elsewhere with the CUDA backend (e.g. CI's, built for
+# sm_90a on the developers' machine and carried) instead of building here: on a short lease the
+# build is most of the time.
+bin=${MII_TP_BUILD_DIR:-}
+if [[ -z $bin ]]; then
+  bash tools/gpu/build.sh mii_test_parallel mii-launch > "$OUT/tp-build.log" 2>&1 \
+    || { tail -40 "$OUT/tp-build.log"; echo "run-tp: build failed"; exit 1; }
+  bin=$PWD/build-gpu
+fi
+test_bin=$(cd "$bin" && pwd)/tests/mii_test_parallel
+launch=$(cd "$bin" && pwd)/tools/mii-launch
 gpus=$(nvidia-smi -L | wc -l)
 echo "run-tp: $gpus GPU(s)"; nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
 
