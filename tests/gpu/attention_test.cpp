@@ -41,14 +41,11 @@ std::uint64_t test_seed() {
   return seed;
 }
 
-template <class D>
-D to_dtype(float f) { return mii::test::gpu::from_float<D>(f); }
-template <class D>
-float round_trip(float f) { return mii::to_float(to_dtype<D>(f)); }
+using mii::test::gpu::dtype_label;
+using mii::test::gpu::from_float;
+using mii::test::gpu::rounded;
 template <class D>
 D nan_of() { return D{std::uint16_t(std::is_same_v<D, bf16_t> ? 0x7fc0 : 0x7e00)}; }
-template <class D>
-constexpr const char* dtype_label() { return std::is_same_v<D, bf16_t> ? "bf16" : "fp16"; }
 
 struct seq_spec {
   int cached = 0;  // tokens already in the cache
@@ -169,12 +166,12 @@ comparison run_attention_case(typename mii::backend::cuda<D>::context& ctx, host
       for (int h = 0; h < kvh; ++h)
         for (int which = 0; which < 2; ++which) {
           const std::int64_t at = cache_index(layout, s, pos, h, which, bs, kvh, hd);
-          for (int i = 0; i < hd; ++i) cache_f[std::size_t(at + i)] = round_trip<D>(normal(rng));
+          for (int i = 0; i < hd; ++i) cache_f[std::size_t(at + i)] = rounded<D>(normal(rng));
         }
   }
   const std::int64_t stride = std::int64_t(c.heads + 2 * kvh) * hd;
   std::vector<float> qkv_f(static_cast<std::size_t>(n_tokens * stride));
-  for (auto& v : qkv_f) v = round_trip<D>(1.5f * normal(rng));  // peaky-enough softmax
+  for (auto& v : qkv_f) v = rounded<D>(1.5f * normal(rng));  // peaky-enough softmax
 
   const attention_shape shape{c.heads, kvh, hd, 1.0f / std::sqrt(float(hd)), c.window};
   std::vector<float> want(static_cast<std::size_t>(std::int64_t(n_tokens) * c.heads * hd));
@@ -182,8 +179,8 @@ comparison run_attention_case(typename mii::backend::cuda<D>::context& ctx, host
   host::attention(hctx, hb, qkv_f.data(), shape, kv_layer<const float>{cache_f.data(), bs, kvh, hd}, want.data());
 
   std::vector<D> cache_d(cache_f.size()), qkv_d(qkv_f.size()), out_d(want.size(), nan_of<D>());
-  for (std::size_t i = 0; i < cache_f.size(); ++i) cache_d[i] = std::isnan(cache_f[i]) ? nan_of<D>() : to_dtype<D>(cache_f[i]);
-  for (std::size_t i = 0; i < qkv_f.size(); ++i) qkv_d[i] = to_dtype<D>(qkv_f[i]);
+  for (std::size_t i = 0; i < cache_f.size(); ++i) cache_d[i] = std::isnan(cache_f[i]) ? nan_of<D>() : from_float<D>(cache_f[i]);
+  for (std::size_t i = 0; i < qkv_f.size(); ++i) qkv_d[i] = from_float<D>(qkv_f[i]);
   auto g_cache = gpu<D>::upload(ctx, cache_d);
   auto g_qkv = gpu<D>::upload(ctx, qkv_d);
   auto g_out = gpu<D>::upload(ctx, out_d);  // poisoned: every element must be written
@@ -272,15 +269,15 @@ void run_cases(std::vector<attn_case>& all_cases, std::mt19937_64& rng) {
   for (auto& c : cases) {
     fit_budget(c, std::int64_t(1) << (quick_mode() ? 21 : 27));
     const comparison r = run_attention_case<D>(ctx, hctx, c, rng);
-    std::printf("%-8s %-90s %10.2e %10.2e%s\n", dtype_label<D>(), c.describe().c_str(), r.rel_l2, r.max_abs,
+    std::printf("%-8s %-90s %10.2e %10.2e%s\n", dtype_label<D>, c.describe().c_str(), r.rel_l2, r.max_abs,
                 r.non_finite ? "  NON-FINITE" : "");
     worst = std::max(worst, r.rel_l2);
-    INFO(dtype_label<D>() << " " << c.describe() << ": rel_l2 " << r.rel_l2 << ", max_abs " << r.max_abs
+    INFO(dtype_label<D> << " " << c.describe() << ": rel_l2 " << r.rel_l2 << ", max_abs " << r.max_abs
                           << ", non-finite outputs " << r.non_finite);
     CHECK(r.non_finite == 0);
     CHECK(r.rel_l2 <= tolerance);
   }
-  std::printf("%s: worst relative L2 error %.3e over %zu cases\n", dtype_label<D>(), worst, cases.size());
+  std::printf("%s: worst relative L2 error %.3e over %zu cases\n", dtype_label<D>, worst, cases.size());
 }
 
 }  // namespace
@@ -388,7 +385,7 @@ TEST_CASE("cuda rope_store_kv + attention over several chunked-prefill steps", "
       const int n = builder.n_tokens();
       const std::int64_t stride = std::int64_t(heads + 2 * kvh) * hd;
       std::vector<float> qkv(static_cast<std::size_t>(n * stride));
-      for (auto& v : qkv) v = round_trip<bf16_t>(normal(rng));
+      for (auto& v : qkv) v = rounded<bf16_t>(normal(rng));
       std::vector<bf16_t> qkv_b(qkv.size());
       for (std::size_t i = 0; i < qkv.size(); ++i) qkv_b[i] = mii::to_bf16(qkv[i]);
 

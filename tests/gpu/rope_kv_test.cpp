@@ -41,10 +41,8 @@ std::uint64_t rope_seed() {
   return seed;
 }
 
-template <class D>
-D to_dtype(float f) { return mii::test::gpu::from_float<D>(f); }
-template <class D>
-const char* label() { return std::is_same_v<D, bf16_t> ? "bf16" : "fp16"; }
+using mii::test::gpu::dtype_label;
+using mii::test::gpu::from_float;
 const char* style_name(rotary_style s) {
   return s == rotary_style::none ? "none" : s == rotary_style::neox ? "neox" : "gptj";
 }
@@ -127,8 +125,8 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
   const std::int64_t stride = std::int64_t(c.heads + 2 * kvh) * hd;
   const std::int64_t cache_elems = std::int64_t(pool) * 2 * kvh * bs * hd;
   std::vector<D> qkv_in(static_cast<std::size_t>(n_tokens * stride)), cache_in(static_cast<std::size_t>(cache_elems));
-  for (auto& v : qkv_in) v = to_dtype<D>(normal(rng));
-  for (auto& v : cache_in) v = to_dtype<D>(normal(rng));
+  for (auto& v : qkv_in) v = from_float<D>(normal(rng));
+  for (auto& v : cache_in) v = from_float<D>(normal(rng));
   std::vector<float> qkv_h(qkv_in.size()), cache_h(cache_in.size());
   for (std::size_t i = 0; i < qkv_in.size(); ++i) qkv_h[i] = mii::to_float(qkv_in[i]);
   for (std::size_t i = 0; i < cache_in.size(); ++i) cache_h[i] = mii::to_float(cache_in[i]);
@@ -194,7 +192,7 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
   for (std::size_t i = 0; i < cache_in.size(); ++i)
     if (!written[i]) exact_mismatch += !same(cache_out[i], cache_in[i]);
 
-  INFO(label<D>() << " " << style_name(S) << " heads " << c.heads << "/" << kvh << " head_dim " << hd << " rot_dim "
+  INFO(dtype_label<D> << " " << style_name(S) << " heads " << c.heads << "/" << kvh << " head_dim " << hd << " rot_dim "
                   << c.rot_dim << " rows " << c.rows << " block " << bs << ": qkv rel_l2 " << err_qkv
                   << ", cache rel_l2 " << err_cache << ", non-finite " << non_finite << ", exact mismatches "
                   << exact_mismatch);
@@ -233,7 +231,7 @@ void run_all_styles(const std::vector<int>& head_dims) {
     worst = std::max(worst, run_rope_case<D, rotary_style::none>(ctx, hctx, cn, rng));
     ++n;
   }
-  std::printf("rope_store_kv %s: %d cases, worst relative L2 error %.3e\n", label<D>(), n, worst);
+  std::printf("rope_store_kv %s: %d cases, worst relative L2 error %.3e\n", dtype_label<D>, n, worst);
 }
 
 }  // namespace
