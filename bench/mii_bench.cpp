@@ -33,6 +33,9 @@
 #include <mii/backend/cuda/roofline.hpp>
 #endif
 
+#include "cost_model.hpp"
+#include "mii_commit.hpp"  // generated at build time: MII_BENCH_COMMIT (bench/CMakeLists.txt)
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -54,14 +57,19 @@ struct options {
   int repeats = 3;
 };
 
+constexpr const char* usage_text =
+    "usage: mii-bench --model DIR --write-checkpoint OUT   (random bf16 checkpoint of the config's shapes)\n"
+    "       mii-bench --model DIR [--random-weights] [--scenario LIST] [--roofline] [--out DIR] [--label NAME]\n"
+    "  scenarios: latency (--prompt-len P --gen-len N), prefill (--prefill-batch B --prefill-len P),\n"
+    "             throughput (--batch B --tp-prompt P --tp-gen N), load (--clients C1,C2 --load-requests R\n"
+    "             --load-prompt LO:HI --load-gen LO:HI --sla-ttft-ms MS --sla-tps T), cold (real checkpoint)\n"
+    "  engine: --max-batch-tokens N (768) --kv-fraction F (0.9) --backend auto|cuda|host --repeats K\n"
+    "  results: OUT/LABEL.json (default bench/results/<model dir name>.json), with the commit mii-bench\n"
+    "           was built from (bench/commit.cmake)\n";
+
+// A usage error: the reason and the usage on stderr, exit 2 (--help prints the usage on stdout).
 [[noreturn]] void usage(const std::string& why) {
-  std::cerr << "mii-bench: " << why << "\n"
-            << "usage: mii-bench --model DIR --write-checkpoint OUT   (random bf16 checkpoint of the config's shapes)\n"
-            << "       mii-bench --model DIR [--random-weights] [--scenario LIST] [--roofline] [--out DIR] [--label NAME]\n"
-               "  scenarios: latency (--prompt-len P --gen-len N), prefill (--prefill-batch B --prefill-len P),\n"
-               "             throughput (--batch B --tp-prompt P --tp-gen N), load (--clients C1,C2 --load-requests R\n"
-               "             --load-prompt LO:HI --load-gen LO:HI --sla-ttft-ms MS --sla-tps T), cold (real checkpoint)\n"
-               "  engine: --max-batch-tokens N (768) --kv-fraction F (0.9) --backend auto|cuda|host --repeats K\n";
+  std::cerr << "mii-bench: " << why << "\n" << usage_text;
   std::exit(2);
 }
 
@@ -114,34 +122,35 @@ options parse(int argc, char** argv) {
     else if (a == "--max-batch-tokens") o.max_batch_tokens = num();
     else if (a == "--kv-fraction") o.kv_fraction = std::stod(v());
     else if (a == "--repeats") o.repeats = int(num());
-    else if (a == "-h" || a == "--help") usage("help");
-    else usage("unknown argument " + a);
+    else if (a == "-h" || a == "--help") {
+      std::cout << usage_text;
+      std::exit(0);
+    }
+    else usage("unknown option " + a);
   }
   if (o.model.empty()) usage("--model is required");
   if (o.label.empty()) o.label = std::filesystem::path(o.model).filename().string();
   return o;
 }
 
-// ---- the model's cost, for floors ----
-struct cost_model {
-  double weight_bytes = 0;     // what one decode step reads (all weights)
-  double matmul_params = 0;    // multiply-adds per token through the layers (no embedding lookup)
-  double head_params = 0;      // lm_head multiply-adds per sampled row
-  double kv_bytes_per_token = 0;
-  double attn_flops_per_pair = 0;  // q·k and p·v FLOPs per (query, key) pair, all layers and heads
-};
+using mii::bench::cost_model;
 
-cost_model cost_of(const mii::model::model_shape& s, const mii::memory_report& m, std::size_t elem) {
-  cost_model c;
-  c.weight_bytes = double(m.weight_bytes);
-  const double H = double(s.hidden), F = double(s.ffn), L = double(s.layers);
-  const double qkv = H * double((s.heads + 2 * s.kv_heads) * s.head_dim), o = double(s.heads * s.head_dim) * H;
-  const double mlp = s.experts ? double(s.top_k) * 3 * H * F : (s.wiring == mii::layers::wiring::sequential ? 3 : 3) * H * F;
-  c.matmul_params = L * (qkv + o + mlp);
-  c.head_params = double(s.vocab) * double(s.embed_dim);
-  c.kv_bytes_per_token = L * 2.0 * double(s.kv_heads * s.head_dim) * double(elem);
-  c.attn_flops_per_pair = L * double(s.heads) * 4.0 * double(s.head_dim);
-  return c;
+// The built-in architecture that serves this config, as mii::pipeline(dir) picks it: by
+// `architectures`, else by `model_type`.
+mii::model::arch_description arch_for(const mii::io::hf_config& hf, const std::string& where) {
+  std::optional<mii::model::arch_description> by_class, by_type;
+  boost::hana::for_each(mii::models::builtin, [&](auto t) {
+    using M = typename decltype(t)::type;
+    const auto d = M::describe(M::name);
+    for (auto n : d.hf_names)
+      for (const auto& a : hf.architectures)
+        if (n == a && !by_class) by_class = d;
+    for (auto n : d.hf_model_types)
+      if (n == hf.model_type && !by_type) by_type = d;
+  });
+  if (by_class) return *by_class;
+  if (by_type) return *by_type;
+  throw mii::error(where + ": no built-in architecture for this config");
 }
 
 struct figure {
@@ -186,17 +195,10 @@ std::string json_escape(const std::string& s) {
 // architecture's loader asks for (config.json + tokenizer-free), for cold-start measurements.
 void write_random_checkpoint(const std::string& config_dir, const std::string& out_dir) {
   const auto hf = mii::io::load_hf_config(config_dir);
-  std::optional<mii::model::arch_description> arch;
-  boost::hana::for_each(mii::models::builtin, [&](auto t) {
-    using M = typename decltype(t)::type;
-    for (auto n : M::hf_names())
-      for (const auto& a : hf.architectures)
-        if (n == a && !arch) arch = M::describe(M::name);
-  });
-  if (!arch) throw mii::error(config_dir + ": no built-in architecture for this config");
-  const auto shape = mii::model::resolve_shape(*arch, hf);
+  const auto arch = arch_for(hf, config_dir);
+  const auto shape = mii::model::resolve_shape(arch, hf);
   const auto ckpt = mii::io::checkpoint::synthetic();
-  mii::model::plan_weights(*arch, shape, ckpt);
+  mii::model::plan_weights(arch, shape, ckpt);
   const auto tensors = ckpt.synthetic_tensors();
   std::filesystem::create_directories(out_dir);
   std::filesystem::copy_file(std::filesystem::path(config_dir) / "config.json", std::filesystem::path(out_dir) / "config.json",
@@ -279,7 +281,7 @@ int main(int argc, char** argv) {
     if (gpu_name != "none") gpu_used_after = mii::cuda_roofline::query().memory_used;
 #endif
     const std::size_t elem = pipe.backend_name() == "host" ? 4 : 2;
-    const cost_model cost = cost_of(shape, mem, elem);
+    const cost_model cost = mii::bench::cost_of(shape, arch_for(hf, opt.model).mlp, mem, elem);
     std::cerr << "mii-bench: " << pipe.model_name() << " on " << pipe.backend_name() << ", weights "
               << double(mem.weight_bytes) / 1e9 << " GB, KV cache " << double(mem.kv_cache_bytes) / 1e9 << " GB ("
               << mem.kv_blocks << " blocks of " << mem.kv_block_size << "), loaded in " << load_s << " s\n";
@@ -459,9 +461,8 @@ int main(int argc, char** argv) {
     std::ofstream js(path);
     utsname u{};
     uname(&u);
-    const char* commit = std::getenv("MII_COMMIT");
     js << "{\"runner\":\"mii\",\"label\":\"" << json_escape(opt.label) << "\",\"machine\":\"" << u.nodename << " "
-       << u.machine << "\",\"gpu\":\"" << json_escape(gpu_name) << "\",\"commit\":\"" << (commit ? commit : "unknown")
+       << u.machine << "\",\"gpu\":\"" << json_escape(gpu_name) << "\",\"commit\":\"" << json_escape(MII_BENCH_COMMIT)
        << "\",\"model\":\"" << json_escape(opt.model) << "\",\"architecture\":\"" << pipe.model_name()
        << "\",\"backend\":\"" << pipe.backend_name() << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
        << ",\"weight_bytes\":" << mem.weight_bytes << ",\"kv_cache_bytes\":" << mem.kv_cache_bytes

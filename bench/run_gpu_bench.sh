@@ -5,9 +5,12 @@
 # (transformers eager; static cache + torch.compile; llama.cpp) on the same random-weight shapes,
 # then the cold start from a real checkpoint file, and prints the ratio table last.
 # Env: PEERS (default "eager compile", the transformers modes, plus llamacpp when LLAMACPP_SRC
-# names a llama.cpp snapshot: bench/peers/llamacpp_peer.sh), SCENARIOS (mii), PEER_SCENARIOS, COLD=1,
-# QUICK=1 (small sizes for mii and transformers; llama.cpp always runs the full ones). Results:
-# $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
+# names a llama.cpp snapshot: bench/peers/llamacpp_peer.sh), SCENARIOS (mii), PEER_SCENARIOS,
+# MAIN=0 (skip the speed runs above), COLD=0 (skip the cold start, which runs for every model
+# named), QUICK=1 (small sizes for mii and transformers; llama.cpp always runs the full ones),
+# MII_COMMIT (the commit the JSON records: pass it on a machine whose copy of the tree has no
+# .git, e.g. MII_COMMIT=$(git rev-parse --short=7 HEAD) computed where the checkout is).
+# Results: $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -15,9 +18,13 @@ res=/tmp/bench-results log=/tmp/bench-logs
 mkdir -p "$res" "$log" "$OUT"  # results of earlier invocations on this machine stay
 models=("$@")
 ((${#models[@]})) || models=(mistral-7b llama3-8b)
-export MII_COMMIT=${MII_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+# The commit is embedded when mii-bench is built (bench/commit.cmake reads MII_COMMIT, else asks
+# git only when this tree is itself a checkout): `git rev-parse` here would find whatever
+# repository encloses a copy of the tree.
+[[ -n ${MII_COMMIT:-} ]] && export MII_COMMIT
 export PYTHONUNBUFFERED=1
 SECONDS=0
+failed=0  # the exit status: non-zero when a mii run failed (peers' failures are reported, not fatal)
 bash tools/gpu/build.sh mii-bench > "$log/build.log" 2>&1 || { tail -40 "$log/build.log"; exit 1; }
 echo "build: ${SECONDS}s"
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$log/gpu.txt"
@@ -25,10 +32,11 @@ nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --form
 sizes=()
 [[ ${QUICK:-0} == 1 ]] && sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --load-requests 16 --clients 4,16 --repeats 1)
 for m in "${models[@]}"; do
+  [[ ${MAIN:-1} == 1 ]] || break
   cfg=bench/configs/$m
   ./build-gpu/bench/mii-bench --model "$cfg" --random-weights --roofline \
     --scenario "${SCENARIOS:-latency,prefill,throughput,load}" --label "mii-$m" --out "$res" "${sizes[@]}" \
-    2>&1 | tee "$log/mii-$m.log" | tail -30
+    2>&1 | tee "$log/mii-$m.log" | tail -30 || { echo "mii-bench $m failed"; failed=1; }
   echo "mii $m done: ${SECONDS}s"
   for mode in ${PEERS-eager compile${LLAMACPP_SRC:+ llamacpp}}; do
     if [[ $mode == llamacpp ]]; then  # needs LLAMACPP_SRC (a llama.cpp snapshot in .peer/, carried)
@@ -49,12 +57,16 @@ for m in "${models[@]}"; do
   done
 done
 if [[ ${COLD:-1} == 1 ]]; then
-  m=${models[0]}
-  ./build-gpu/bench/mii-bench --model "bench/configs/$m" --write-checkpoint /tmp/ckpt-$m 2>&1 | tail -1
-  cat /tmp/ckpt-$m/model.safetensors > /dev/null  # in the page cache, as the goal states
-  ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 | tail -6
+  for m in "${models[@]}"; do  # one checkpoint on disk at a time (15-16 GB each)
+    ./build-gpu/bench/mii-bench --model "bench/configs/$m" --write-checkpoint /tmp/ckpt-$m 2>&1 | tail -1
+    cat /tmp/ckpt-$m/model.safetensors > /dev/null  # in the page cache, as the goal states
+    ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 | tail -6 \
+      || { echo "cold start $m failed"; failed=1; }
+    rm -rf /tmp/ckpt-$m
+  done
 fi
 echo "total: ${SECONDS}s"
 tar -czf "$OUT/results.tgz" -C "$res" .  # few files: the device tool returns at most 8
 tar -czf "$OUT/logs.tgz" -C "$log" .
 python3 bench/compare.py "$res" | tee "$OUT/table.txt"
+exit $failed

@@ -7,6 +7,8 @@
 #
 # Needs: BUILD_DIR/bench/tokenizer-bench, the tokenizer.json files (tools/fetch-tokenizers.sh),
 # python3 (for the text and the table) and, for the peer column, `import tokenizers`.
+# RESULTS=DIR also writes DIR/tokenizer-bench.json (both sides' rows, the CPU, the commit), the
+# file bench/results_md.py builds RESULTS.md's tokenizer table from.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:?usage: run_tokenizer_bench.sh BUILD_DIR [RUNS]}
@@ -33,11 +35,20 @@ else
   : > "$out/tokenizer_hf.jsonl"
 fi
 
-python3 - "$out/tokenizer_mii.jsonl" "$out/tokenizer_hf.jsonl" <<'PY'
-import json, sys
+python3 - "$out/tokenizer_mii.jsonl" "$out/tokenizer_hf.jsonl" "${RESULTS:-}" <<'PY'
+import json, os, platform, sys
 def rows(path):
     return {r["tokenizer"]: r for r in (json.loads(l) for l in open(path) if l.strip())}
 mii, hf = rows(sys.argv[1]), rows(sys.argv[2])
+if sys.argv[3]:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    doc = {"runner": "tokenizer-bench", "cpu": cpu, "machine": platform.node(),
+           "commit": next(iter(mii.values())).get("commit", "unknown"),
+           "mii": list(mii.values()), "hf": list(hf.values())}
+    os.makedirs(sys.argv[3], exist_ok=True)
+    with open(os.path.join(sys.argv[3], "tokenizer-bench.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
 any_row = next(iter(mii.values()))
 print(f"text: {any_row['text_bytes'] / 1e6:.2f} MB in {any_row['chunks']} paragraphs, one thread, encode without special tokens")
 if hf:

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mii/tokenizer/tokenizer.hpp"
+#include "mii_commit.hpp"  // generated at build time: MII_BENCH_COMMIT (bench/CMakeLists.txt)
 
 namespace {
 
@@ -116,9 +117,9 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"bench\": \"tokenizer\", \"impl\": \"mii\", \"tokenizer\": \"%s\", \"text_bytes\": %zu, \"chunks\": %zu, "
           "\"split\": \"paragraph\", \"threads\": 1, \"tokens\": %zu, \"load_ms\": %.2f, \"encode_mb_s\": %.3f, "
-          "\"encode_cpu_mb_s\": %.3f, \"load_ms_runs\": %s, \"encode_mb_s_runs\": %s}\n",
+          "\"encode_cpu_mb_s\": %.3f, \"load_ms_runs\": %s, \"encode_mb_s_runs\": %s, \"commit\": \"%s\"}\n",
           name.c_str(), text.size(), chunks.size(), tokens, median(load_ms), median(mb_s), median(cpu_mb_s),
-          json_list(load_ms).c_str(), json_list(mb_s).c_str());
+          json_list(load_ms).c_str(), json_list(mb_s).c_str(), MII_BENCH_COMMIT);
       std::fflush(stdout);
     }
   } catch (const std::exception& e) {

@@ -5,7 +5,8 @@
 # The program sees:
 #   #include <mii_selected_model.hpp>   ->  mii::selected::model, mii::selected::dtype
 #   MII_SELECTED_MODEL / MII_SELECTED_DTYPE compile definitions
-# Without SOURCES, the target is mii-generate specialized for MODEL.
+# Without SOURCES, the target is mii-generate specialized for MODEL. Installed with
+# install(TARGETS ...), the program finds libmii without LD_LIBRARY_PATH (mii_set_install_rpath).
 function(mii_add_model_executable)
   cmake_parse_arguments(ARG "" "NAME;MODEL;DTYPE" "SOURCES" ${ARGN})
   if(NOT ARG_NAME OR NOT ARG_MODEL)
@@ -45,4 +46,34 @@ inline constexpr const char* model_name = \"${ARG_MODEL}\";
   target_compile_definitions(${ARG_NAME} PRIVATE MII_SELECTED_MODEL=${ARG_MODEL} MII_SELECTED_DTYPE=mii::${ARG_DTYPE}_t)
   target_link_libraries(${ARG_NAME} PRIVATE mii::mii)
   target_compile_features(${ARG_NAME} PRIVATE cxx_std_20)
+  mii_set_install_rpath(${ARG_NAME})
+endfunction()
+
+# mii_set_install_rpath(<target>)
+#
+# Makes an installed program find libmii (and other shared libraries it links from outside the
+# system directories) without LD_LIBRARY_PATH:
+#   - its RUNPATH names the library directory relative to the program, $ORIGIN/../lib for the
+#     usual GNUInstallDirs layout, so an install prefix can be moved or copied whole;
+#   - when mii::mii is an installed package outside the project, its library directory is added
+#     as an absolute path too (INSTALL_RPATH_USE_LINK_PATH), so a program installed to another
+#     prefix than mii's still finds it. CMake leaves system directories out.
+function(mii_set_install_rpath target)
+  include(GNUInstallDirs)
+  set(libdir "${CMAKE_INSTALL_LIBDIR}")
+  if(NOT IS_ABSOLUTE "${libdir}")
+    if(IS_ABSOLUTE "${CMAKE_INSTALL_BINDIR}")
+      set(libdir "${CMAKE_INSTALL_PREFIX}/${libdir}")  # no relation to keep: name it
+    else()
+      # Both relative to the prefix: the path between them holds wherever the prefix goes.
+      file(RELATIVE_PATH rel "/prefix/${CMAKE_INSTALL_BINDIR}" "/prefix/${libdir}")
+      if(APPLE)
+        set(libdir "@loader_path/${rel}")
+      else()
+        set(libdir "$ORIGIN/${rel}")
+      endif()
+    endif()
+  endif()
+  set_property(TARGET ${target} APPEND PROPERTY INSTALL_RPATH "${libdir}")
+  set_property(TARGET ${target} PROPERTY INSTALL_RPATH_USE_LINK_PATH ON)
 endfunction()

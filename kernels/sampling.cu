@@ -3,7 +3,7 @@
 //  - greedy rows: argmax, lowest id on ties, EOS ids skipped while suppressed;
 //  - sampled rows: candidates sorted by logit (descending, lower id first on ties) with one
 //    device-wide radix sort over all sampled rows (key = row, then the logit's order bits),
-//    cut to top-k, softmax of logit / temperature, top-p prefix, then the Philox-4x32-10 draw
+//    cut to top-k, softmax of logit / temperature, top-p prefix, min-p cut, then the Philox-4x32-10 draw
 //    u(seed, step) * kept mass located in the running sum.
 // Ids land in pinned memory and the call waits for them (the caller needs them on the host).
 #include <algorithm>
@@ -34,7 +34,7 @@ struct row_params {
   std::int32_t top_k;
   std::int32_t n_valid;  // vocab minus the suppressed EOS ids
   std::int32_t suppress_eos;
-  std::int32_t pad;
+  float min_p;
 };
 
 // The same Philox stream as the host sampler (one definition: runtime/philox.hpp).
@@ -188,6 +188,13 @@ __global__ void __launch_bounds__(finalize_threads)
     const int f = first_reaching(k, [&](int i) { return double(prob(i)) / sum; }, double(p.top_p), false, sh);
     if (f >= 0) keep = f + 1;
   }
+  if (p.min_p > 0.0f) {
+    // Sorted candidates: those at least min_p x the top one's probability (prob(0) = 1) are a
+    // prefix; count them.
+    s = 0.0;
+    for (int i = threadIdx.x; i < keep; i += finalize_threads) s += prob(i) >= p.min_p ? 1.0 : 0.0;
+    keep = max(int(block_total(s, sh)), 1);
+  }
   s = 0.0;
   for (int i = threadIdx.x; i < keep; i += finalize_threads) s += double(prob(i));
   const double kept = block_total(s, sh);
@@ -219,7 +226,7 @@ void sample_rows(backend::cuda_context_state& st, const float* logits, std::int3
     const bool suppress = p.suppress_eos && can_suppress;
     row_params& q = rp[std::size_t(r)];
     q = {p.seed, p.step, p.temperature, p.top_p, p.top_k, std::int32_t(vocab - (suppress ? std::int64_t(eos.size()) : 0)),
-         suppress ? 1 : 0, 0};
+         suppress ? 1 : 0, p.min_p};
     (p.greedy || p.temperature <= 0.0f ? greedy : sampled).push_back(r);
   }
   const int n_eos = int(eos.size()), n_greedy = int(greedy.size()), n_sampled = int(sampled.size());

@@ -1,6 +1,8 @@
 #include <mii/config.hpp>
 
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <ostream>
 #include <sstream>
 
@@ -14,6 +16,7 @@ std::string_view to_string(generation_finish_reason r) {
     case generation_finish_reason::length: return "length";
     case generation_finish_reason::stop: return "stop";
     case generation_finish_reason::error: return "error";
+    case generation_finish_reason::cancelled: return "cancelled";
   }
   return "none";
 }
@@ -30,6 +33,24 @@ void validate(const generate_params& p) {
     fail("generate_params.temperature must be a finite number >= 0, got ", *p.temperature);
   for (std::size_t i = 0; i < p.stop.size(); ++i)
     if (p.stop[i].empty()) fail("generate_params.stop[", i, "] is an empty string");
+  if (!(p.min_p >= 0.0 && p.min_p <= 1.0)) fail("generate_params.min_p must be in [0, 1], got ", p.min_p);
+  if (!(p.repetition_penalty > 0.0 && std::isfinite(p.repetition_penalty)))
+    fail("generate_params.repetition_penalty must be a finite number > 0, got ", p.repetition_penalty);
+  if (!(p.presence_penalty >= -2.0 && p.presence_penalty <= 2.0))
+    fail("generate_params.presence_penalty must be in [-2, 2], got ", p.presence_penalty);
+  if (!(p.frequency_penalty >= -2.0 && p.frequency_penalty <= 2.0))
+    fail("generate_params.frequency_penalty must be in [-2, 2], got ", p.frequency_penalty);
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (id < 0) fail("generate_params.logit_bias: token id ", id, " is negative");
+    if (!(bias >= -100.0 && bias <= 100.0))
+      fail("generate_params.logit_bias[", id, "] must be in [-100, 100], got ", bias);
+  }
+  for (std::size_t i = 0; i < p.logit_bias.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (p.logit_bias[k].first == p.logit_bias[i].first)
+        fail("generate_params.logit_bias names token ", p.logit_bias[i].first, " twice");
+  if (p.logprobs && (*p.logprobs < 0 || *p.logprobs > 20))
+    fail("generate_params.logprobs must be in [0, 20], got ", *p.logprobs);
 }
 
 namespace {
@@ -54,6 +75,15 @@ void json_string(std::ostream& os, std::string_view s) {
   }
   os << '"';
 }
+// JSON has no infinity: a token the model gives no probability at all has log-probability -inf,
+// written as the most negative float so that the line stays valid JSON.
+std::string json_number(float v) {
+  if (std::isnan(v)) return "null";
+  if (std::isinf(v)) v = v < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", double(v));
+  return buf;
+}
 }  // namespace
 
 std::string response::to_json() const {
@@ -64,6 +94,19 @@ std::string response::to_json() const {
   for (std::size_t i = 0; i < token_ids.size(); ++i) os << (i ? "," : "") << token_ids[i];
   os << "],\"prompt_length\":" << prompt_length << ",\"generated_length\":" << generated_length
      << ",\"finish_reason\":\"" << to_string(finish_reason) << '"';
+  if (!logprobs.empty()) {
+    // One entry per generated token (mii-generate --logprobs N --json).
+    os << ",\"logprobs\":[";
+    for (std::size_t i = 0; i < logprobs.size(); ++i) {
+      const token_logprobs& t = logprobs[i];
+      os << (i ? "," : "") << "{\"token_id\":" << t.token << ",\"logprob\":" << json_number(t.logprob)
+         << ",\"top_logprobs\":[";
+      for (std::size_t k = 0; k < t.top.size(); ++k)
+        os << (k ? "," : "") << "{\"token_id\":" << t.top[k].first << ",\"logprob\":" << json_number(t.top[k].second) << '}';
+      os << "]}";
+    }
+    os << ']';
+  }
   if (!error.empty()) {
     os << ",\"error\":";
     json_string(os, error);

@@ -3,7 +3,8 @@
 #   1. asan  AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer) build of the host test
 #            suites, run with a smaller soak (build-asan/)
 #   2. tsan  ThreadSanitizer build of the suites that use threads: the host backend's worker pool
-#            (model fixtures, soak), the shared tokenizer, the threads communicator (build-tsan/)
+#            (model fixtures, soak), the shared tokenizer, the threads communicator, a pipeline
+#            shared by many threads (build-tsan/)
 #   3. fuzz  every libFuzzer target in tests/fuzz for MII_FUZZ_SECONDS each, from the seed corpus
 #            and the saved crash inputs; any crash, sanitizer report, leak, timeout or OOM fails
 #            (build-fuzz/, findings in build-fuzz/findings/)
@@ -65,12 +66,24 @@ if [[ " $steps " == *" asan "* ]]; then
   t0=$SECONDS
   echo "== reliability 1/3: ASan + UBSan host test suites (build-asan)"
   cmake -S . -B build-asan "${common[@]}" "$lines" -DMII_SANITIZE=ON >/dev/null
-  mapfile -t suites < <(suites_in build-asan io tokenizer model runtime parallel soak)
+  mapfile -t suites < <(suites_in build-asan io tokenizer model runtime parallel soak pipeline chat serve)
   cmake --build build-asan -j "$njobs" --target "${suites[@]/#/mii_test_}"
   timer "asan build" "$t0"
   t1=$SECONDS
   bash tools/fetch-tokenizers.sh
-  MII_SOAK_REQUESTS=$asan_soak_requests run_suites build-asan "${suites[@]}" || status=1
+  specs=()
+  for s in "${suites[@]}"; do
+    case $s in
+      # The shared pipeline and its limits; the long-prompt comparisons are the Release run's.
+      pipeline) specs+=("pipeline:[concurrency],[limits]") ;;
+      *) specs+=("$s") ;;
+    esac
+  done
+  MII_SOAK_REQUESTS=$asan_soak_requests run_suites build-asan "${specs[@]}" || status=1
+  # Chat templates against Python jinja2, under the sanitizers (the runner comes with the suite).
+  if [[ -x build-asan/tests/mii_chat_oracle_runner ]]; then
+    /usr/bin/python3 tests/chat/oracle_test.py --runner build-asan/tests/mii_chat_oracle_runner --random 1000 || status=1
+  fi
   timer "asan run" "$t1"
 fi
 
@@ -80,7 +93,7 @@ if [[ " $steps " == *" tsan "* ]]; then
   cmake -S . -B build-tsan "${common[@]}" "$lines" -DMII_TSAN=ON >/dev/null
   # The suites that run host code on several threads; the model suite's fixtures run on the
   # worker pool with 2 threads, the soak on all cores.
-  mapfile -t suites < <(suites_in build-tsan parallel tokenizer model soak)
+  mapfile -t suites < <(suites_in build-tsan parallel tokenizer model soak pipeline chat serve)
   cmake --build build-tsan -j "$njobs" --target "${suites[@]/#/mii_test_}"
   timer "tsan build" "$t0"
   t1=$SECONDS
@@ -89,13 +102,16 @@ if [[ " $steps " == *" tsan "* ]]; then
   for s in "${suites[@]}"; do
     case $s in
       tokenizer) specs+=("tokenizer:[threads]") ;;
+      # One pipeline shared by many threads: callers, the engine thread, cancellations.
+      pipeline) specs+=("pipeline:[concurrency]") ;;
+      chat) specs+=("chat:[threads]") ;;
       # mii-launch is one thread managing processes through signals; TSan has nothing to check
       # there and delays signal delivery, which its tests time.
       parallel) specs+=("parallel:~[launch]~[gpu]") ;;
       *) specs+=("$s") ;;
     esac
   done
-  MII_SOAK_REQUESTS=$tsan_soak_requests run_suites build-tsan "${specs[@]}" || status=1
+  MII_SERVE_TEST_CLIENTS=16 MII_SOAK_REQUESTS=$tsan_soak_requests run_suites build-tsan "${specs[@]}" || status=1
   timer "tsan run" "$t1"
 fi
 

@@ -16,6 +16,9 @@ declare -A probe=(
   [libsimdjson-dev]=/usr/include/simdjson.h
   [libpcre2-dev]=/usr/include/pcre2.h
   [libutf8proc-dev]=/usr/include/utf8proc.h
+  # chat templates: Python jinja2 is the oracle (tests/chat); curl drives mii-serve in tests/serve
+  [python3-jinja2]=/usr/lib/python3/dist-packages/jinja2/__init__.py
+  [curl]=/usr/bin/curl
   # tools/ci-reliability.sh: clang for the sanitizer and libFuzzer builds, llvm-symbolizer for their stacks
   [clang-14]=/usr/bin/clang++-14
   [libclang-rt-14-dev]=/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a

@@ -1,15 +1,22 @@
-// mii-generate: text generation from the command line.
-//
-//   mii-generate MODEL_DIR [--prompt TEXT]... [--max-new-tokens N] [--min-new-tokens N]
-//                [--greedy | --temperature T --top-p P --top-k K --seed S] [--stop STR]...
-//                [--ignore-eos] [--stream] [--json] [--backend auto|cuda|host]
+// mii-generate: text generation from the command line (`mii-generate --help` for the options).
 //
 // Without --prompt, reads one prompt per line from stdin. Built by mii_add_model_executable()
 // with MII_SELECTED_MODEL defined, the program is specialized for that architecture; otherwise
 // the architecture comes from config.json.
+//
+// Output: stdout carries results only (prompt + completion per line, or JSON lines); progress
+// notes and errors go to stderr, one line each, prefixed with the program's name.
+// Exit status: 0 ok, 1 a load or generation error, 2 a usage error.
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <mii/io/hf_config.hpp>
@@ -20,13 +27,48 @@
 
 namespace {
 
-[[noreturn]] void usage(const char* why) {
-  std::cerr << "mii-generate: " << why << "\n"
-            << "usage: mii-generate MODEL_DIR [--prompt TEXT]... [--max-new-tokens N] [--min-new-tokens N]\n"
-               "         [--greedy | --temperature T --top-p P --top-k K --seed S] [--stop STR]...\n"
-               "         [--ignore-eos] [--stream] [--json] [--backend auto|cuda|host] [--max-length N]\n";
+// The name this binary was started as: mii-generate, or a specialized copy (mii-generate-llama).
+std::string program = "mii-generate";
+
+void print_usage(std::ostream& os) {
+  os << "usage: " << program << " MODEL_DIR [options]\n"
+#ifdef MII_SELECTED_MODEL
+     << "  (specialized at compile time for " << mii::selected::model_name << ")\n"
+#endif
+     << "Completes each prompt with the checkpoint in MODEL_DIR (a Hugging Face directory).\n"
+        "  --prompt TEXT          a prompt (repeatable); without it, one prompt per line of stdin\n"
+        "                         (CRLF line ends are accepted; empty lines are skipped)\n"
+        "  --max-new-tokens N     generate at most N tokens (default 32 when --max-length is not given)\n"
+        "  --max-length N         stop when prompt + generated tokens reach N\n"
+        "  --min-new-tokens N     suppress end-of-sequence until N tokens are generated\n"
+        "  --greedy               always pick the most likely token\n"
+        "  --temperature T  --top-p P  --top-k K  --seed S\n"
+        "                         sampling settings (a fixed seed makes sampling reproducible)\n"
+        "  --min-p M              drop candidates below M x the most likely one's probability\n"
+        "  --repetition-penalty R  --presence-penalty P  --frequency-penalty F\n"
+        "                         transformers' repetition penalty, OpenAI's presence/frequency penalties\n"
+        "  --logprobs N           with --json: each token's log-probability and the N (0-20) most likely\n"
+        "                         alternatives, \"logprobs\":[{\"token_id\":..,\"logprob\":..,\"top_logprobs\":[..]}]\n"
+        "  --stop STR             stop when STR is generated (repeatable; STR is left out)\n"
+        "  --ignore-eos           keep generating past end-of-sequence tokens\n"
+        "  --stream               print text as it is generated; with several prompts, the output is\n"
+        "                         the same as without --stream, the earliest unfinished prompt live\n"
+        "  --json                 one JSON object per prompt: {\"index\":I,\"generated_text\":...}\n"
+        "  --json --stream        also one line per piece of text: {\"index\":I,\"text\":...,\"token_ids\":[...]}\n"
+        "  --backend B            auto (default: GPU when usable), cuda or host\n"
+        "  --check-weights        refuse a checkpoint with NaN or infinite weights (one extra pass)\n"
+        "  -h, --help             this text\n";
+}
+
+[[noreturn]] void usage_error(const std::string& why) {
+  std::cerr << program << ": " << why << "\n";
+  print_usage(std::cerr);
   std::exit(2);
 }
+
+// One stderr line, composed before anything is written: a message whose computation throws
+// must not leave a half-written prefix behind (that gave "mii-generate: mii-generate: ...").
+void note(const std::string& text) { std::cerr << (program + ": " + text + "\n") << std::flush; }
 
 template <class T>
 T number(const std::string& flag, const char* text) {
@@ -41,80 +83,221 @@ T number(const std::string& flag, const char* text) {
     if (used != std::string(text).size()) throw std::invalid_argument("trailing");
     return v;
   } catch (const std::exception&) {
-    usage((flag + " needs a number, got '" + text + "'").c_str());
+    usage_error(flag + " needs a number, got '" + text + "'");
   }
+}
+
+struct options {
+  std::string model_dir;
+  std::vector<std::string> prompts;
+  mii::generate_params params;
+  mii::model_config config;
+  bool json = false, stream = false;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  bool length_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    auto& p = o.params;
+    if (a == "-h" || a == "--help") {
+      print_usage(std::cout);
+      std::exit(0);
+    } else if (a == "--prompt") o.prompts.emplace_back(value());
+    else if (a == "--max-new-tokens") p.max_new_tokens = number<std::int64_t>(a, value()), length_given = true;
+    else if (a == "--max-length") p.max_length = number<std::int64_t>(a, value()), length_given = true;
+    else if (a == "--min-new-tokens") p.min_new_tokens = number<std::int64_t>(a, value());
+    else if (a == "--greedy") p.do_sample = false;
+    else if (a == "--temperature") p.temperature = number<double>(a, value());
+    else if (a == "--top-p") p.top_p = number<double>(a, value());
+    else if (a == "--top-k") p.top_k = number<std::int64_t>(a, value());
+    else if (a == "--seed") p.seed = number<std::uint64_t>(a, value());
+    else if (a == "--stop") p.stop.emplace_back(value());
+    else if (a == "--min-p") p.min_p = number<double>(a, value());
+    else if (a == "--repetition-penalty") p.repetition_penalty = number<double>(a, value());
+    else if (a == "--presence-penalty") p.presence_penalty = number<double>(a, value());
+    else if (a == "--frequency-penalty") p.frequency_penalty = number<double>(a, value());
+    else if (a == "--logprobs")
+      p.logprobs = std::int32_t(std::clamp<std::int64_t>(number<std::int64_t>(a, value()), INT32_MIN, INT32_MAX));
+    else if (a == "--ignore-eos") p.ignore_eos = true;
+    else if (a == "--stream") o.stream = true;
+    else if (a == "--json") o.json = true;
+    else if (a == "--backend") o.config.backend = value();
+    else if (a == "--check-weights") o.config.check_weights = true;
+    else if (a.starts_with("-")) usage_error("unknown option " + a);
+    else if (o.model_dir.empty()) o.model_dir = a;
+    else usage_error("unexpected argument " + a);
+  }
+  if (o.model_dir.empty()) usage_error("missing MODEL_DIR");
+  // A short default keeps an accidental run short; a length the user gave is the only limit
+  // (forcing 32 here made --max-length unable to allow more than 32 new tokens).
+  if (!length_given) o.params.max_new_tokens = 32;
+  return o;
+}
+
+// Prompts from stdin, one per line. Files written on Windows end lines with "\r\n": the '\r'
+// is a line end, not part of the prompt.
+std::vector<std::string> read_prompt_lines(std::istream& in) {
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(in, line);) {
+    if (line.ends_with('\r')) line.pop_back();
+    if (!line.empty()) prompts.push_back(std::move(line));
+  }
+  return prompts;
+}
+
+std::string json_quoted(std::string_view s) {
+  std::string out = "\"";
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + '"';
+}
+
+// A response as one JSON line that says which prompt it answers.
+std::string response_line(std::size_t index, const mii::response& r) {
+  return "{\"index\":" + std::to_string(index) + "," + r.to_json().substr(1) + "\n";
+}
+
+// --json --stream: a line per piece of text as it comes; each prompt's response line follows
+// once the call returns. Stream callbacks may run on the engine's thread (the calling thread is
+// blocked in the call meanwhile), so this writes whole lines under a lock and touches nothing else.
+class json_stream_writer {
+ public:
+  void operator()(const mii::stream_event& e) {
+    if (e.finished) return;  // the response line says how it finished
+    std::string line = "{\"index\":" + std::to_string(e.prompt_index) + ",\"text\":" + json_quoted(e.text) +
+                       ",\"token_ids\":[" + (e.token >= 0 ? std::to_string(e.token) : std::string()) + "]}\n";
+    const std::lock_guard lock(mutex_);
+    std::cout << line << std::flush;
+  }
+
+ private:
+  std::mutex mutex_;
+};
+
+// Plain --stream with several prompts. All prompts advance together, so printing tokens as they
+// come would interleave them mid-line. Instead the output is exactly what the non-streamed run
+// prints (each prompt followed by its completion, one per line, in order) and it appears as
+// early as it can: the earliest unfinished prompt is printed live; later prompts' text is held
+// until every prompt before them has finished. One prompt therefore streams as before.
+class ordered_stream_printer {
+ public:
+  explicit ordered_stream_printer(const std::vector<std::string>& prompts) : prompts_(prompts), slots_(prompts.size()) {}
+
+  void operator()(const mii::stream_event& e) {
+    const std::lock_guard lock(mutex_);
+    if (e.prompt_index >= slots_.size()) return;
+    slot& s = slots_[e.prompt_index];
+    if (e.finished) {
+      s.finished = true;
+      s.failed = e.finish_reason == mii::generation_finish_reason::error;
+    } else {
+      s.held += e.text;
+    }
+    show_ready();
+  }
+
+  // After the call: prompts that ended without a final event (refused before they ran).
+  void finish(const std::vector<mii::response>& out) {
+    const std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].finished) continue;
+      slots_[i].finished = true;
+      slots_[i].failed = i >= out.size() || out[i].finish_reason == mii::generation_finish_reason::error;
+    }
+    show_ready();
+  }
+
+ private:
+  struct slot {
+    std::string held;  // text not printed yet
+    bool started = false, finished = false, failed = false;
+  };
+
+  void show_ready() {
+    for (; live_ < slots_.size(); ++live_) {
+      show(live_);
+      if (!slots_[live_].finished) break;
+    }
+    std::cout << std::flush;
+  }
+
+  void show(std::size_t i) {
+    slot& s = slots_[i];
+    if (!s.started) {
+      // A prompt that failed before producing text is reported on stderr only, as without --stream.
+      if (s.failed || (s.held.empty() && !s.finished)) return;
+      std::cout << prompts_[i];
+      s.started = true;
+    }
+    std::cout << s.held;
+    s.held.clear();
+    if (s.finished) std::cout << '\n';
+  }
+
+  const std::vector<std::string>& prompts_;
+  std::vector<slot> slots_;
+  std::size_t live_ = 0;  // the earliest prompt not completely printed
+  std::mutex mutex_;
+};
+
+int run(options& o) {
+  // Computed before it is printed: a config error must come out as one "program: error" line.
+  note(mii::io::summarize(mii::io::load_hf_config(o.model_dir)));
+#ifdef MII_SELECTED_MODEL
+  auto pipe = mii::pipeline<mii::selected::model>(o.model_dir, o.config);
+#else
+  auto pipe = mii::pipeline(o.model_dir, o.config);
+#endif
+  note(std::string(pipe.model_name()) + " on the " + std::string(pipe.backend_name()) + " backend");
+
+  json_stream_writer json_stream;
+  ordered_stream_printer text_stream(o.prompts);
+  if (o.stream && o.json) o.params.stream = [&](const mii::stream_event& e) { json_stream(e); };
+  if (o.stream && !o.json) o.params.stream = [&](const mii::stream_event& e) { text_stream(e); };
+
+  const auto out = pipe(o.prompts, o.params);
+  if (o.stream && !o.json) text_stream.finish(out);
+  int rc = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto& r = out[i];
+    const bool failed = r.finish_reason == mii::generation_finish_reason::error;
+    if (o.json) std::cout << response_line(i, r);
+    else if (failed) note("prompt " + std::to_string(i) + ": " + r.error);
+    else if (!o.stream) std::cout << o.prompts[i] << r << "\n";
+    if (failed) rc = 1;
+  }
+  return rc;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) usage("missing MODEL_DIR");
-  std::string model_dir;
-  std::vector<std::string> prompts;
-  mii::generate_params params;
-  params.max_new_tokens = 32;
-  mii::model_config config;
-  bool json = false, stream = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage((a + " needs a value").c_str());
-      return argv[++i];
-    };
-    if (a == "--prompt") prompts.emplace_back(value());
-    else if (a == "--max-new-tokens") params.max_new_tokens = number<std::int64_t>(a, value());
-    else if (a == "--min-new-tokens") params.min_new_tokens = number<std::int64_t>(a, value());
-    else if (a == "--max-length") params.max_length = number<std::int64_t>(a, value());
-    else if (a == "--greedy") params.do_sample = false;
-    else if (a == "--temperature") params.temperature = number<double>(a, value());
-    else if (a == "--top-p") params.top_p = number<double>(a, value());
-    else if (a == "--top-k") params.top_k = number<std::int64_t>(a, value());
-    else if (a == "--seed") params.seed = number<std::uint64_t>(a, value());
-    else if (a == "--stop") params.stop.emplace_back(value());
-    else if (a == "--ignore-eos") params.ignore_eos = true;
-    else if (a == "--stream") stream = true;
-    else if (a == "--json") json = true;
-    else if (a == "--backend") config.backend = value();
-    else if (a == "-h" || a == "--help") usage("help");
-    else if (a.starts_with("--")) usage(("unknown option " + a).c_str());
-    else if (model_dir.empty()) model_dir = a;
-    else usage(("unexpected argument " + a).c_str());
-  }
-  if (model_dir.empty()) usage("missing MODEL_DIR");
-  if (prompts.empty())
-    for (std::string line; std::getline(std::cin, line);)
-      if (!line.empty()) prompts.push_back(line);
-
+  if (argc > 0 && argv[0] && *argv[0]) program = std::filesystem::path(argv[0]).filename().string();
+  if (argc < 2) usage_error("missing MODEL_DIR");
+  options o = parse(argc, argv);
+  if (o.prompts.empty()) o.prompts = read_prompt_lines(std::cin);
   try {
-    std::cerr << "mii-generate: " << mii::io::summarize(mii::io::load_hf_config(model_dir)) << "\n";
-#ifdef MII_SELECTED_MODEL
-    auto pipe = mii::pipeline<mii::selected::model>(model_dir, config);
-#else
-    auto pipe = mii::pipeline(model_dir, config);
-#endif
-    std::cerr << "mii-generate: " << pipe.model_name() << " on the " << pipe.backend_name() << " backend\n";
-    if (stream && !json) {
-      params.stream = [&](const mii::stream_event& e) {
-        if (prompts.size() > 1 && !e.finished && e.token >= 0) std::cout << "[" << e.prompt_index << "] ";
-        std::cout << e.text << (e.finished ? "\n" : "") << std::flush;
-      };
-    }
-    const auto out = pipe(prompts, params);
-    int rc = 0;
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      const auto& r = out[i];
-      if (json) {
-        std::cout << r.to_json() << "\n";
-      } else if (r.finish_reason == mii::generation_finish_reason::error) {
-        std::cerr << "mii-generate: prompt " << i << ": " << r.error << "\n";
-      } else if (!stream) {
-        std::cout << prompts[i] << r << "\n";
-      }
-      if (r.finish_reason == mii::generation_finish_reason::error) rc = 1;
-    }
-    return rc;
+    return run(o);
   } catch (const std::exception& e) {
-    std::cerr << "mii-generate: " << e.what() << "\n";
+    note(e.what());
     return 1;
   }
 }

@@ -1,18 +1,25 @@
 // mii-launch: starts one process per GPU for tensor-parallel inference, the way the deepspeed
 // launcher does for DeepSpeed-MII.
 //
-//   mii-launch [--num_gpus N] [--master_addr ADDR] [--master_port PORT] [--grace SECONDS] [--]
-//              PROGRAM [ARGS...]
+//   mii-launch [--num_gpus N] [--allow-oversubscribe] [--master_addr ADDR] [--master_port PORT]
+//              [--grace SECONDS] [--] PROGRAM [ARGS...]
 //
 // Each process gets RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
 // NCCL_NVLS_ENABLE=0; CUDA_VISIBLE_DEVICES is left as it is (a program uses GPU LOCAL_RANK).
 // All ranks share one process group, so that signals reach whatever they started too.
+//   - More ranks than visible GPUs is refused (exit 2) unless --allow-oversubscribe is given
+//     (CPU-only programs, tests): one rank per GPU is the point of the tool.
 //   - SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 sent to mii-launch go to every rank;
 //     after one of the first four, ranks still running when the grace period ends get SIGKILL.
 //   - When a rank fails (non-zero exit or killed by a signal), the others get SIGTERM, then
 //     SIGKILL after the grace period (default 5 s): a job never hangs on a dead peer.
+//   - Ranks say when they have joined the job (MII_LAUNCH_JOIN_FD, see launch_env.hpp). A rank
+//     that has not joined within MII_CONNECT_TIMEOUT (default 60 s) is named on stderr, and a job
+//     of several ranks of which none ever joined gets a warning: the program ran N separate
+//     copies (it is not tensor-parallel).
 //   - The exit status is 0 when every rank exits 0, else the first failing rank's status
-//     (128 + signal number for a rank killed by a signal, or for a signal mii-launch received).
+//     (128 + signal number for a rank killed by a signal, or for a signal mii-launch received);
+//     2 for usage errors.
 //   - If mii-launch itself is killed, the ranks get SIGKILL (PR_SET_PDEATHSIG).
 //   - stdin: rank 0 reads mii-launch's stdin when it is a file or a pipe; the other ranks, and
 //     rank 0 when stdin is a terminal (the ranks' group is not the terminal's), read /dev/null.
@@ -28,7 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -37,19 +46,39 @@
 #include <string>
 #include <vector>
 
+#include <mii/parallel/launch_env.hpp>
+
 namespace {
 
+void print_usage(std::FILE* to) {
+  std::fputs(
+      "usage: mii-launch [--num_gpus N] [--allow-oversubscribe] [--master_addr ADDR] [--master_port PORT]\n"
+      "                  [--grace SECONDS] [--] PROGRAM [ARGS...]\n"
+      "Starts PROGRAM once per GPU for tensor parallelism, with RANK, LOCAL_RANK, WORLD_SIZE,\n"
+      "MASTER_ADDR and MASTER_PORT set (the program uses mii::pipeline_tp).\n"
+      "  --num_gpus N            processes to start, one per GPU (default: every visible GPU, else 1)\n"
+      "  --allow-oversubscribe   allow more processes than visible GPUs (CPU-only programs, tests)\n"
+      "  --master_addr A         where rank 0 serves the NCCL id (default: $MASTER_ADDR or 127.0.0.1)\n"
+      "  --master_port P         its TCP port (default: $MASTER_PORT, else a free port)\n"
+      "  --grace S               seconds between SIGTERM and SIGKILL when stopping ranks (default 5)\n"
+      "  -h, --help              this text\n"
+      "Options after PROGRAM are PROGRAM's. Ranks that do not join the job within MII_CONNECT_TIMEOUT\n"
+      "seconds (default 60) are reported.\n",
+      to);
+}
+
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "mii-launch: %s\n"
-               "usage: mii-launch [--num_gpus N] [--master_addr ADDR] [--master_port PORT] [--grace SECONDS]\n"
-               "                  [--] PROGRAM [ARGS...]\n"
-               "  --num_gpus N       processes to start, one per GPU (default: every visible GPU, else 1)\n"
-               "  --master_addr A    where rank 0 serves the NCCL id (default: $MASTER_ADDR or 127.0.0.1)\n"
-               "  --master_port P    its TCP port (default: $MASTER_PORT, else a free port)\n"
-               "  --grace S          seconds between SIGTERM and SIGKILL when stopping ranks (default 5)\n",
-               why.c_str());
+  std::fprintf(stderr, "mii-launch: %s\n", why.c_str());
+  print_usage(stderr);
   std::exit(2);
+}
+
+// The options that take a value (as "--opt V" or "--opt=V"); both spellings, as torchrun's.
+bool is_value_option(const std::string& a) {
+  for (const char* o : {"--num_gpus", "--num-gpus", "--master_addr", "--master-addr", "--master_port", "--master-port",
+                        "--grace"})
+    if (a == o) return true;
+  return false;
 }
 
 long parse_long(const std::string& flag, const std::string& text, long lo, long hi) {
@@ -62,7 +91,8 @@ long parse_long(const std::string& flag, const std::string& text, long lo, long 
 }
 
 // GPUs this job may use: CUDA_VISIBLE_DEVICES's entries when set, else the driver's count.
-int visible_gpus() {
+// `how` says where the number came from, for messages.
+int visible_gpus(std::string& how) {
   if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES")) {
     int n = 0;
     for (const char* p = v; *p;) {
@@ -73,6 +103,7 @@ int visible_gpus() {
       if (!comma) break;
       p = comma + 1;
     }
+    how = std::string("CUDA_VISIBLE_DEVICES=\"") + v + "\"";
     return n;
   }
   std::error_code ec;
@@ -81,6 +112,7 @@ int visible_gpus() {
     (void)e;
     ++n;
   }
+  how = ec ? "no NVIDIA driver is loaded: /proc/driver/nvidia/gpus is missing" : "counted in /proc/driver/nvidia/gpus";
   return n;
 }
 
@@ -123,7 +155,77 @@ struct rank_process {
   pid_t pid = -1;
   bool running = false;
   int status = 0;
+  bool joined = false;  // said so on the join channel (it has its peers)
 };
+
+// The ranks' side of it is tell_launcher_joined() in src/parallel/launch_env.cpp: one datagram
+// "joined RANK" per rank. Datagrams keep messages whole, and a socket (unlike a pipe) lets a
+// rank send without risking SIGPIPE once we are gone.
+struct join_channel {
+  int ours = -1, theirs = -1;
+  join_channel() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) == 0) {
+      ours = fds[0];
+      theirs = fds[1];
+    }
+  }
+  // In a rank, before exec: keep its end open across exec and say where it is.
+  void hand_to_rank() const {
+    if (theirs < 0) return;
+    ::fcntl(theirs, F_SETFD, 0);
+    ::setenv(mii::parallel::launcher_join_fd_variable, std::to_string(theirs).c_str(), 1);
+  }
+  void close_theirs() {
+    if (theirs >= 0) ::close(theirs);
+    theirs = -1;
+  }
+  // Marks the ranks whose messages have arrived.
+  void collect(std::vector<rank_process>& ranks) const {
+    char buf[64];
+    for (ssize_t n; ours >= 0 && (n = ::recv(ours, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0;) {
+      buf[n] = '\0';
+      int r = -1;
+      if (std::sscanf(buf, "joined %d", &r) == 1 && r >= 0 && r < int(ranks.size())) ranks[std::size_t(r)].joined = true;
+    }
+  }
+};
+
+// "rank 2 (pid 41)" or "ranks 1 (pid 40), 3 (pid 42)": the ranks that have not joined. Once any
+// rank other than 0 has joined, rank 0 was serving the rendezvous and is only waiting for the
+// rest, so it is left out: the missing ones are the others.
+std::string not_joined(const std::vector<rank_process>& ranks, bool running_only) {
+  bool others_joined = false;
+  for (std::size_t r = 1; r < ranks.size(); ++r) others_joined |= ranks[r].joined;
+  std::string list;
+  int count = 0;
+  for (std::size_t r = 0; r < ranks.size(); ++r) {
+    const auto& p = ranks[r];
+    if (p.joined || (running_only && !p.running) || (r == 0 && others_joined)) continue;
+    list += (count++ ? ", " : "") + std::to_string(r) + " (pid " + std::to_string(p.pid) + ")";
+  }
+  return count == 0 ? std::string() : (count == 1 ? "rank " : "ranks ") + list;
+}
+
+// When the job is over: a job of several ranks of which none joined ran the program that many
+// times side by side (it printed everything N times); ranks that stayed out of a job the others
+// joined are named, unless they were at the deadline already.
+void report_joins_at_end(const std::vector<rank_process>& ranks, int exit_code, bool named, const char* program) {
+  if (ranks.size() < 2) return;
+  bool any_joined = false;
+  for (const auto& p : ranks) any_joined |= p.joined;
+  if (!any_joined) {
+    if (exit_code == 0)
+      std::fprintf(stderr,
+                   "mii-launch: warning: none of the %zu ranks joined a tensor-parallel job, so %s ran %zu separate "
+                   "times; a program that is not tensor-parallel (no mii::pipeline_tp) runs with --num_gpus 1\n",
+                   ranks.size(), program, ranks.size());
+    return;
+  }
+  if (named) return;
+  if (const auto missing = not_joined(ranks, /*running_only=*/false); !missing.empty())
+    std::fprintf(stderr, "mii-launch: %s never joined the job; check its output above\n", missing.c_str());
+}
 
 }  // namespace
 
@@ -133,6 +235,7 @@ int main(int argc, char** argv) {
   int master_port = -1;
   if (const char* p = std::getenv("MASTER_PORT"); p && *p) master_port = int(parse_long("MASTER_PORT", p, 1, 65535));
   double grace = 5.0;
+  bool allow_oversubscribe = false;
   int i = 1;
   for (; i < argc; ++i) {
     std::string a = argv[i], value;
@@ -140,11 +243,22 @@ int main(int argc, char** argv) {
       ++i;
       break;
     }
-    if (!a.starts_with("--")) break;  // the program
+    if (a == "-h" || a == "--help") {
+      print_usage(stdout);
+      return 0;
+    }
+    // The first word not starting with '-' is the program (a program named "-x" follows "--").
+    if (!a.starts_with("-")) break;
+    if (a == "--allow-oversubscribe" || a == "--allow_oversubscribe") {
+      allow_oversubscribe = true;
+      continue;
+    }
     if (const auto eq = a.find('='); eq != std::string::npos) {
       value = a.substr(eq + 1);
       a = a.substr(0, eq);
-    } else if (a != "--help" && a != "-h") {
+    } else if (!is_value_option(a)) {
+      usage("unknown option " + a);
+    } else {
       if (i + 1 >= argc) usage(a + " needs a value");
       value = argv[++i];
     }
@@ -155,11 +269,20 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       grace = std::strtod(value.c_str(), &end);
       if (end == value.c_str() || *end || !(grace >= 0) || !std::isfinite(grace)) usage("--grace needs seconds >= 0");
-    } else if (a == "--help" || a == "-h") usage("help");
-    else usage("unknown option " + a);
+    } else usage("unknown option " + a);
   }
   if (i >= argc) usage("missing PROGRAM");
-  if (num_gpus < 0) num_gpus = std::max(1, visible_gpus());
+  std::string gpus_from;
+  const int gpus = visible_gpus(gpus_from);
+  if (num_gpus < 0) num_gpus = std::max(1, gpus);
+  // One process is always allowed (it is the program run alone); beyond that, one rank per GPU.
+  if (num_gpus > std::max(1, gpus) && !allow_oversubscribe) {
+    std::fprintf(stderr,
+                 "mii-launch: --num_gpus %d would start %d processes but %d GPU%s visible (%s); start at most "
+                 "%d, or add --allow-oversubscribe to run more processes than GPUs (CPU-only programs, tests)\n",
+                 num_gpus, num_gpus, gpus, gpus == 1 ? " is" : "s are", gpus_from.c_str(), std::max(1, gpus));
+    return 2;
+  }
   if (master_port < 0) master_port = free_port(master_addr);
 
   // Signals are taken synchronously (sigtimedwait) rather than by handlers: no races with
@@ -174,6 +297,7 @@ int main(int argc, char** argv) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   const pid_t launcher = ::getpid();
+  join_channel joins;
   std::vector<rank_process> ranks(static_cast<std::size_t>(num_gpus));
   pid_t group = 0;  // the job's process group: the first rank's pid
   for (int r = 0; r < num_gpus; ++r) {
@@ -206,14 +330,26 @@ int main(int argc, char** argv) {
       ::setenv("MASTER_ADDR", master_addr.c_str(), 1);
       ::setenv("MASTER_PORT", std::to_string(master_port).c_str(), 1);
       ::setenv("NCCL_NVLS_ENABLE", "0", 1);  // NVLink multicast stays off (see docs/parallel.md)
+      joins.hand_to_rank();
       ::execvp(argv[i], argv + i);
       std::fprintf(stderr, "mii-launch: rank %d: cannot run %s: %s\n", r, argv[i], std::strerror(errno));
       ::_exit(127);
     }
     ::setpgid(pid, group == 0 ? pid : group);  // also here: whichever of parent and child runs first
     if (group == 0) group = pid;
-    ranks[std::size_t(r)] = {pid, true, 0};
+    ranks[std::size_t(r)] = {pid, true, 0, false};
   }
+  joins.close_theirs();
+  // Ranks that have not joined by the time their own rendezvous would give up are named; an
+  // unreadable MII_CONNECT_TIMEOUT is the ranks' error to report, not ours.
+  double join_timeout = 60;
+  try {
+    join_timeout = std::chrono::duration<double>(mii::parallel::connect_timeout()).count();
+  } catch (const std::exception&) {
+  }
+  const double join_deadline = now_seconds() + join_timeout;
+  bool join_checked = num_gpus == 1;  // a job of one has nobody to join
+  bool join_named = false;            // ranks were named at the deadline
 
   int running = num_gpus;
   int exit_code = 0;           // the first failure's
@@ -229,6 +365,18 @@ int main(int argc, char** argv) {
   };
 
   while (running > 0) {
+    joins.collect(ranks);
+    if (!join_checked && !stopping && now_seconds() >= join_deadline) {
+      join_checked = true;
+      const auto late = not_joined(ranks, /*running_only=*/true);
+      join_named = !late.empty();
+      if (join_named)
+        std::fprintf(stderr,
+                     "mii-launch: %s %s not joined the job %.1f s after start: is %s tensor-parallel "
+                     "(mii::pipeline_tp)? See the output above, and check that every rank uses the MASTER_ADDR/"
+                     "MASTER_PORT it was given (timeout: MII_CONNECT_TIMEOUT)\n",
+                     late.c_str(), late.starts_with("ranks") ? "have" : "has", join_timeout, argv[i]);
+    }
     // Reap whatever has ended.
     for (;;) {
       int status = 0;
@@ -258,7 +406,8 @@ int main(int argc, char** argv) {
       ::killpg(group, SIGKILL);
       killed = true;
     }
-    const double wait_s = stopping && !killed ? std::max(0.0, kill_at - now_seconds()) : 1.0;
+    double wait_s = stopping && !killed ? std::max(0.0, kill_at - now_seconds()) : 1.0;
+    if (!join_checked) wait_s = std::min(wait_s, std::max(0.0, join_deadline - now_seconds()));
     timespec timeout{time_t(wait_s), long((wait_s - std::floor(wait_s)) * 1e9)};
     siginfo_t info{};
     const int sig = ::sigtimedwait(&handled, &info, &timeout);
@@ -284,5 +433,7 @@ int main(int argc, char** argv) {
     ::killpg(group, SIGKILL);
     reap_orphans();
   }
+  joins.collect(ranks);
+  report_joins_at_end(ranks, exit_code, join_named, argv[i]);
   return exit_code;
 }

@@ -3,8 +3,9 @@
 // Encodes all of stdin (UTF-8 text) with the tokenizer.json at PATH (a file, or a directory that
 // holds one) and prints the ids on one line, separated by single spaces. --add-special adds the
 // post-processor's special tokens (BOS...). --decode reads whitespace-separated ids instead and
-// prints their text exactly (no newline added). Exit status: 0 ok, 2 input is not valid UTF-8,
-// 1 any other error (message on stderr).
+// prints their text exactly (no newline added). Exit status: 0 ok (and for --help, which prints
+// the usage on stdout), 2 a usage error or input that is not valid UTF-8, 1 any other error
+// (message on stderr).
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -30,6 +31,13 @@ void usage(std::FILE* to) {
       to);
 }
 
+// Usage errors exit 2, as in the other mii tools.
+int usage_error(const std::string& why) {
+  std::fprintf(stderr, "mii-tokenize: %s\n", why.c_str());
+  usage(stderr);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -41,11 +49,11 @@ int main(int argc, char** argv) {
     else if (arg == "--decode") decode = true;
     else if (arg == "--skip-special") skip_special = true;
     else if (arg == "-h" || arg == "--help") { usage(stdout); return 0; }
-    else if (!arg.empty() && arg[0] == '-') { std::fprintf(stderr, "mii-tokenize: unknown option %s\n", arg.c_str()); usage(stderr); return 1; }
+    else if (!arg.empty() && arg[0] == '-') return usage_error("unknown option " + arg);
     else if (path.empty()) path = arg;
-    else { std::fprintf(stderr, "mii-tokenize: more than one PATH given\n"); return 1; }
+    else return usage_error("more than one PATH given (" + path + ", " + arg + ")");
   }
-  if (path.empty()) { usage(stderr); return 1; }
+  if (path.empty()) return usage_error("missing PATH");
 
   try {
     const std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mii {
@@ -36,6 +37,10 @@ struct model_config {
   std::int32_t kv_block_size = 64;             // tokens per KV block
   std::optional<std::int64_t> kv_cache_blocks; // exact number of blocks (MII's "allocate" mode)
   double kv_cache_memory_fraction = 0.9;       // else: this share of the memory left after weights
+  // Automatic prefix caching: full KV blocks stay findable by their tokens after their sequence
+  // ends, and a request that starts with the same tokens reuses them instead of computing them
+  // again (docs/architecture.md). Results do not change; on by default, as in vLLM.
+  bool prefix_caching = true;
   // Speed runs: weights are random values made on the device from config.json's shapes alone
   // (no tensor files are read). Outputs are meaningless; use with ignore_eos.
   bool random_weights = false;
@@ -45,10 +50,21 @@ struct model_config {
   int device = 0;                              // CUDA device (under TP: LOCAL_RANK when set)
   int host_threads = 0;                        // host backend worker threads (0: all cores)
   bool show_progress = true;                   // progress bar on stderr while loading (TTY only)
+  // Scan every weight for NaN and infinity while loading and refuse the checkpoint naming the
+  // tensor (costs one pass over the weights; mii-generate --check-weights).
+  bool check_weights = false;
 };
 
-enum class generation_finish_reason { none, length, stop, error };
+// cancelled: the caller cancelled the request (request_handle::cancel, a client that went away).
+enum class generation_finish_reason { none, length, stop, error, cancelled };
 std::string_view to_string(generation_finish_reason r);
+
+// One generated token's log-probability and the most likely alternatives at its step.
+struct token_logprobs {
+  token_id token = -1;
+  float logprob = 0.0f;
+  std::vector<std::pair<token_id, float>> top;  // descending, generate_params.logprobs of them
+};
 
 // One piece of streamed output.
 struct stream_event {
@@ -57,6 +73,7 @@ struct stream_event {
   token_id token = -1;              // the token that produced it (-1 on the final event)
   bool finished = false;
   generation_finish_reason finish_reason = generation_finish_reason::none;
+  const token_logprobs* logprobs = nullptr;  // the token's log-probabilities (generate_params.logprobs)
 };
 using stream_callback = std::function<void(const stream_event&)>;
 
@@ -73,7 +90,19 @@ struct generate_params {
   std::optional<double> temperature;           // default 1.0; 0 means greedy
   std::vector<std::string> stop;               // stop strings (not included in the output)
   stream_callback stream;                      // receives text deltas as they are generated
-  std::optional<std::uint64_t> seed;           // reproducible sampling; default: random per call
+  // Reproducible sampling: every prompt samples with this seed, so a prompt's text does not
+  // depend on its place in the list or on what runs beside it; default: a random seed per prompt.
+  std::optional<std::uint64_t> seed;
+  // ---- beyond MII (the names and meanings of transformers, OpenAI and vLLM) ----
+  double min_p = 0.0;                 // [0, 1]: drop candidates below min_p x the top one's probability
+  double repetition_penalty = 1.0;    // > 0; transformers': logits of tokens in prompt + output divided
+                                      // (positive) or multiplied (negative) by it
+  double presence_penalty = 0.0;      // [-2, 2]; OpenAI's: minus this for every token the output has
+  double frequency_penalty = 0.0;     // [-2, 2]; OpenAI's: minus this times the token's count in the output
+  std::vector<std::pair<token_id, double>> logit_bias;  // added to those tokens' logits, each in [-100, 100]
+  // Log-probabilities of the generated tokens and of the `logprobs` most likely alternatives at
+  // each step (0..20), from the model's logits before penalties and temperature (vLLM's default).
+  std::optional<std::int32_t> logprobs;
 };
 
 // A request for serve(): requests that arrive while the engine runs (servers, load benchmarks).
@@ -81,6 +110,23 @@ struct serve_request {
   std::size_t id = 0;
   std::vector<token_id> prompt;
   const generate_params* params = nullptr;  // must outlive the request
+};
+
+// What the engine is doing now (a snapshot; safe to read from any thread).
+struct engine_stats {
+  std::int64_t waiting = 0;            // submitted, not yet admitted (queued or waiting for KV blocks)
+  std::int64_t running = 0;            // admitted sequences (prefilling or decoding)
+  std::int32_t kv_blocks_used = 0;
+  std::int32_t kv_blocks_total = 0;
+  std::int64_t steps = 0;              // forward passes run
+  std::int64_t preemptions = 0;        // sequences evicted for KV blocks and recomputed later
+  std::int64_t requests_finished = 0;  // by any finish reason, errors and cancellations included
+  std::int64_t prompt_tokens = 0;      // prompt tokens of admitted requests
+  std::int64_t generated_tokens = 0;   // tokens sampled
+  // Prefix caching, in prompt tokens of admitted requests: needed, and found in the cache.
+  std::int64_t prefix_cache_queried_tokens = 0;
+  std::int64_t prefix_cache_hit_tokens = 0;
+  std::int32_t kv_blocks_cached = 0;   // blocks findable by their tokens (held or not)
 };
 
 // Where the memory went: weights and KV cache (bytes on the backend's device).
@@ -101,6 +147,7 @@ struct response {
   generation_finish_reason finish_reason = generation_finish_reason::none;
   std::vector<token_id> token_ids;  // generated ids (including a final EOS)
   std::string error;                // set when finish_reason == error (e.g. prompt too long)
+  std::vector<token_logprobs> logprobs;  // one per generated token, when generate_params.logprobs is set
 
   std::string to_json() const;
 };

@@ -3,6 +3,11 @@
 namespace mii::cuda_detail {
 
 void throw_cuda(cudaError_t err, const char* what, const char* file, int line) {
+  if (means_no_usable_gpu(err)) {
+    (void)cudaGetLastError();  // the error is sticky for the runtime's next call otherwise
+    const std::string_view expr(what);
+    fail(no_usable_gpu(err, expr.substr(0, expr.find('('))));  // "cudaGetDeviceCount(&n)" -> its name
+  }
   fail("CUDA error ", cudaGetErrorName(err), " (", int(err), "): ", cudaGetErrorString(err), " in ", what, " at ",
        file, ":", line);
 }

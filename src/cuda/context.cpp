@@ -140,6 +140,11 @@ int cuda<DType>::context::device() const {
   return state_->device;
 }
 
+template <class DType>
+void cuda<DType>::bind_thread(context& ctx) {
+  MII_CUDA_CHECK(cudaSetDevice(ctx.device()));
+}
+
 // ---- copies ----------------------------------------------------------------------------------
 
 // (U, not T: the class's own alias T would hide the member template's parameter in g++.)

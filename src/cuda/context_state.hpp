@@ -95,6 +95,9 @@ struct cuda_context_state {
   // Sampler scratch.
   device_scratch sample_meta, sample_keys, sample_keys_sorted, sample_ids, sample_ids_sorted, sample_temp, sample_out;
   pinned_scratch sample_host;
+  // Logit operations around sampling (kernels/logits.cu).
+  device_scratch logits_meta, logits_out;
+  pinned_scratch logits_host;
 
   // MoE scratch.
   device_scratch moe_logits, moe_topk_ids, moe_topk_w, moe_order, moe_x, moe_gate_up, moe_inner, moe_y;

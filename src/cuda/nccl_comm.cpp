@@ -77,7 +77,13 @@ nccl nccl::from_environment(std::chrono::milliseconds timeout, int device) {
 
 nccl nccl::join(const launch_env& env, std::chrono::milliseconds timeout, int device) {
   int visible = 0;
-  MII_CUDA_CHECK(cudaGetDeviceCount(&visible));
+  if (const cudaError_t err = cudaGetDeviceCount(&visible); err != cudaSuccess) {
+    if (!cuda_detail::means_no_usable_gpu(err)) cuda_detail::throw_cuda(err, "cudaGetDeviceCount", __FILE__, __LINE__);
+    (void)cudaGetLastError();
+    fail("rank ", env.rank, ": ", cuda_detail::no_usable_gpu(err, "cudaGetDeviceCount",
+                                                             "without GPUs use mii::pipeline on the host backend "
+                                                             "(tensor parallelism across processes runs on GPUs)"));
+  }
   if (device < 0) device = visible == 1 ? 0 : env.local_rank;  // one GPU per process: the launcher chose it
   if (device >= visible)
     fail("rank ", env.rank, ": LOCAL_RANK ", env.local_rank, " selects CUDA device ", device, " but ", visible,

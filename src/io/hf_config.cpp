@@ -1,6 +1,7 @@
 #include <mii/io/hf_config.hpp>
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 
@@ -32,6 +33,14 @@ type_defaults defaults_for(std::string_view model_type) {
   if (model_type == "opt") return {50272, 768, 3072, 12, 12, 2048, 1e-5, 10000.0, "relu", true};
   if (model_type == "phi") return {51200, 2048, 8192, 24, 32, 2048, 1e-5, 10000.0, "gelu_new", false};
   return {32000, 4096, 11008, 32, 32, 2048, 1e-6, 10000.0, "silu", false};  // llama
+}
+
+// A double as config.json would write it (-1, 1e-06, 0.5), for messages: std::to_string's six
+// fixed decimals would print an eps of 1e-7 as 0.000000.
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
 }
 
 // The first of several spellings of a field that is present (Falcon and OPT use their own).
@@ -74,8 +83,12 @@ void read_rope(const json_object& root, hf_config& c, double default_theta) {
   if (auto v = s.get_number_list("long_factor")) r.long_factor = *v;
   if ((type == "linear" || type == "dynamic" || type == "llama3") && !(r.factor >= 1.0))
     s.invalid("factor", "must be >= 1 for rope type " + type + ", got " + std::to_string(r.factor));
-  if (type == "llama3" && r.original_max_position_embeddings <= 0)
+  if (type == "llama3" && !s.has("original_max_position_embeddings") && !root.has("original_max_position_embeddings"))
     s.missing("original_max_position_embeddings");
+  // llama3 divides the original context by each factor: 0 or less gives infinite or negative
+  // wavelengths and every frequency lands in the wrong band.
+  if (type == "llama3" && !(r.low_freq_factor > 0.0))
+    s.invalid("low_freq_factor", "must be positive for rope type llama3, got " + number(r.low_freq_factor));
   // Llama 3 blends between the two wavelengths: equal or inverted factors divide by zero.
   if (type == "llama3" && !(r.high_freq_factor > r.low_freq_factor))
     s.invalid("high_freq_factor", "(" + std::to_string(r.high_freq_factor) + ") must be greater than low_freq_factor (" +
@@ -83,6 +96,14 @@ void read_rope(const json_object& root, hf_config& c, double default_theta) {
   check_theta(s.has("rope_theta") ? s : root);
   if (type == "longrope" && (r.short_factor.empty() || r.long_factor.empty()))
     s.invalid(r.short_factor.empty() ? "short_factor" : "long_factor", "is required for longrope");
+  // Each longrope factor divides a frequency; cos/sin are scaled by attention_factor.
+  for (const auto* list : {&r.short_factor, &r.long_factor})
+    for (std::size_t i = 0; i < list->size(); ++i)
+      if (!((*list)[i] > 0.0) || !std::isfinite((*list)[i]))
+        s.invalid(list == &r.short_factor ? "short_factor" : "long_factor",
+                  "[" + std::to_string(i) + "] must be a positive number, got " + number((*list)[i]));
+  if (r.attention_factor && (!(*r.attention_factor > 0.0) || !std::isfinite(*r.attention_factor)))
+    s.invalid("attention_factor", "must be a positive number, got " + number(*r.attention_factor));
 }
 
 void check_positive(const json_object& root, std::string_view field, std::int64_t v) {
@@ -131,9 +152,20 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
   if (c.num_hidden_layers > 100000)
     root.invalid("num_hidden_layers", "is " + std::to_string(c.num_hidden_layers) + ", more than mii supports (100000)");
   check_size(root, "num_attention_heads", c.num_attention_heads);
-  if (c.max_position_embeddings > max_size)
-    root.invalid("max_position_embeddings", "is " + std::to_string(c.max_position_embeddings) +
-                                                ", more than mii supports (2^31 - 1)");
+  // 0 used to fall through to model_config.max_context (8192) as if the field were absent; an
+  // absent field already got the model type's default above.
+  check_size(root, "max_position_embeddings", c.max_position_embeddings);
+  // Normalization divides by sqrt(variance + eps): eps <= 0 turns a zero row into NaN, and a
+  // negative eps makes small rows' outputs NaN (transformers computes the same NaN).
+  if (!(c.norm_eps > 0.0) || !std::isfinite(c.norm_eps)) {
+    std::string_view field = "rms_norm_eps";
+    for (std::string_view k : {"rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"})
+      if (root.has(k)) {
+        field = k;
+        break;
+      }
+    root.invalid(field, "must be a positive number, got " + number(c.norm_eps));
+  }
 
   if (mt == "falcon") {
     c.intermediate_size = root.get_int("ffn_hidden_size").value_or(4 * c.hidden_size);
@@ -143,6 +175,8 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
     c.alibi = root.get_bool("alibi").value_or(false);
     c.num_ln_in_parallel_attn =
         root.get_int("num_ln_in_parallel_attn").value_or(c.new_decoder_architecture ? 2 : 1);
+    if (c.num_ln_in_parallel_attn != 1 && c.num_ln_in_parallel_attn != 2)
+      root.invalid("num_ln_in_parallel_attn", "must be 1 or 2, got " + std::to_string(c.num_ln_in_parallel_attn));
     const bool bias = root.get_bool("bias").value_or(false);
     c.qkv_bias = c.o_bias = c.mlp_bias = bias;
     const auto kv = int_field(root, {"num_kv_heads", "n_head_kv"});
@@ -153,6 +187,7 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
     c.intermediate_size = root.get_int("ffn_dim").value_or(d.intermediate);
     c.do_layer_norm_before = root.get_bool("do_layer_norm_before").value_or(true);
     c.word_embed_proj_dim = root.get_int("word_embed_proj_dim").value_or(c.hidden_size);
+    check_size(root, "word_embed_proj_dim", c.word_embed_proj_dim);
     const bool bias = root.get_bool("enable_bias").value_or(true);
     c.qkv_bias = c.o_bias = c.mlp_bias = bias;
     c.final_layer_norm = c.do_layer_norm_before && !root.get_bool("_remove_final_layer_norm").value_or(false);
@@ -196,10 +231,16 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
     root.invalid("sliding_window", "must be a positive integer or null, got " + std::to_string(*c.sliding_window));
 
   if (mt != "opt") read_rope(root, c, d.rope_theta);
-  if (mt == "phi3" && c.rope.original_max_position_embeddings == 0)
+  // transformers: longrope without original_max_position_embeddings uses max_position_embeddings.
+  if ((mt == "phi3" || c.rope.type == "longrope") && c.rope.original_max_position_embeddings == 0)
     c.rope.original_max_position_embeddings = c.max_position_embeddings;
   if (c.rope.type == "dynamic" && c.rope.original_max_position_embeddings == 0)
     c.rope.original_max_position_embeddings = c.max_position_embeddings;
+  // The context the scaled ropes were trained at: it divides lengths and wavelengths.
+  if ((c.rope.type == "llama3" || c.rope.type == "longrope" || c.rope.type == "dynamic") &&
+      c.rope.original_max_position_embeddings <= 0)
+    root.invalid("original_max_position_embeddings", "must be a positive integer for rope type " + c.rope.type +
+                                                         ", got " + std::to_string(c.rope.original_max_position_embeddings));
 
   c.head_dim = root.get_int("head_dim").value_or(0);
   if (c.head_dim == 0) {

@@ -1,8 +1,11 @@
 #include <mii/model/weight_plan.hpp>
 
 #include <functional>
+#include <set>
 
 #include <mii/error.hpp>
+
+#include "model/unused_tensors.hpp"
 
 namespace mii::model {
 namespace {
@@ -14,6 +17,9 @@ struct planner {
   const weight_names& n;
   const model_shape& s;
   const io::checkpoint& ckpt;
+  // Every tensor name the plan asked for, on any rank: what the checkpoint may hold beyond these
+  // is refused (refuse_unused_tensors), so a config that disagrees with it cannot load silently.
+  std::set<std::string, std::less<>>& used;
 
   std::string layer_name(int64_t layer, std::string_view name, std::string_view suffix = ".weight") const {
     return std::string(n.layer) + std::to_string(layer) + "." + std::string(name) + std::string(suffix);
@@ -21,6 +27,7 @@ struct planner {
 
   // The tensor, which must have exactly `shape`.
   const io::tensor_view& tensor(const std::string& name, std::vector<int64_t> shape) const {
+    used.insert(name);
     return ckpt.get(name, shape);
   }
 
@@ -128,8 +135,12 @@ struct planner {
             plan_entry{l + " fc1 bias", {ffn_slice(tensor(layer_name(L, n.up, ".bias"), {F}))}, s.local_ffn, 1, 0, true};
     }
     e[std::size_t(layer_slot::down_w)] = down(l + " down", tensor(layer_name(L, n.down), {H, F}));
-    // A row-parallel bias is added once, by rank 0, before the all-reduce.
-    if (s.mlp_bias && s.rank == 0) e[std::size_t(layer_slot::down_b)] = vector(l + " down bias", layer_name(L, n.down, ".bias"), H);
+    // A row-parallel bias is added once, by rank 0, before the all-reduce; every rank checks it
+    // exists with its shape (and counts it as used).
+    if (s.mlp_bias) {
+      plan_entry b = vector(l + " down bias", layer_name(L, n.down, ".bias"), H);
+      if (s.rank == 0) e[std::size_t(layer_slot::down_b)] = std::move(b);
+    }
   }
 
   void plan_moe(weight_plan& w, int64_t L) const {
@@ -226,7 +237,10 @@ struct planner {
       if (s.qkv_bias) e[std::size_t(layer_slot::qkv_b)] = qkv(L, true);
       e[std::size_t(layer_slot::o_w)] = matrix(l + " o_proj", layer_name(L, n.o), H, s.heads * s.head_dim,
                                                s.rank * s.q_dim(), s.q_dim());
-      if (s.o_bias && s.rank == 0) e[std::size_t(layer_slot::o_b)] = vector(l + " o_proj bias", layer_name(L, n.o, ".bias"), H);
+      if (s.o_bias) {  // added by rank 0 only, as the down bias
+        plan_entry b = vector(l + " o_proj bias", layer_name(L, n.o, ".bias"), H);
+        if (s.rank == 0) e[std::size_t(layer_slot::o_b)] = std::move(b);
+      }
       plan_mlp(w, L);
     }
     return w;
@@ -236,7 +250,10 @@ struct planner {
 }  // namespace
 
 weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt) {
-  return planner{arch, *arch.names, shape, ckpt}.plan();
+  std::set<std::string, std::less<>> used;
+  weight_plan plan = planner{arch, *arch.names, shape, ckpt, used}.plan();
+  if (!ckpt.is_synthetic()) refuse_unused_tensors(arch, shape, ckpt, used);
+  return plan;
 }
 
 std::size_t weight_plan::total_bytes(dtype as) const {

@@ -1,5 +1,8 @@
 #include <mii/parallel/launch_env.hpp>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -80,6 +83,20 @@ std::chrono::milliseconds connect_timeout() {
   if (end == text->c_str() || *end != '\0' || !std::isfinite(s) || s <= 0)
     fail("environment variable MII_CONNECT_TIMEOUT=\"", *text, "\" is not a positive number of seconds");
   return std::chrono::milliseconds(std::llround(s * 1000.0));
+}
+
+void tell_launcher_joined(int rank) {
+  const auto text = env(launcher_join_fd_variable);
+  if (!text) return;
+  char* end = nullptr;
+  const long fd = std::strtol(text->c_str(), &end, 10);
+  if (*end != '\0' || fd < 0 || fd > 1 << 20) return;
+  // The variable may have leaked into a process that has some other file at that number: only a
+  // socket gets the message, and it is sent without waiting and without SIGPIPE.
+  struct stat st {};
+  if (::fstat(int(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) return;
+  const std::string message = "joined " + std::to_string(rank);
+  (void)::send(int(fd), message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 }  // namespace mii::parallel

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include <mii/error.hpp>
+#include <mii/parallel/launch_env.hpp>
 
 namespace mii::parallel {
 namespace {
@@ -257,7 +258,9 @@ std::vector<std::byte> share_from_rank0(const rendezvous_point& where, int rank,
     fail("rendezvous: rank ", rank, " of world size ", world_size, " is not a valid rank");
   if (blob.size() > max_blob) fail("rendezvous: a ", blob.size(), "-byte blob is larger than ", max_blob, " bytes");
   if (world_size == 1) return {blob.begin(), blob.end()};
-  return rank == 0 ? serve(where, world_size, blob, timeout) : fetch(where, rank, world_size, timeout);
+  auto shared = rank == 0 ? serve(where, world_size, blob, timeout) : fetch(where, rank, world_size, timeout);
+  tell_launcher_joined(rank);  // mii-launch reports ranks that never get here
+  return shared;
 }
 
 }  // namespace mii::parallel

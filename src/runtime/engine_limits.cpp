@@ -1,14 +1,32 @@
 #include <mii/runtime/engine.hpp>
 
+#include <string>
+
 namespace mii::runtime {
 
 engine_limits resolve_limits(const model_config& cfg, const model::model_shape& shape, const io::hf_config& hf,
                              const io::generation_config& gen, const tokenizer* tok) {
   engine_limits l;
+  // A tokenizer whose ids reach past the embedding table loads, and then fails only on the
+  // prompts that happen to use those ids: refuse it at load.
+  if (tok && tok->vocab_size() > shape.vocab) {
+    const token_id top = tok->vocab_size() - 1;
+    const std::string file =
+        cfg.tokenizer ? cfg.tokenizer->string() : (shape.config_file.parent_path() / "tokenizer.json").string();
+    fail(file, ": the tokenizer's ids go up to ", top, " ('", tok->id_to_token(top), "') but ",
+         shape.config_file.string(), " field 'vocab_size' is ", shape.vocab, " (ids must be below it)");
+  }
   // EOS: generation_config.json first (it is what transformers' generate uses), then config.json,
-  // then the tokenizer's own.
-  const auto& ids = !gen.eos_token_ids.empty() ? gen.eos_token_ids : hf.eos_token_ids;
-  for (auto id : ids) l.eos_ids.push_back(std::int32_t(id));
+  // then the tokenizer's own. An id outside the vocabulary can never be sampled, so generation
+  // would never stop on it; one past 2^31 would wrap to another token.
+  const bool from_gen = !gen.eos_token_ids.empty();
+  const auto& ids = from_gen ? gen.eos_token_ids : hf.eos_token_ids;
+  for (auto id : ids) {
+    if (id < 0 || id >= shape.vocab)
+      fail((from_gen ? (shape.config_file.parent_path() / "generation_config.json") : shape.config_file).string(),
+           ": field 'eos_token_id' holds ", id, ", outside the vocabulary [0, ", shape.vocab, ") of field 'vocab_size'");
+    l.eos_ids.push_back(std::int32_t(id));
+  }
   if (l.eos_ids.empty() && tok)
     if (auto e = tok->eos_id()) l.eos_ids.push_back(*e);
 

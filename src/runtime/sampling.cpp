@@ -54,6 +54,13 @@ std::int32_t sample_row(const float* logits, std::int64_t vocab, const sample_pa
       }
     }
   }
+  // Min-p: candidates are sorted, so those at least min_p x the top one's probability are a
+  // prefix (probs[0] is exp(0) = 1).
+  if (p.min_p > 0.0f) {
+    std::size_t above = 0;
+    while (above < keep && probs[above] >= p.min_p) ++above;
+    keep = std::max<std::size_t>(above, 1);
+  }
   double kept = 0;
   for (std::size_t i = 0; i < keep; ++i) kept += probs[i];
   const double u = double(philox_uniform(p.seed, p.step)) * kept;
@@ -63,6 +70,26 @@ std::int32_t sample_row(const float* logits, std::int64_t vocab, const sample_pa
     if (u < cum) return ids[i];
   }
   return ids[keep - 1];
+}
+
+row_summary summarize_row(const float* logits, std::int64_t vocab, std::int32_t n) {
+  row_summary s;
+  float mx = -std::numeric_limits<float>::infinity();
+  for (std::int64_t i = 0; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - double(mx));
+  s.logsumexp = float(double(mx) + std::log(sum));
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  const std::size_t k = std::min<std::size_t>(std::size_t(std::max(n, 0)), ids.size());
+  std::partial_sort(ids.begin(), ids.begin() + std::ptrdiff_t(k), ids.end(), [&](std::int32_t a, std::int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (std::size_t i = 0; i < k; ++i) {
+    s.top_ids.push_back(ids[i]);
+    s.top_logits.push_back(logits[ids[i]]);
+  }
+  return s;
 }
 
 }  // namespace mii::runtime

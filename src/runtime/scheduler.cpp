@@ -6,7 +6,8 @@
 
 namespace mii::runtime {
 
-scheduler::scheduler(scheduler_limits limits, std::int32_t kv_blocks) : limits_(limits), allocator_(kv_blocks) {
+scheduler::scheduler(scheduler_limits limits, std::int32_t kv_blocks)
+    : limits_(limits), allocator_(kv_blocks, std::max(limits.block_size, 1), limits.prefix_caching) {
   if (limits_.max_tokens < 1) fail("model_config.max_ragged_batch_size must be >= 1, got ", limits_.max_tokens);
   if (limits_.max_seqs < 1) fail("model_config.max_ragged_sequence_count must be >= 1, got ", limits_.max_seqs);
   if (limits_.block_size < 1) fail("model_config.kv_block_size must be >= 1, got ", limits_.block_size);
@@ -33,14 +34,37 @@ void scheduler::abandon_all() {
   waiting_.clear();
 }
 
+void scheduler::commit(const std::vector<scheduled_chunk>& plan) {
+  for (const auto& c : plan) {
+    sequence_state* s = c.seq;
+    s->kv_len += c.tokens;
+    if (s->token_ids) allocator_.register_full_blocks(*s->token_ids, s->kv_len, s->blocks, s->block_keys);
+  }
+}
+
+void scheduler::drop_blocks(sequence_state* s) {
+  allocator_.release(s->blocks);
+  s->block_keys.clear();
+  s->kv_len = 0;
+}
+
+// A sequence about to be admitted takes the cached blocks that start its tokens. At least its
+// last token is computed again: its logits are what the step samples from.
+std::int64_t scheduler::reuse_cached_prefix(sequence_state* s) {
+  if (!s->token_ids || s->kv_len != 0 || !s->blocks.empty()) return 0;
+  const std::span<const std::int32_t> tokens(s->token_ids->data(), std::size_t(s->total_tokens));
+  s->block_keys.clear();
+  s->kv_len = allocator_.match_prefix(tokens, s->total_tokens - 1, s->blocks, s->block_keys);
+  return s->kv_len;
+}
+
 bool scheduler::grow(sequence_state* s, std::int64_t tokens) {
   const std::int32_t need = blocks_for(s->kv_len + tokens) - std::int32_t(s->blocks.size());
   return need <= 0 || allocator_.allocate(need, s->blocks);
 }
 
 void scheduler::preempt(sequence_state* s) {
-  allocator_.release(s->blocks);
-  s->kv_len = 0;  // recomputed from its tokens when readmitted
+  drop_blocks(s);  // recomputed from its tokens when readmitted
   s->admitted = 0;
   ++s->preemptions;
   ++preemptions_;
@@ -101,10 +125,18 @@ std::vector<scheduled_chunk> scheduler::schedule() {
   }
   while (!waiting_.empty() && tokens > 0 && seqs > 0) {
     sequence_state* s = waiting_.front();
-    if (!add_chunk(s)) break;  // admission only with free blocks; keep arrival order
+    const std::int64_t reused = reuse_cached_prefix(s);
+    if (!add_chunk(s)) {  // admission only with free blocks; keep arrival order
+      drop_blocks(s);     // the cached blocks stay cached for its next try
+      break;
+    }
     waiting_.pop_front();
     s->admitted = next_admission_++;
     running_.push_back(s);
+    if (s->token_ids) {
+      prefix_.queried += s->total_tokens;
+      prefix_.hit += reused;
+    }
   }
 
   // 3. Nothing could run although work is queued: prefills hold all blocks and each needs more.

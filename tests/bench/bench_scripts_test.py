@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Host checks of the bench's Python side (stdlib only): the ratio table that RESULTS.md quotes,
-and the llama.cpp peer's conversion of llama-batched-bench output into mii-bench's schema."""
+"""Host checks of the bench's and the test scripts' logic (stdlib only, plus bash, cmake and git
+where a test says so): the ratio table, RESULTS.md generated from the committed JSON, the commit
+the benchmarks record, the llama.cpp peer's conversion of llama-batched-bench output, the last
+line of tools/test.sh, and the exit status of the GPU machine's scripts (tools/gpu/check.sh,
+make-oracles.sh) run against stub builds."""
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -11,6 +16,8 @@ import unittest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COMPARE = os.path.join(ROOT, "bench", "compare.py")
 LLAMACPP = os.path.join(ROOT, "bench", "peers", "llamacpp_peer.py")
+RESULTS_MD = os.path.join(ROOT, "bench", "results_md.py")
+COMMIT_CMAKE = os.path.join(ROOT, "bench", "commit.cmake")
 
 
 def run(*args):
@@ -91,6 +98,202 @@ class LlamaCppReport(unittest.TestCase):
         p = subprocess.run([sys.executable, LLAMACPP, "report"], capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("llamacpp_peer.py gguf CONFIG_DIR", p.stderr)
+
+
+class ResultsPage(unittest.TestCase):
+    """bench/RESULTS.md: every figure is generated from the committed JSON."""
+
+    def check(self, *args):
+        return subprocess.run([sys.executable, RESULTS_MD, "--check", *args], capture_output=True, text=True)
+
+    def test_committed_page_equals_what_the_script_generates(self):
+        p = self.check()
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_a_figure_typed_by_hand_is_caught(self):
+        with tempfile.TemporaryDirectory() as d:
+            page = os.path.join(d, "RESULTS.md")
+            with open(os.path.join(ROOT, "bench", "RESULTS.md")) as f:
+                text = f.read()
+            # Issue 17's example: the 16-client TTFT p99 is 0.7645 s in the JSON, 0.77 was typed.
+            self.assertIn("| 16 | 10.82 | 1,006 | 1.41 / 1.78 / 2.22 s | 0.09 / 0.76 s |", text)
+            with open(page, "w") as f:
+                f.write(text.replace("0.09 / 0.76 s", "0.09 / 0.77 s", 1))
+            p = self.check("--file", page)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("-| 16 | 10.82 | 1,006 | 1.41 / 1.78 / 2.22 s | 0.09 / 0.77 s |", p.stdout)
+
+    def test_figures_follow_the_json(self):
+        with tempfile.TemporaryDirectory() as d:
+            results = os.path.join(d, "results")
+            shutil.copytree(os.path.join(ROOT, "bench", "results"), results)
+            path = os.path.join(results, "2026-11-25-h100", "mii-mistral-7b.json")
+            with open(path) as f:
+                doc = json.load(f)
+            for r in doc["results"]:
+                if r["scenario"] == "latency":
+                    r["figures"]["decode_step"]["value"] = 4.5
+            with open(path, "w") as f:
+                json.dump(doc, f)
+            page = os.path.join(d, "RESULTS.md")
+            shutil.copy(os.path.join(ROOT, "bench", "RESULTS.md"), page)
+            run(RESULTS_MD, "--file", page, "--results", results)
+            with open(page) as f:
+                text = f.read()
+            self.assertIn("| decode step | 4.50 ms | 4.84 ms | 0.93× |", text)
+            self.assertIn("Mistral-7B: 4.50 ms = 0.93× the floor (met;", text)
+
+    def test_a_block_without_its_json_is_an_error(self):
+        with tempfile.TemporaryDirectory() as d:
+            page = os.path.join(d, "RESULTS.md")
+            with open(page, "w") as f:
+                f.write("<!-- generated: main-table run=2026-11-25-h100 shape=mistral-7b -->\n<!-- end generated -->\n")
+            p = subprocess.run([sys.executable, RESULTS_MD, "--file", page, "--results", d], capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("2026-11-25-h100", p.stderr)
+
+
+@unittest.skipUnless(shutil.which("cmake") and shutil.which("git"), "needs cmake and git")
+class BenchCommit(unittest.TestCase):
+    """bench/commit.cmake: what the result JSON records as the commit."""
+
+    def commit(self, src, env_commit=None, var=None):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "mii_commit.hpp")
+            env = {k: v for k, v in os.environ.items() if k != "MII_COMMIT"}
+            if env_commit is not None:
+                env["MII_COMMIT"] = env_commit
+            args = ["cmake", f"-DSRC={src}", f"-DOUT={out}"] + ([f"-DCOMMIT={var}"] if var else []) + ["-P", COMMIT_CMAKE]
+            subprocess.run(args, check=True, env=env, capture_output=True)
+            with open(out) as f:
+                return f.read().split('MII_BENCH_COMMIT "')[1].split('"')[0]
+
+    def git(self, repo, *args):
+        return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True, text=True,
+                              env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                                   "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout.strip()
+
+    def test_own_checkout_enclosing_checkout_and_overrides(self):
+        with tempfile.TemporaryDirectory() as outer:
+            self.git(outer, "init", "-q")
+            with open(os.path.join(outer, "a.txt"), "w") as f:
+                f.write("a\n")
+            self.git(outer, "add", "a.txt")
+            self.git(outer, "-c", "commit.gpgsign=false", "commit", "-qm", "a")
+            head = self.git(outer, "rev-parse", "--short=7", "HEAD")
+            self.assertEqual(self.commit(outer), head)
+            with open(os.path.join(outer, "a.txt"), "w") as f:
+                f.write("changed\n")
+            self.assertEqual(self.commit(outer), head + "-dirty")
+            # A copy of a tree without .git inside another checkout: not that checkout's commit.
+            inner = os.path.join(outer, "copy-of-mii")
+            os.makedirs(inner)
+            self.assertEqual(self.commit(inner), "unknown")
+            self.assertEqual(self.commit(inner, env_commit="abc1234"), "abc1234")
+            self.assertEqual(self.commit(inner, env_commit="abc1234", var="def5678"), "def5678")
+
+
+class TestShLastLine(unittest.TestCase):
+    """tools/test.sh's last line: passes, skips with their reason, failures, an unbuilt GPU suite."""
+
+    CTEST = """Test project /b
+1/4 Test #1: io ...............................   Passed    0.01 sec
+2/4 Test #2: model ............................***Failed    0.01 sec
+3/4 Test #3: gpu ..............................***Skipped   0.01 sec
+4/4 Test #4: nccl .............................***Skipped   0.01 sec
+
+75% tests passed, 1 tests failed out of 4
+
+Total Test time (real) =   0.06 sec
+
+The following tests did not run:
+\t  3 - gpu (Skipped)
+\t  4 - nccl (Skipped)
+
+The following tests FAILED:
+\t  2 - model (Failed)
+"""
+    LAST = """3/4 Test: gpu
+Command: "/b/tests/mii_test_gpu" "skipped: not this"
+Output:
+----------------------------------------------------------
+GPU suite skipped: no usable CUDA GPU (cudaGetDeviceCount: 0 devices)
+<end of output>
+"""
+
+    def summary(self, ctest, last, gpu_tests):
+        with tempfile.TemporaryDirectory() as d:
+            a, b = os.path.join(d, "ctest.log"), os.path.join(d, "LastTest.log")
+            with open(a, "w") as f:
+                f.write(ctest)
+            with open(b, "w") as f:
+                f.write(last)
+            return subprocess.run(["bash", os.path.join(ROOT, "tools", "test.sh"), "--summary", a, b, str(gpu_tests)],
+                                  check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+    def test_skips_are_named_with_their_reason(self):
+        self.assertEqual(self.summary(self.CTEST, self.LAST, 2),
+                         "tests: 1 passed, 2 skipped (no usable CUDA GPU (cudaGetDeviceCount: 0 devices)): gpu, nccl, "
+                         "1 FAILED: model")
+
+    def test_all_passed_with_the_gpu_suite_run_or_not_built(self):
+        ok = "100% tests passed, 0 tests failed out of 3\n"
+        self.assertEqual(self.summary(ok, "", 1), "tests: 3 passed, 0 skipped, 0 failed; GPU suite ran")
+        self.assertIn("the GPU suite was not built", self.summary(ok, "", 0))
+
+
+@unittest.skipUnless(shutil.which("bash"), "needs bash")
+class GpuScriptsExitStatus(unittest.TestCase):
+    """tools/gpu/check.sh and make-oracles.sh exit non-zero when any step fails (they used to end
+    with an echo, exit 0). Run in a scratch tree where the build and the suites are stubs."""
+
+    def stub(self, path, rc, text=""):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"#!/usr/bin/env bash\necho '{text}'\nexit {rc}\n")
+        os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+
+    def run_check(self, gpu=0, host=0, smoke=0):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "tools", "gpu"))
+            shutil.copy(os.path.join(ROOT, "tools", "gpu", "check.sh"), os.path.join(d, "tools", "gpu"))
+            self.stub(os.path.join(d, "tools", "gpu", "build.sh"), 0)
+            self.stub(os.path.join(d, "build-gpu", "tests", "mii_test_gpu"), gpu, "test cases: 3 | 3 passed")
+            self.stub(os.path.join(d, "build-gpu", "bench", "mii-bench"), smoke)
+            self.stub(os.path.join(d, "bin", "ctest"), host)
+            env = {**os.environ, "OUT": os.path.join(d, "out"), "PATH": os.path.join(d, "bin") + ":" + os.environ["PATH"]}
+            p = subprocess.run(["bash", os.path.join(d, "tools", "gpu", "check.sh")], capture_output=True, text=True, env=env)
+            return p.returncode, p.stdout.strip().splitlines()[-1]
+
+    def test_check_sh(self):
+        self.assertEqual(self.run_check(), (0, "== check: PASS"))
+        for kwargs, what in (({"gpu": 1}, "gpu suite"), ({"gpu": 77}, "gpu suite"), ({"host": 8}, "host suites"),
+                             ({"smoke": 1}, "bench smoke")):
+            rc, last = self.run_check(**kwargs)
+            self.assertNotEqual(rc, 0, kwargs)
+            self.assertEqual(last, f"== check: FAIL: {what}", kwargs)
+
+    def run_oracles(self, fixtures_rc, tokenizer_rc):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "tools", "gpu"))
+            shutil.copy(os.path.join(ROOT, "tools", "gpu", "make-oracles.sh"), os.path.join(d, "tools", "gpu"))
+            for script, rc in (("tests/fixtures/make_fixtures.py", fixtures_rc),
+                               ("tests/fixtures/tokenizer/make_expected.py", tokenizer_rc)):
+                os.makedirs(os.path.dirname(os.path.join(d, script)), exist_ok=True)
+                with open(os.path.join(d, script), "w") as f:
+                    f.write("import os, sys\nout = [a for a in sys.argv[1:] if not a.endswith('.jsonl')][0]\n"
+                            f"os.makedirs(out, exist_ok=True)\nopen(os.path.join(out, 'x'), 'w').close()\nsys.exit({rc})\n")
+            out = os.path.join(d, "out")
+            p = subprocess.run(["bash", os.path.join(d, "tools", "gpu", "make-oracles.sh")], capture_output=True,
+                               text=True, env={**os.environ, "OUT": out})
+            return p.returncode, sorted(f for f in os.listdir(out) if f.endswith(".tar.gz"))
+
+    def test_make_oracles_sh(self):
+        self.assertEqual(self.run_oracles(0, 0), (0, ["fixtures.tar.gz", "tokenizer-expected.tar.gz"]))
+        rc, archives = self.run_oracles(1, 0)
+        self.assertNotEqual(rc, 0)
+        self.assertEqual(archives, ["tokenizer-expected.tar.gz"])  # no partial fixtures to unpack
+        self.assertNotEqual(self.run_oracles(0, 3)[0], 0)
 
 
 if __name__ == "__main__":

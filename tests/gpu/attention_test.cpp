@@ -1,9 +1,9 @@
 // cuda attention (tensor-core kernel, split-KV + combine, generic fallback) against the host
 // reference on fresh random inputs every run: ragged mixes of decodes and prefill chunks over a
 // shuffled, non-contiguous paged KV cache, GQA/MQA, sliding windows, every supported head_dim.
-// Set MII_TEST_SEED to replay a run (the seed is printed).
+// Set MII_TEST_SEED to replay a run (the seed is printed). Kernel timing is in bench/
+// (gpu-kernels-bench), not here: a test that only prints a time cannot fail.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -434,69 +434,4 @@ TEST_CASE("cuda attention rejects bad cache geometry", "[gpu][attention]") {
                                  kv_layer<const bf16_t>{buf.data(), 16, 4, 64}, buf.data()),
                     Catch::Contains("multiple of kv heads"));
   ctx.synchronize();
-}
-
-TEST_CASE("cuda attention timing", "[gpu][perf]") {
-  using B = mii::backend::cuda<bf16_t>;
-  B::context ctx(0);
-  std::mt19937_64 rng(test_seed() ^ 0x9e7f);
-  struct perf_case {
-    const char* name;
-    int seqs, cached, fresh, heads, kv_heads, head_dim;
-    int decodes = 0;  // extra decode sequences with 2047 cached tokens
-  };
-  const perf_case perf[] = {
-      {"decode b1 ctx4096", 1, 4095, 1, 32, 8, 128},
-      {"decode b64 ctx1024", 64, 1023, 1, 32, 8, 128},
-      {"decode b64 ctx4096", 64, 4095, 1, 32, 8, 128},
-      {"prefill 8x2048 causal", 8, 0, 2048, 32, 8, 128},
-      {"prefill 1x8192 causal", 1, 0, 8192, 32, 8, 128},
-      {"chunk 512 after 3584 cached, 4 seqs", 4, 3584, 512, 32, 8, 128},
-      {"mixed: chunk 512 + 63 decodes ctx 2048", 1, 0, 512, 32, 8, 128, 63},
-  };
-  const int bs = 64;
-  std::printf("%-40s %10s %12s %12s\n", "attention (bf16, 32/8 heads, d 128, bs 64)", "us", "TFLOP/s", "KV GB/s");
-  for (const auto& pc : perf) {
-    std::vector<seq_spec> seqs(static_cast<std::size_t>(pc.seqs), seq_spec{pc.cached, pc.fresh});
-    seqs.insert(seqs.end(), std::size_t(pc.decodes), seq_spec{2047, 1});
-    const paged_layout layout = make_layout(seqs, bs, rng);
-    std::vector<std::vector<std::int32_t>> tokens;
-    for (const auto& s : seqs) tokens.emplace_back(std::size_t(s.fresh), 0);
-    std::vector<step_chunk> chunks;
-    for (std::size_t s = 0; s < seqs.size(); ++s)
-      chunks.push_back({tokens[s], seqs[s].cached, layout.blocks[s], 0, step_chunk::logits::last});
-    step_builder builder;
-    builder.build(chunks);
-    const std::int64_t cache_elems = std::int64_t(layout.pool) * 2 * pc.kv_heads * bs * pc.head_dim;
-    const std::int64_t qkv_elems = std::int64_t(builder.n_tokens()) * (pc.heads + 2 * pc.kv_heads) * pc.head_dim;
-    // Random values tiled from a small pool: generating a gigabyte of normals would dominate.
-    std::normal_distribution<float> normal(0.f, 1.f);
-    std::vector<bf16_t> pool(65521);
-    for (auto& v : pool) v = mii::to_bf16(normal(rng));
-    std::vector<bf16_t> cache(static_cast<std::size_t>(cache_elems)), qkv(static_cast<std::size_t>(qkv_elems));
-    for (std::size_t i = 0; i < cache.size(); ++i) cache[i] = pool[i % pool.size()];
-    for (std::size_t i = 0; i < qkv.size(); ++i) qkv[i] = pool[(i * 7) % pool.size()];
-    auto g_cache = gpu<bf16_t>::upload(ctx, cache);
-    auto g_qkv = gpu<bf16_t>::upload(ctx, qkv);
-    auto g_out = B::alloc<bf16_t>(ctx, std::int64_t(builder.n_tokens()) * pc.heads * pc.head_dim);
-    const step_batch db = B::upload_step(ctx, builder);
-    const attention_shape shape{pc.heads, pc.kv_heads, pc.head_dim, 1.0f / std::sqrt(float(pc.head_dim)), 0};
-    const kv_layer<const bf16_t> kv{g_cache.data(), bs, pc.kv_heads, pc.head_dim};
-    auto launch = [&] { B::attention(ctx, db, g_qkv.data(), shape, kv, g_out.data()); };
-    for (int i = 0; i < 3; ++i) launch();
-    ctx.synchronize();
-    // Host clock around many queued launches: kernel time when the GPU is the bottleneck, the
-    // launch rate otherwise (tiny decodes).
-    const int iters = pc.fresh > 1 ? 10 : 200;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < iters; ++i) launch();
-    ctx.synchronize();
-    const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
-    double flops = 0, kv_bytes = 0;
-    for (const auto& s : seqs) {
-      for (int i = 0; i < s.fresh; ++i) flops += 4.0 * pc.head_dim * pc.heads * double(s.cached + i + 1);
-      kv_bytes += 2.0 * 2.0 * pc.kv_heads * pc.head_dim * double(s.cached + s.fresh);
-    }
-    std::printf("%-40s %10.1f %12.1f %12.1f\n", pc.name, us, flops / us * 1e-6, kv_bytes / us * 1e-3);
-  }
 }

@@ -1,9 +1,9 @@
 // Every fixture architecture end to end on the GPU, in bf16 and fp16, against transformers' fp32
 // reference: logits of whole prompts, of prompts fed in chunks through the KV cache and of
-// ragged steps (relative L2 error), and 24 greedy tokens. Greedy runs teacher-forced on the
-// reference tokens, so every step is compared; a step where the GPU's pick differs must be a
-// near-tie (the GPU's own logits of the two tokens within the logits error budget), and is
-// printed with its margin.
+// ragged steps (relative L2 error), and the fixtures' 32 greedy tokens per prompt. Greedy runs
+// teacher-forced on the reference tokens, so every step is compared; a step where the GPU's pick
+// differs must be a near-tie (the GPU's own logits of the two tokens within the logits error
+// budget), and is printed with its margin.
 //
 // Error budgets. tests/gpu/transformers_baseline.py runs transformers itself in bf16 and fp16 on
 // the same fixtures: its bf16 logits land 0.74e-2 .. 1.77e-2 from its own fp32 reference on the

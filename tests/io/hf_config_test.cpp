@@ -305,6 +305,51 @@ TEST_CASE("config.json errors name the file and the field", "[io][config]") {
              Contains("'partial_rotary_factor'") && Contains("1.5"));
 }
 
+// Values no model can have, which used to load and compute garbage (an eps <= 0 gives NaN
+// logits, read as token 0 by greedy decoding) or to be replaced silently (max_position_embeddings
+// 0 became model_config.max_context): refused naming the field and the value.
+TEST_CASE("config.json values no model can have are refused", "[io][config]") {
+  const std::string llama = R"({"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4)";
+  auto msg = [&](std::string_view json) { return MII_ERROR_MESSAGE(parse(json)); };
+  SECTION("norm eps <= 0, in each of its spellings") {
+    CHECK_THAT(msg(llama + R"(, "rms_norm_eps": -1})"), Contains("test/config.json") && Contains("'rms_norm_eps'") && Contains("got -1"));
+    CHECK_THAT(msg(llama + R"(, "rms_norm_eps": 0})"), Contains("'rms_norm_eps'") && Contains("positive") && Contains("got 0"));
+    CHECK_THAT(msg(R"({"model_type": "phi", "layer_norm_eps": -1e-05})"), Contains("'layer_norm_eps'") && Contains("got -1e-05"));
+    CHECK_THAT(msg(R"({"model_type": "falcon", "layer_norm_epsilon": 0})"), Contains("'layer_norm_epsilon'") && Contains("got 0"));
+    CHECK(parse(llama + R"(, "rms_norm_eps": 1e-12})").norm_eps == 1e-12);  // tiny is fine
+  }
+  SECTION("max_position_embeddings 0 or negative") {
+    CHECK_THAT(msg(llama + R"(, "max_position_embeddings": 0})"), Contains("'max_position_embeddings'") && Contains("got 0"));
+    CHECK_THAT(msg(llama + R"(, "max_position_embeddings": -4096})"), Contains("'max_position_embeddings'") && Contains("got -4096"));
+  }
+  SECTION("OPT word_embed_proj_dim 0 or negative") {
+    CHECK_THAT(msg(R"({"model_type": "opt", "word_embed_proj_dim": 0})"), Contains("'word_embed_proj_dim'") && Contains("got 0"));
+    CHECK_THAT(msg(R"({"model_type": "opt", "word_embed_proj_dim": -5})"), Contains("'word_embed_proj_dim'") && Contains("got -5"));
+  }
+  SECTION("Falcon num_ln_in_parallel_attn other than 1 or 2") {
+    CHECK_THAT(msg(R"({"model_type": "falcon", "num_ln_in_parallel_attn": 3})"), Contains("'num_ln_in_parallel_attn'") && Contains("got 3"));
+  }
+  SECTION("rope scaling factors that divide by zero or flip signs") {
+    CHECK_THAT(msg(llama + R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 0,
+                  "high_freq_factor": 4, "original_max_position_embeddings": 8192}})"),
+               Contains("'rope_scaling.low_freq_factor'") && Contains("got 0"));
+    CHECK_THAT(msg(llama + R"(, "rope_scaling": {"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": -1}})"),
+               Contains("'original_max_position_embeddings'") && Contains("got -1"));
+    CHECK_THAT(msg(llama + R"(, "rope_scaling": {"rope_type": "dynamic", "factor": 2, "original_max_position_embeddings": -8}})"),
+               Contains("'original_max_position_embeddings'") && Contains("got -8"));
+    const std::string eight = "[1, 1, 1, 1, 1, 1, 1, 1]";
+    CHECK_THAT(msg(llama + R"(, "rope_scaling": {"type": "longrope", "short_factor": [1, 1, 0, 1, 1, 1, 1, 1], "long_factor": )" + eight + "}}"),
+               Contains("'rope_scaling.short_factor'") && Contains("[2]") && Contains("got 0"));
+    CHECK_THAT(msg(llama + R"(, "rope_scaling": {"type": "longrope", "attention_factor": -1, "short_factor": )" + eight +
+                   R"(, "long_factor": )" + eight + "}}"),
+               Contains("'rope_scaling.attention_factor'") && Contains("got -1"));
+    // transformers' rule for longrope without original_max_position_embeddings: max_position_embeddings.
+    const auto c = parse(llama + R"(, "max_position_embeddings": 2048, "rope_scaling": {"type": "longrope", "short_factor": )" +
+                         eight + R"(, "long_factor": )" + eight + "}}");
+    CHECK(c.rope.original_max_position_embeddings == 2048);
+  }
+}
+
 TEST_CASE("generation_config.json: present, absent, malformed", "[io][config]") {
   SECTION("a fixture's") {
     const auto g = io::load_generation_config(mii::test::fixture_dir("llama2"));

@@ -1,5 +1,6 @@
 // Every architecture against transformers: logits of whole prompts, of prompts fed in chunks
-// through the KV cache, of several prompts in one ragged step, and 24 greedy tokens.
+// through the KV cache, of several prompts in one ragged step, and the fixtures' 32 greedy
+// tokens per prompt.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,12 +13,17 @@
 
 #include "fixture_runs.hpp"
 #include "fixtures.hpp"
+#include "test_files.hpp"
 
 using namespace mii;
 
 namespace {
 
-constexpr double tolerance = 1e-4;
+// Max relative error of fp32 host logits against transformers' fp32 logits. Measured worst over
+// every fixture and section: 1.4e-6 (rounding of fp32 sums in another order). 1e-5 leaves 7x of
+// margin and still catches real mistakes: 1e-4 passed llama3 with rope_theta 499900 instead of
+// 500000 (5.1e-5), which the test below guards.
+constexpr double tolerance = 1e-5;
 
 template <class Model>
 struct harness {
@@ -25,8 +31,17 @@ struct harness {
   parallel::single comm;
   runtime::model_runner<Model, backend::host, parallel::single> runner;
 
-  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), test::fixture_config()) {}
+  explicit harness(const std::filesystem::path& dir) : runner(ctx, comm, dir, test::fixture_config()) {}
+  explicit harness(const std::string& fixture) : harness(test::fixture_dir(fixture)) {}
 };
+
+// Each prompt's logits in one step each.
+template <class Model>
+std::vector<std::vector<float>> whole_prompts(harness<Model>& h, const test::model_reference& ref) {
+  std::vector<std::vector<test::piece>> steps;
+  for (int s = 0; s < int(ref.prompts.size()); ++s) steps.push_back({{s, 0, std::int64_t(ref.prompts[std::size_t(s)].size())}});
+  return test::run_pieces(h.runner, ref, steps);
+}
 
 using test::piece;
 
@@ -47,11 +62,7 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
     }
   };
 
-  SECTION("each prompt in one step") {
-    std::vector<std::vector<piece>> steps;
-    for (int s = 0; s < n; ++s) steps.push_back({{s, 0, len(s)}});
-    compare(test::run_pieces(h.runner, ref, steps), "one step");
-  }
+  SECTION("each prompt in one step") { compare(whole_prompts(h, ref), "one step"); }
   SECTION("each prompt in chunks through the KV cache") {
     std::vector<std::vector<piece>> steps;
     for (int s = 0; s < n; ++s)
@@ -118,4 +129,21 @@ TEST_CASE("opt post-norm with project_in/out (350m layout) matches transformers"
 }
 TEST_CASE("phi-2 fixture (partial rotary, parallel block, lm_head bias) matches transformers", "[model]") {
   check_fixture<models::phi>("phi2", "phi2");
+}
+
+// The tolerance must be tight enough to see a small config mistake: llama3's rope_theta 500000
+// read as 499900 (2e-4 relative) moves the logits by about 5e-5, which 1e-4 let through.
+TEST_CASE("the fixture tolerance detects llama3's rope_theta off by 2e-4", "[model]") {
+  const auto ref = test::load_reference("llama3");
+  test::temp_dir dir("rope-theta");
+  test::copy_dir(test::fixture_dir("llama3"), dir.path());
+  test::write_text(dir / "config.json", test::replace_once(test::read_text(dir / "config.json"),
+                                                           "\"rope_theta\": 500000.0", "\"rope_theta\": 499900.0"));
+  harness<models::llama> h(dir.path());
+  const auto got = whole_prompts(h, ref);
+  double worst = 0;
+  for (std::size_t s = 0; s < got.size(); ++s)
+    worst = std::max(worst, test::max_relative_error(got[s].data(), ref.logits[s].data(), got[s].size()));
+  INFO("max relative error with rope_theta 499900: " << worst);
+  CHECK(worst > tolerance);
 }

@@ -1,6 +1,7 @@
 // mii-launch with host processes: each rank's variables, exit status, a failing rank bringing
 // the job down fast with nothing left running, SIGKILL after the grace period, signal
-// forwarding, and the TCP rendezvous between real processes (this binary is the worker).
+// forwarding, the TCP rendezvous between real processes (this binary is the worker), no more
+// ranks than GPUs unless asked for, and ranks that never join the job named.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -102,13 +104,13 @@ TEST_CASE("mii-launch gives every rank its place in the job", "[parallel][launch
     CHECK(port < 65536);
   }
   SECTION("MASTER_ADDR/MASTER_PORT from the environment, or the flags") {
-    auto r = test::run_process({launch, "--num_gpus", "2", "sh", "-c", show},
+    auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "sh", "-c", show},
                                {{"MASTER_ADDR", "localhost"}, {"MASTER_PORT", "23456"}});
     auto lines = lines_with(r.output, "rank ");
     REQUIRE(lines.size() == 2);
     CHECK(field(lines[0], "A") == "localhost");
     CHECK(field(lines[1], "P") == "23456");
-    r = test::run_process({launch, "--num_gpus=2", "--master_port", "24567", "--master_addr=127.0.0.1", "--", "sh", "-c", show},
+    r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus=2", "--master_port", "24567", "--master_addr=127.0.0.1", "--", "sh", "-c", show},
                           {{"MASTER_PORT", "23456"}});
     lines = lines_with(r.output, "rank ");
     REQUIRE(lines.size() == 2);
@@ -122,11 +124,36 @@ TEST_CASE("mii-launch gives every rank its place in the job", "[parallel][launch
   }
 }
 
+TEST_CASE("mii-launch refuses more ranks than visible GPUs unless --allow-oversubscribe", "[parallel][launch]") {
+  test::temp_dir out("launch");
+  const std::string program = "echo $$ > $OUT/started.$RANK";
+  const std::map<std::string, std::string> two_gpus = {{"CUDA_VISIBLE_DEVICES", "0,1"}, {"OUT", out.path().string()}};
+  for (const char* n : {"3", "1000"}) {
+    const auto r = test::run_process({launch, "--num_gpus", n, "sh", "-c", program}, two_gpus);
+    INFO(r.output);
+    CHECK(r.exit_code() == 2);
+    CHECK_THAT(r.output, Catch::Contains(std::string("--num_gpus ") + n) && Catch::Contains("2 GPUs are visible") &&
+                             Catch::Contains("CUDA_VISIBLE_DEVICES=\"0,1\"") && Catch::Contains("--allow-oversubscribe"));
+  }
+  CHECK(std::filesystem::is_empty(out.path()));  // refused before starting anything
+  // As many as there are GPUs, or more when asked for.
+  CHECK(test::run_process({launch, "--num_gpus", "2", "sh", "-c", program}, two_gpus).exit_code() == 0);
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", "sh", "-c", program}, two_gpus).exit_code() == 0);
+  CHECK(pids_in(out.path(), "started.").size() == 3);
+  // One process is the program run alone: allowed without any GPU.
+  const std::map<std::string, std::string> no_gpu = {{"CUDA_VISIBLE_DEVICES", "-1"}};
+  CHECK(test::run_process({launch, "--num_gpus", "1", "true"}, no_gpu).exit_code() == 0);
+  CHECK(test::run_process({launch, "true"}, no_gpu).exit_code() == 0);
+  const auto refused = test::run_process({launch, "--num_gpus", "2", "true"}, no_gpu);
+  CHECK(refused.exit_code() == 2);
+  CHECK_THAT(refused.output, Catch::Contains("0 GPUs are visible"));
+}
+
 TEST_CASE("mii-launch: rank 0 reads a piped stdin, the other ranks /dev/null", "[parallel][launch]") {
   test::temp_dir out("launch");
   test::write_text(out / "input", "prompt line\n");
   const auto r = test::run_process(
-      {"sh", "-c", launch + " --num_gpus 3 sh -c 'echo \"stdin $RANK: $(cat)\"' < " + (out / "input").string()});
+      {"sh", "-c", launch + " --allow-oversubscribe --num_gpus 3 sh -c 'echo \"stdin $RANK: $(cat)\"' < " + (out / "input").string()});
   INFO(r.output);
   CHECK(r.exit_code() == 0);
   CHECK(lines_with(r.output, "stdin ") ==
@@ -134,15 +161,15 @@ TEST_CASE("mii-launch: rank 0 reads a piped stdin, the other ranks /dev/null", "
 }
 
 TEST_CASE("mii-launch exits with the first failing rank's status", "[parallel][launch]") {
-  CHECK(test::run_process({launch, "--num_gpus", "3", "true"}).exit_code() == 0);
-  CHECK(test::run_process({launch, "--num_gpus", "3", "sh", "-c", "exit $(( RANK == 2 ? 7 : 0 ))"}).exit_code() == 7);
-  CHECK(test::run_process({launch, "--num_gpus", "2", "sh", "-c", "[ $RANK = 1 ] && kill -KILL $$; exit 0"}).exit_code() ==
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", "true"}).exit_code() == 0);
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", "sh", "-c", "exit $(( RANK == 2 ? 7 : 0 ))"}).exit_code() == 7);
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "sh", "-c", "[ $RANK = 1 ] && kill -KILL $$; exit 0"}).exit_code() ==
         128 + SIGKILL);
-  const auto missing = test::run_process({launch, "--num_gpus", "2", "/nonexistent/program"});
+  const auto missing = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "/nonexistent/program"});
   CHECK(missing.exit_code() == 127);
   CHECK_THAT(missing.output, Catch::Contains("cannot run /nonexistent/program"));
-  CHECK(test::run_process({launch, "--num_gpus", "2"}).exit_code() == 2);
-  CHECK(test::run_process({launch, "--num_gpus", "zero", "true"}).exit_code() == 2);
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2"}).exit_code() == 2);
+  CHECK(test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "zero", "true"}).exit_code() == 2);
   CHECK(test::run_process({launch, "--frobnicate", "1", "true"}).exit_code() == 2);
 }
 
@@ -152,7 +179,7 @@ TEST_CASE("mii-launch: a failing rank stops the job within seconds and leaves no
   const std::string program =
       "echo $$ > $OUT/pid.$RANK; if [ $RANK = 2 ]; then sleep 0.3; echo rank 2 fails >&2; exit 3; fi; "
       "sleep 60 & echo $! > $OUT/child.$RANK; wait";
-  const auto r = test::run_process({launch, "--num_gpus", "4", "sh", "-c", program}, {{"OUT", out.path().string()}}, 30s);
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "4", "sh", "-c", program}, {{"OUT", out.path().string()}}, 30s);
   INFO(r.output);
   CHECK(!r.timed_out);
   CHECK(r.exit_code() == 3);
@@ -170,7 +197,7 @@ TEST_CASE("mii-launch: a rank that ignores SIGTERM gets SIGKILL after the grace 
       "trap '' TERM; echo $$ > $OUT/pid.$RANK; if [ $RANK = 1 ]; then sleep 0.2; exit 4; fi; "
       "while :; do sleep 0.1; done";
   const auto r =
-      test::run_process({launch, "--num_gpus", "2", "--grace", "1", "sh", "-c", program}, {{"OUT", out.path().string()}}, 30s);
+      test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "--grace", "1", "sh", "-c", program}, {{"OUT", out.path().string()}}, 30s);
   INFO(r.output);
   CHECK(r.exit_code() == 4);
   CHECK(r.seconds >= 1.0);
@@ -186,7 +213,7 @@ TEST_CASE("mii-launch forwards SIGTERM and SIGINT to every rank", "[parallel][la
     const std::string name = sig == SIGTERM ? "TERM" : "INT";
     const std::string program = "trap 'echo " + name + " > $OUT/got.$RANK; exit 0' " + name +
                                 "; echo $$ > $OUT/ready.$RANK; while :; do sleep 0.05; done";
-    test::child_process job({launch, "--num_gpus", "3", "sh", "-c", program}, {{"OUT", out.path().string()}});
+    test::child_process job({launch, "--allow-oversubscribe", "--num_gpus", "3", "sh", "-c", program}, {{"OUT", out.path().string()}});
     REQUIRE(wait_for_files(out.path(), "ready.", 3, 20s));
     ::kill(job.pid(), sig);
     const auto r = job.wait(20s);
@@ -206,7 +233,7 @@ TEST_CASE("mii-launch forwards SIGUSR1 without stopping the job", "[parallel][la
   test::temp_dir out("launch");
   const std::string program =
       "trap 'echo USR1 > $OUT/usr1.$RANK' USR1; echo $$ > $OUT/ready.$RANK; while :; do sleep 0.05; done";
-  test::child_process job({launch, "--num_gpus", "2", "--grace", "1", "sh", "-c", program}, {{"OUT", out.path().string()}});
+  test::child_process job({launch, "--allow-oversubscribe", "--num_gpus", "2", "--grace", "1", "sh", "-c", program}, {{"OUT", out.path().string()}});
   REQUIRE(wait_for_files(out.path(), "ready.", 2, 20s));
   ::kill(job.pid(), SIGUSR1);
   CHECK(wait_for_files(out.path(), "usr1.", 2, 10s));
@@ -219,7 +246,7 @@ TEST_CASE("mii-launch forwards SIGUSR1 without stopping the job", "[parallel][la
 
 TEST_CASE("mii-launch: when mii-launch itself is killed, its ranks die too", "[parallel][launch]") {
   test::temp_dir out("launch");
-  test::child_process job({launch, "--num_gpus", "2", "sh", "-c", "echo $$ > $OUT/pid.$RANK; while :; do sleep 0.05; done"},
+  test::child_process job({launch, "--allow-oversubscribe", "--num_gpus", "2", "sh", "-c", "echo $$ > $OUT/pid.$RANK; while :; do sleep 0.05; done"},
                           {{"OUT", out.path().string()}});
   REQUIRE(wait_for_files(out.path(), "pid.", 2, 20s));
   std::this_thread::sleep_for(50ms);  // the pid files are complete
@@ -242,6 +269,10 @@ TEST_CASE("rendezvous worker (started by the launcher tests)", "[.rendezvous-wor
   if (!worker || std::string(worker) != "rendezvous") return;
   const auto env = parallel::read_launch_env();
   if (const char* f = std::getenv("MII_TEST_FAIL_RANK"); f && std::atoi(f) == env.rank) std::_Exit(3);
+  if (const char* f = std::getenv("MII_TEST_IDLE_RANK"); f && std::atoi(f) == env.rank) {  // never joins
+    std::this_thread::sleep_for(10s);  // mii-launch stops it once rank 0 gives up
+    return;
+  }
   std::vector<std::byte> blob;
   for (char c : "the id of a job of " + std::to_string(env.world_size)) blob.push_back(std::byte(c));
   std::vector<std::byte> got;
@@ -261,7 +292,7 @@ TEST_CASE("rendezvous worker (started by the launcher tests)", "[.rendezvous-wor
 
 TEST_CASE("mii-launch: ranks in separate processes meet through the rendezvous", "[parallel][launch][rendezvous]") {
   test::temp_dir out("rdv");
-  const auto r = test::run_process({launch, "--num_gpus", "3", test::self_path(), "[rendezvous-worker]"},
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", test::self_path(), "[rendezvous-worker]"},
                                    {{"MII_TEST_OUT", out.path().string()}, {"MII_TEST_WORKER", "rendezvous"}}, 60s);
   INFO(r.output);
   CHECK(r.exit_code() == 0);
@@ -270,16 +301,55 @@ TEST_CASE("mii-launch: ranks in separate processes meet through the rendezvous",
     REQUIRE(std::filesystem::exists(f));
     CHECK(test::read_text(f) == "the id of a job of 3 local=" + std::to_string(rank));
   }
+  CHECK_THAT(r.output, !Catch::Contains("joined"));  // every rank told mii-launch it joined
 }
 
 TEST_CASE("mii-launch: a rank that dies before the rendezvous brings the others down fast", "[parallel][launch][rendezvous]") {
   test::temp_dir out("rdv");
-  const auto r = test::run_process({launch, "--num_gpus", "3", test::self_path(), "[rendezvous-worker]"},
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", test::self_path(), "[rendezvous-worker]"},
                                    {{"MII_TEST_OUT", out.path().string()}, {"MII_TEST_FAIL_RANK", "2"}, {"MII_TEST_WORKER", "rendezvous"}},
                                    60s);
   INFO(r.output);
   CHECK(r.exit_code() == 3);
   CHECK(r.seconds < 10);  // far below the 60 s the others would wait for rank 2 on their own
+}
+
+TEST_CASE("mii-launch warns when no rank of a job joined it: the program ran N separate times", "[parallel][launch][join]") {
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "sh", "-c", "echo hello"});
+  INFO(r.output);
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.output, Catch::Contains("warning: none of the 2 ranks joined a tensor-parallel job, so sh ran 2 separate times"));
+  const auto alone = test::run_process({launch, "--num_gpus", "1", "sh", "-c", "echo hello"});
+  CHECK_THAT(alone.output, !Catch::Contains("joined"));
+}
+
+TEST_CASE("mii-launch names ranks still not joined after MII_CONNECT_TIMEOUT", "[parallel][launch][join]") {
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "2", "sh", "-c", "sleep 2"},
+                                   {{"MII_CONNECT_TIMEOUT", "0.5"}}, 30s);
+  INFO(r.output);
+  CHECK(r.exit_code() == 0);
+  CHECK_THAT(r.output, Catch::Contains("mii-launch: ranks 0 (pid ") && Catch::Contains("1 (pid ") &&
+                           Catch::Contains("have not joined the job 0.5 s after start: is sh tensor-parallel") &&
+                           Catch::Contains("MII_CONNECT_TIMEOUT"));
+}
+
+TEST_CASE("mii-launch names the rank that stayed out of a job the others joined", "[parallel][launch][join][rendezvous]") {
+  test::temp_dir out("rdv");
+  // Rank 2 never calls the rendezvous; rank 1 gets the id from rank 0 (joined), rank 0 waits for
+  // rank 2 until MII_CONNECT_TIMEOUT and fails naming it.
+  const auto r = test::run_process({launch, "--allow-oversubscribe", "--num_gpus", "3", test::self_path(), "[rendezvous-worker]"},
+                                   {{"MII_TEST_OUT", out.path().string()}, {"MII_TEST_IDLE_RANK", "2"},
+                                    {"MII_TEST_WORKER", "rendezvous"}, {"MII_CONNECT_TIMEOUT", "3"}},
+                                   60s);
+  INFO(r.output);
+  CHECK(r.exit_code() != 0);
+  std::vector<std::string> join_lines;
+  std::istringstream in(r.output);
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("mii-launch: ") && line.find("joined the job") != std::string::npos) join_lines.push_back(line);
+  REQUIRE(join_lines.size() == 1);
+  CHECK_THAT(join_lines[0], Catch::StartsWith("mii-launch: rank 2 (pid "));
+  CHECK(std::filesystem::exists(out / "rank.1"));
 }
 
 TEST_CASE("a rank whose rank 0 never comes fails within MII_CONNECT_TIMEOUT, naming the address", "[parallel][rendezvous]") {

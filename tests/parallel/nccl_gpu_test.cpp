@@ -1,9 +1,13 @@
-// The nccl communicator on the GPU ([gpu]: run `mii_test_parallel "[nccl]"` on a GPU machine,
-// alone for world size 1 or under `mii-launch --num_gpus N` for N ranks).
+// The nccl communicator on the GPU ([gpu]: run `mii_test_parallel "[nccl]"` on a GPU machine
+// for world size 1, or `mii-launch --num_gpus N mii_test_parallel "[nccl]~[nccl-world1]"` for N
+// ranks; tools/gpu/run-tp.sh does both).
 //   - collectives on the context's stream: sums of bf16, fp16 and fp32, gathers of fp32 and
 //     int32, exact for any world size up to 8;
-//   - at world size 1, an engine (and mii::pipeline_tp) with the nccl communicator gives exactly
-//     the single communicator's responses on a fixture.
+//   - at world size 1 ([nccl-world1]), an engine (and mii::pipeline_tp) with the nccl
+//     communicator gives exactly the single communicator's responses on a fixture.
+// Without a usable GPU these tests fail rather than pass having done nothing; selected alone
+// (`"[nccl]"`), the process exits 77 first and CTest reports them skipped
+// (tests/support/catch_main.cpp).
 #include <catch2/catch.hpp>
 
 #if MII_WITH_CUDA
@@ -28,13 +32,11 @@ using namespace mii;
 
 namespace {
 
-bool gpu_ready() {
-  if (const auto why = cuda_unavailable_reason(); !why.empty()) {
-    WARN("no usable GPU, nccl test skipped: " << why);
-    return false;
-  }
+void require_gpu() {
+  if (const auto why = cuda_unavailable_reason(); !why.empty())
+    FAIL("no usable GPU (" << why << "): the nccl tests cannot run here; select them alone with \"[nccl]\" "
+         "to have them reported as skipped");
   ::setenv("NCCL_NVLS_ENABLE", "0", 0);  // NVLink multicast stays off (docs/parallel.md)
-  return true;
 }
 
 // One communicator for the collective tests: every rank of a launched job creates the same ones
@@ -106,7 +108,7 @@ model_config fixture_config() {
 }  // namespace
 
 TEST_CASE("nccl: all-reduce and all-gather on the context's stream", "[gpu][nccl]") {
-  if (!gpu_ready()) return;
+  require_gpu();
   auto& comm = shared_comm();
   INFO("rank " << comm.rank() << " of " << comm.size() << ", device " << comm.device());
   using bf16_backend = backend::cuda<bf16_t>;
@@ -123,12 +125,12 @@ TEST_CASE("nccl: all-reduce and all-gather on the context's stream", "[gpu][nccl
   CHECK(parallel::min_value<bf16_backend>(ctx, comm, 7 - comm.rank()) == 7 - (comm.size() - 1));
 }
 
-TEST_CASE("nccl at world size 1: engine and pipeline_tp give the single communicator's responses", "[gpu][nccl]") {
-  if (!gpu_ready()) return;
-  if (shared_comm().size() != 1) {
-    WARN("world size " << shared_comm().size() << ": this comparison runs at world size 1 only");
-    return;
-  }
+TEST_CASE("nccl at world size 1: engine and pipeline_tp give the single communicator's responses",
+          "[gpu][nccl][nccl-world1]") {
+  require_gpu();
+  // Under mii-launch select "[nccl]~[nccl-world1]": run with N ranks this test would compare nothing.
+  if (shared_comm().size() != 1)
+    FAIL("world size " << shared_comm().size() << ": this comparison runs at world size 1 only (exclude [nccl-world1])");
   using cuda = backend::cuda<bf16_t>;
   const auto dir = test::fixture_dir("llama2");
   const std::vector<std::string> prompts = {"DeepSpeed is", "Seattle is a city in", "The quick brown fox"};

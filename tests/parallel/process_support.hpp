@@ -1,6 +1,6 @@
-// Running programs from the launcher tests: mii-launch's path, a child with extra environment,
-// its output, exit status and run time, with a hard timeout so a broken launcher fails the test
-// instead of hanging it.
+// Running programs from the launcher and tool tests: mii-launch's path, a child with extra
+// environment, its output (stdout and stderr together, or apart), exit status and run time, with
+// a hard timeout so a broken program fails the test instead of hanging it.
 #pragma once
 #include <fcntl.h>
 #include <poll.h>
@@ -35,7 +35,8 @@ inline std::string self_path() { return std::filesystem::read_symlink("/proc/sel
 
 struct process_result {
   int status = -1;       // waitpid status
-  std::string output;    // stdout and stderr together
+  std::string output;    // stdout and stderr together (stdout only with child_io::split_stderr)
+  std::string errors;    // stderr, with child_io::split_stderr
   double seconds = 0;    // until the process exited
   bool timed_out = false;
   int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1; }
@@ -50,18 +51,32 @@ inline const std::vector<std::string>& launch_variable_names() {
   return names;
 }
 
+// Where a child's standard streams go besides the defaults (stdin inherited, stdout and stderr
+// into one pipe).
+struct child_io {
+  std::filesystem::path input;  // a file for stdin (e.g. /dev/null)
+  bool split_stderr = false;    // stderr into process_result::errors instead of output
+};
+
 class child_process {
  public:
   // Starts argv with the launch variables cleared, then `env` set (an empty value unsets).
-  child_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) {
-    int fds[2];
+  child_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                const child_io& io = {}) {
+    int fds[2], err_fds[2] = {-1, -1};
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    if (io.split_stderr && ::pipe2(err_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     start_ = std::chrono::steady_clock::now();
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      if (!io.input.empty()) {
+        const int in = ::open(io.input.c_str(), O_RDONLY);
+        if (in < 0) ::_exit(126);
+        ::dup2(in, 0);
+      }
       ::dup2(fds[1], 1);
-      ::dup2(fds[1], 2);
+      ::dup2(io.split_stderr ? err_fds[1] : fds[1], 2);
       for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) ::signal(s, SIG_DFL);  // whatever our runner ignored
       sigset_t none;
       sigemptyset(&none);
@@ -79,6 +94,10 @@ class child_process {
     }
     ::close(fds[1]);
     out_ = fds[0];
+    if (io.split_stderr) {
+      ::close(err_fds[1]);
+      err_ = err_fds[0];
+    }
   }
   ~child_process() {
     if (!done_) {
@@ -86,6 +105,7 @@ class child_process {
       ::waitpid(pid_, nullptr, 0);
     }
     if (out_ >= 0) ::close(out_);
+    if (err_ >= 0) ::close(err_);
   }
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -98,15 +118,23 @@ class child_process {
     process_result r;
     const auto deadline = start_ + timeout;
     bool exited = false, terminated = false;
+    // Reads whatever the pipes hold, waiting up to wait_ms for more; both are drained together
+    // so that a child filling one of them never blocks.
     auto drain = [&](int wait_ms) {
-      pollfd p{out_, POLLIN, 0};
-      while (::poll(&p, 1, wait_ms) > 0) {
-        char buf[4096];
-        const ssize_t n = ::read(out_, buf, sizeof buf);
-        if (n <= 0) return false;
-        r.output.append(buf, std::size_t(n));
+      pollfd p[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+      std::string* into[2] = {&r.output, &r.errors};
+      const nfds_t count = err_ >= 0 ? 2 : 1;
+      for (;;) {
+        if (p[0].fd < 0 && (count == 1 || p[1].fd < 0)) return;  // every pipe closed
+        if (::poll(p, count, wait_ms) <= 0) return;
+        for (nfds_t i = 0; i < count; ++i) {
+          if (p[i].fd < 0 || !p[i].revents) continue;
+          char buf[4096];
+          const ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+          if (n <= 0) p[i].fd = -1;  // closed: poll skips it from now on
+          else into[i]->append(buf, std::size_t(n));
+        }
       }
-      return true;
     };
     while (!exited) {
       drain(20);
@@ -128,14 +156,14 @@ class child_process {
 
  private:
   pid_t pid_ = -1;
-  int out_ = -1;
+  int out_ = -1, err_ = -1;
   bool done_ = false;
   std::chrono::steady_clock::time_point start_;
 };
 
 inline process_result run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
-  child_process c(argv, env);
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(60), const child_io& io = {}) {
+  child_process c(argv, env, io);
   return c.wait(timeout);
 }
 

@@ -1,6 +1,6 @@
 // Tensor parallelism on the host backend: every fixture architecture sharded over 2 and 4 ranks
 // (threads communicator) gives the logits of tp = 1 (relative error <= 1e-5) for a ragged step
-// mixing several prompts and chunk sizes, and the same 24 greedy tokens; all ranks hold
+// mixing several prompts and chunk sizes, and the same 32 greedy tokens; all ranks hold
 // bit-identical logits. This is the check of the sharding rules in model_shape / weight_plan
 // (column-, row- and vocab-parallel slices, replicated kv heads, fused and interleaved layouts,
 // experts, biases added once).

@@ -249,9 +249,24 @@ TEST_CASE("demo-llama: seeded sampling is reproducible", "[pipeline][demo]") {
     CHECK(a[i].token_ids == b[i].token_ids);
     CHECK(a[i].generated_text == b[i].generated_text);
   }
-  // A request's stream depends on its seed and position in the list, not on what shares its batch.
+  // A request's text depends on its seed alone: not on its place in the list, nor on what shares
+  // its batch.
   const auto first_alone = demo()(std::vector<std::string>{ref.prompts[0]}, p);
   CHECK(first_alone[0].token_ids == a[0].token_ids);
+  std::vector<std::string> reordered(ref.prompts.rbegin(), ref.prompts.rend());
+  const auto r = demo()(reordered, p);
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(r[a.size() - 1 - i].token_ids == a[i].token_ids);
+  const auto twice = demo()(std::vector<std::string>{ref.prompts[1], ref.prompts[1]}, p);
+  CHECK(twice[0].token_ids == twice[1].token_ids);
+  CHECK(twice[1].token_ids == a[1].token_ids);
+  // Unseeded prompts of one call each get their own random stream.
+  mii::generate_params unseeded = p;
+  unseeded.seed.reset();
+  unseeded.max_new_tokens = 24;
+  const auto u = demo()(std::vector<std::string>(4, ref.prompts[0]), unseeded);
+  std::set<std::vector<std::int32_t>> different;
+  for (const auto& x : u) different.insert(x.token_ids);
+  CHECK(different.size() >= 2);
 
   std::set<std::vector<std::int32_t>> distinct;
   for (std::uint64_t seed = 1; seed <= 8; ++seed) {

@@ -1,4 +1,4 @@
-// The engine as a user's program instantiates it: DESIGN.md's example verbatim (a typed pipeline
+// The engine as a user's program instantiates it: README.md's C++ example (a typed pipeline
 // compiled in this file, not taken from libmii), and the engine under KV-cache exhaustion.
 #include <catch2/catch.hpp>
 
@@ -17,8 +17,8 @@
 
 namespace {
 
-// DESIGN.md's example, as written there (the model directory aside).
-std::vector<mii::response> design_example(const std::filesystem::path& dir, std::ostream& out) {
+// README.md's example, as written there (the architecture and model directory aside).
+std::vector<mii::response> readme_example(const std::filesystem::path& dir, std::ostream& out) {
   auto pipe = mii::pipeline<mii::models::llama>(dir);
   auto responses = pipe({"DeepSpeed is", "Seattle is"}, {.max_new_tokens = 16});
   for (const mii::response& r : responses) out << r << '\n';
@@ -27,9 +27,9 @@ std::vector<mii::response> design_example(const std::filesystem::path& dir, std:
 
 }  // namespace
 
-TEST_CASE("DESIGN.md's example compiles and runs", "[pipeline][design]") {
+TEST_CASE("README.md's example compiles and runs", "[pipeline][design]") {
   std::ostringstream printed;
-  const auto out = design_example(mii::test::fixture_dir("demo-llama"), printed);
+  const auto out = readme_example(mii::test::fixture_dir("demo-llama"), printed);
   REQUIRE(out.size() == 2);
   std::string expected;
   for (const auto& r : out) {

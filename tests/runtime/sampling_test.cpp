@@ -270,3 +270,73 @@ TEST_CASE("philox_uniform: the reference stream, in [0, 1), uniform", "[runtime]
   CHECK(philox_uniform(0, std::uint64_t(1) << 32) != philox_uniform(0, 0));  // the counter's high word matters
   CHECK(philox_uniform(std::uint64_t(1) << 32, 0) != philox_uniform(0, 0));  // the key's high word matters
 }
+
+TEST_CASE("min_p: only candidates at least min_p x the top probability, in proportion", "[runtime][sampling]") {
+  const std::uint64_t seed = mii::test::test_seed("min_p distribution");
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (const float min_p : {0.05f, 0.2f, 0.6f}) {
+    const auto logits = random_logits(rng, 40, 3.0f);
+    const double temperature = 0.9;
+    // Independently: softmax(logits / T), keep p_i >= min_p * p_max, renormalise.
+    std::vector<double> expected(logits.size());
+    const double mx = *std::max_element(logits.begin(), logits.end());
+    double kept = 0;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      const double w = std::exp((double(logits[i]) - mx) / temperature);
+      if (w >= double(min_p)) kept += expected[i] = w;
+    }
+    for (auto& e : expected) e /= kept;
+    auto p = sampling(float(temperature));
+    p.min_p = min_p;
+    const std::int64_t n = 40000;
+    std::vector<std::int64_t> counts(logits.size());
+    for (std::int64_t s = 0; s < n; ++s) {
+      p.seed = std::uint64_t(s) * 7919 + seed;
+      const auto id = sample(logits, p);
+      REQUIRE(expected[std::size_t(id)] > 0);  // never a candidate min_p removed
+      ++counts[std::size_t(id)];
+    }
+    const auto [stat, df] = chi_square(counts, expected, n);
+    INFO("min_p " << min_p << ": chi-square " << stat << " on " << df << " degrees of freedom");
+    CHECK(stat < chi_square_bound(df));
+  }
+  // min_p = 1 keeps only the top candidate (ties at the top included).
+  auto p = sampling(1.0f, 0, 1.0f, 3);
+  p.min_p = 1.0f;
+  for (std::uint64_t s = 0; s < 200; ++s) {
+    p.seed = s;
+    CHECK(sample({0.5f, 3.0f, 2.9f, -1.0f}, p) == 1);
+  }
+}
+
+TEST_CASE("summarize_row: log-sum-exp and the top logits, ties to the lower id", "[runtime][sampling][logprobs]") {
+  const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f, 2.0f};
+  const auto s = summarize_row(logits.data(), std::int64_t(logits.size()), 4);
+  double sum = 0;
+  for (float x : logits) sum += std::exp(double(x));
+  CHECK(s.logsumexp == Approx(std::log(sum)).epsilon(1e-6));
+  CHECK(s.top_ids == std::vector<std::int32_t>{1, 3, 5, 0});
+  CHECK(s.top_logits == std::vector<float>{3.0f, 3.0f, 2.0f, 1.0f});
+  // More alternatives than tokens: all of them.
+  CHECK(summarize_row(logits.data(), 3, 10).top_ids == std::vector<std::int32_t>{1, 0, 2});
+  // Large logits do not overflow.
+  const std::vector<float> big = {1000.0f, 999.0f};
+  CHECK(summarize_row(big.data(), 2, 1).logsumexp == Approx(1000.0 + std::log1p(std::exp(-1.0))).epsilon(1e-7));
+}
+
+TEST_CASE("logit edits: transformers' repetition penalty and OpenAI's additive penalties", "[runtime][sampling][penalties]") {
+  // transformers' RepetitionPenaltyLogitsProcessor: score < 0 ? score * penalty : score / penalty.
+  const float penalty = 1.3f;
+  const logit_edit rep{0, 0, 1.0f / penalty, penalty, 0.0f};
+  for (float x : {2.5f, -2.5f, 0.0f, 1e-3f, -40.0f}) {
+    const float want = x < 0 ? x * penalty : x / penalty;
+    CHECK(apply_edit(x, rep) == Approx(want).epsilon(1e-7));
+  }
+  // OpenAI: mu[j] - c[j] * frequency_penalty - (c[j] > 0) * presence_penalty + logit_bias[j].
+  const float frequency = 0.4f, presence = 0.7f, bias = 3.0f;
+  const int count = 3;
+  const logit_edit additive{0, 0, 1.0f, 1.0f, -(presence + frequency * count) + bias};
+  CHECK(apply_edit(1.25f, additive) == Approx(1.25f - count * frequency - presence + bias));
+  CHECK(apply_edit(-1.25f, additive) == Approx(-1.25f - count * frequency - presence + bias));
+}

@@ -42,7 +42,7 @@ std::unique_ptr<sim_request> make_request(int id, std::int64_t prompt, std::int6
 
 // The engine's step after the forward pass.
 void run_step(scheduler& s, const std::vector<scheduled_chunk>& plan) {
-  scheduler::commit(plan);
+  s.commit(plan);
   for (const auto& c : plan) {
     if (!c.sample) continue;
     auto* r = static_cast<sim_request*>(c.seq);

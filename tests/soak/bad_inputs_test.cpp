@@ -138,7 +138,18 @@ TEST_CASE("bad config.json and generation_config.json get a mii::error naming th
              {"sliding_window 0", cfg(R"({"model_type":"mistral","sliding_window":0})"), "'sliding_window'"},
              {"eos_token_id [\"x\"]", cfg(base + R"(,"eos_token_id":["x"]})"), "'eos_token_id'"},
              {"falcon alibi", cfg(R"({"model_type":"falcon","alibi":true})"), "'alibi'"},
-             {"qwen2 use_sliding_window", cfg(R"({"model_type":"qwen2","use_sliding_window":true})"), "'use_sliding_window'"}});
+             {"qwen2 use_sliding_window", cfg(R"({"model_type":"qwen2","use_sliding_window":true})"), "'use_sliding_window'"},
+             {"rms_norm_eps -1 †", cfg(base + R"(,"rms_norm_eps":-1})"), "'rms_norm_eps'"},
+             {"layer_norm_eps 0 †", cfg(R"({"model_type":"phi","layer_norm_eps":0})"), "'layer_norm_eps'"},
+             {"max_position_embeddings 0 †", cfg(base + R"(,"max_position_embeddings":0})"), "'max_position_embeddings'"},
+             {"llama3 low_freq_factor 0 †",
+              cfg(base + R"(,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":0,"original_max_position_embeddings":8192}})"),
+              "'rope_scaling.low_freq_factor'"},
+             {"longrope short_factor holding 0 †",
+              cfg(base + R"(,"rope_scaling":{"type":"longrope","short_factor":[1,1,0,1,1,1,1,1],"long_factor":[1,1,1,1,1,1,1,1]}})"),
+              "'rope_scaling.short_factor'"},
+             {"opt word_embed_proj_dim 0 †", cfg(R"({"model_type":"opt","word_embed_proj_dim":0})"), "'word_embed_proj_dim'"},
+             {"falcon num_ln_in_parallel_attn 3 †", cfg(R"({"model_type":"falcon","num_ln_in_parallel_attn":3})"), "'num_ln_in_parallel_attn'"}});
 
   test::temp_dir dir("bad-gen");
   const auto gen = [&](std::string json) {
@@ -174,6 +185,57 @@ TEST_CASE("bad model_config and generate_params get a mii::error naming the fiel
              {"max_ragged_batch_size 0", with([](auto& c) { c.max_ragged_batch_size = 0; }), "model_config.max_ragged_batch_size"},
              {"dtype fp16 on the host backend", with([](auto& c) { c.dtype = "fp16"; }), "model_config.dtype"},
              {"tensor_parallel 2 with one rank", with([](auto& c) { c.tensor_parallel = 2; }), "model_config.tensor_parallel"}},
+            dir.path());
+
+  // A copy of the fixture with one file edited, loaded through the registry.
+  int copies = 0;
+  const auto edited = [&](std::string file, std::string from, std::string to) {
+    const fs::path copy = dir / ("edited" + std::to_string(copies++));
+    test::copy_dir(test::fixture_dir("llama2"), copy);
+    test::write_text(copy / file, test::replace_once(test::read_text(copy / file), from, to));
+    return [=] { (void)mii::pipeline(copy, host_config()); };
+  };
+  // Copies of the fixture whose weights get a NaN in the last element of model.norm.weight (the
+  // fixture is F32), or one tensor more than the config describes.
+  const fs::path nan_copy = dir / "nan", extra_copy = dir / "extra";
+  {
+    const auto original = io::safetensors_file::open(test::fixture_dir("llama2") / "model.safetensors");
+    std::vector<io::tensor_to_write> out;
+    for (const auto& t : original.tensors()) out.push_back({t.name, t.type, t.shape, t.bytes});
+    const std::vector<std::byte> zeros(64 * sizeof(float));
+    test::copy_dir(test::fixture_dir("llama2"), extra_copy);
+    out.push_back({"model.layers.0.self_attn.q_proj.bias", dtype::f32, {64}, zeros});
+    io::write_safetensors(extra_copy / "model.safetensors", out);
+    out.pop_back();
+    std::vector<std::byte> poisoned;
+    for (auto& t : out) {
+      if (t.name != "model.norm.weight") continue;
+      poisoned.assign(t.bytes.begin(), t.bytes.end());
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::memcpy(poisoned.data() + poisoned.size() - sizeof nan, &nan, sizeof nan);
+      t.bytes = poisoned;
+    }
+    test::copy_dir(test::fixture_dir("llama2"), nan_copy);
+    io::write_safetensors(nan_copy / "model.safetensors", out);
+  }
+  check_all("checkpoint and config.json that disagree (mii::pipeline)",
+            {{"num_hidden_layers 1, the checkpoint holds 2 †",
+              edited("config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"), "'num_hidden_layers'"},
+             {"a tensor the config does not describe (a q_proj bias on llama) †", [=] { (void)mii::pipeline(extra_copy, host_config()); },
+              "'model.layers.0.self_attn.q_proj.bias'"},
+             {"tokenizer ids past vocab_size †",
+              edited("tokenizer.json", "\"added_tokens\": [",
+                     "\"added_tokens\": [{\"id\": 512, \"content\": \"<x>\", \"special\": true},"),
+              "'vocab_size'"},
+             {"eos_token_id outside the vocabulary †", edited("generation_config.json", "\"eos_token_id\": 2", "\"eos_token_id\": 600"),
+              "'eos_token_id'"},
+             {"a NaN weight, model_config.check_weights on †",
+              [=] {
+                model_config c = host_config();
+                c.check_weights = true;
+                (void)mii::pipeline(nan_copy, c);
+              },
+              "'model.norm.weight'"}},
             dir.path());
 
   const fs::path gpt2 = dir / "gpt2";

@@ -223,8 +223,7 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
         }
         ++fig.valid;
         fig.tokens += r.token_ids.size();
-        generate_params alone = p_call;  // the call's seed for prompt i is seed + i
-        if (alone.seed) *alone.seed += i;
+        const generate_params& alone = p_call;  // a seeded prompt samples as it does alone
         same_as_alone(r, engine.generate(std::vector<std::string>{prompts[i]}, alone).at(0), "batch prompt alone");
         if (streaming) {
           const std::string expect = p.return_full_text ? r.generated_text.substr(prompts[i].size()) : r.generated_text;

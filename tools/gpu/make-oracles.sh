@@ -4,8 +4,13 @@
 #   bash tools/gpu/make-oracles.sh        (needs .cache/tokenizers carried; writes into $OUT)
 # Results come back as $OUT/fixtures.tar.gz and $OUT/tokenizer-expected.tar.gz; unpack them into
 # tests/fixtures/models/ and tests/fixtures/tokenizer/ respectively.
+# Exit status: non-zero when either generator failed (its archive is then not written: a partial
+# set of oracles must not be unpacked over the committed ones).
 set -uo pipefail
+cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 {
   echo "== machine"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -14,17 +19,21 @@ export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
   python3 -c "import torch, transformers, tokenizers, safetensors; print('torch', torch.__version__, 'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, 'safetensors', safetensors.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
 
-rm -rf /tmp/fixtures /tmp/tokexp
 SECONDS=0
-python3 tests/fixtures/make_fixtures.py /tmp/fixtures 2>&1 | tee "$OUT/fixtures.log"
+python3 tests/fixtures/make_fixtures.py "$work/fixtures" 2>&1 | tee "$OUT/fixtures.log"
 fix_rc=${PIPESTATUS[0]}
 echo "fixtures: rc=$fix_rc in ${SECONDS}s"
-tar -czf "$OUT/fixtures.tar.gz" -C /tmp/fixtures .
+((fix_rc == 0)) && tar -czf "$OUT/fixtures.tar.gz" -C "$work/fixtures" .
 
 args=()
 for n in llama2 llama3 qwen3; do args+=("$n=.cache/tokenizers/$n/tokenizer.json"); done
-python3 tests/fixtures/tokenizer/make_expected.py tests/fixtures/tokenizer/corpus.jsonl /tmp/tokexp "${args[@]}" 2>&1 | tee "$OUT/tokenizer.log"
+python3 tests/fixtures/tokenizer/make_expected.py tests/fixtures/tokenizer/corpus.jsonl "$work/tokexp" "${args[@]}" 2>&1 | tee "$OUT/tokenizer.log"
 tok_rc=${PIPESTATUS[0]}
-tar -czf "$OUT/tokenizer-expected.tar.gz" -C /tmp/tokexp .
+((tok_rc == 0)) && tar -czf "$OUT/tokenizer-expected.tar.gz" -C "$work/tokexp" .
 ls -la "$OUT"
 echo "== summary: fixtures rc=$fix_rc tokenizer rc=$tok_rc total ${SECONDS}s"
+if ((fix_rc || tok_rc)); then
+  echo "== make-oracles: FAIL"
+  exit 1
+fi
+echo "== make-oracles: PASS"

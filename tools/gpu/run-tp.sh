@@ -5,7 +5,8 @@
 # Steps (each prints "== NAME: PASS|FAIL (rc, seconds)"; the last line sums them up):
 #   nccl-world1        mii_test_parallel "[nccl]" alone: collectives at world size 1, and an engine
 #                      (and mii::pipeline_tp) with the nccl communicator vs the single one
-#   nccl-collectives-N the same collectives under mii-launch --num_gpus N (N = 2, 4)
+#   nccl-collectives-N the same collectives under mii-launch --num_gpus N (N = 2, 4); the
+#                      world-size-1 comparison ([nccl-world1]) is left out there
 #   tp-N               every fixture at tp = N vs tp = 1 (logits, teacher-forced greedy tokens,
 #                      identical ranks) and pipeline_tp's rank-0-only vs all_rank_output responses
 #   kill-one-rank      rank 1 exits while rank 0 waits in an all-reduce: the job must end with a
@@ -60,7 +61,7 @@ step() {  # step NAME GPUS_NEEDED COMMAND...
 
 step nccl-world1 1 "$test_bin" "[nccl]"
 for n in 2 4; do
-  step "nccl-collectives-$n" "$n" "$launch" --num_gpus "$n" "$test_bin" "[nccl]"
+  step "nccl-collectives-$n" "$n" "$launch" --num_gpus "$n" "$test_bin" "[nccl]~[nccl-world1]"
   step "tp-$n" "$n" env MII_TEST_WORKER=tp "$launch" --num_gpus "$n" "$test_bin" "[tp-worker]"
 done
 

@@ -62,7 +62,9 @@ struct weight_plan {
 };
 
 // Checks every tensor the architecture needs exists with the shape the config implies
-// (mii::error naming the tensor and both shapes otherwise) and plans this rank's slices.
+// (mii::error naming the tensor and both shapes otherwise), that the checkpoint holds no tensor
+// the plan leaves unread (rotary inv_freq buffers excepted; src/model/unused_tensors.hpp), and
+// plans this rank's slices.
 weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt);
 
 // Copies an entry's rows and columns into `out` (rows * cols elements of `to`), converting dtype.

@@ -41,4 +41,21 @@ std::int64_t min_value(typename Backend::context& ctx, Comm& comm, std::int64_t 
   return *std::min_element(all.begin(), all.end());
 }
 
+// Rank 0's words, on every rank (a collective; the other ranks' `words` are ignored). Sizes are
+// agreed first, so ranks need not know the length in advance.
+template <class Backend, class Comm>
+std::vector<std::int32_t> broadcast_words(typename Backend::context& ctx, Comm& comm, std::vector<std::int32_t> words) {
+  if (comm.size() == 1) return words;
+  const std::int64_t n = rank0_value<Backend>(ctx, comm, std::int64_t(words.size()));
+  if (n == 0) return {};
+  words.resize(std::size_t(n), 0);
+  auto send = Backend::template alloc<std::int32_t>(ctx, n);
+  auto recv = Backend::template alloc<std::int32_t>(ctx, n * comm.size());
+  Backend::copy_to_device(ctx, send.data(), words.data(), n);
+  comm.all_gather(ctx, send.data(), n, recv.data());
+  Backend::copy_to_host(ctx, words.data(), recv.data(), n);  // rank 0's part comes first
+  ctx.synchronize();
+  return words;
+}
+
 }  // namespace mii::parallel

@@ -31,4 +31,12 @@ int rendezvous_port(const launch_env& env);
 // decimal number), default 60 s.
 std::chrono::milliseconds connect_timeout();
 
+// mii-launch hands each rank a channel (the variable below names its file descriptor, a Unix
+// datagram socket) on which the rank says that it has joined the job; the launcher then reports
+// ranks that never do: a program that is not tensor-parallel, or one stuck before its
+// rendezvous. share_from_rank0 calls this once a rank has its peers. Without the variable
+// (another launcher, no launcher) it does nothing; it never throws and never blocks.
+inline constexpr const char* launcher_join_fd_variable = "MII_LAUNCH_JOIN_FD";
+void tell_launcher_joined(int rank);
+
 }  // namespace mii::parallel

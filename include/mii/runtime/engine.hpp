@@ -1,36 +1,48 @@
 // engine<Model, Backend, Comm>: requests in, responses out. Owns the model (model_runner), the
-// tokenizer and the Dynamic SplitFuse scheduler; runs steps until every request has finished,
-// sampling, applying stop criteria and streaming text as tokens arrive.
+// tokenizer and the Dynamic SplitFuse scheduler. The core is vLLM's shape: add() requests,
+// cancel() them, step() (admit → schedule → forward → sample → stop criteria → stream → answer
+// finished requests through their channels). The async front (async_engine.hpp) runs step() on
+// its own thread; generate()/serve() below run it on the caller's thread.
+//
+// Thread safety: make_request(), tok(), shape(), limits() and memory() may be called from any
+// thread; everything else from one thread at a time (the engine thread, or the one caller of the
+// synchronous API).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <exception>
-#include <limits>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include <mii/config.hpp>
 #include <mii/error.hpp>
 #include <mii/io/hf_config.hpp>
 #include <mii/parallel/agree.hpp>
+#include <mii/runtime/engine_core.hpp>
 #include <mii/runtime/model_runner.hpp>
 #include <mii/runtime/request.hpp>
+#include <mii/runtime/request_channel.hpp>
 #include <mii/runtime/scheduler.hpp>
 #include <mii/tokenizer/tokenizer.hpp>
 
 namespace mii::runtime {
 
-// Settings that come from the checkpoint rather than the call: EOS ids and the longest sequence.
 // Temperatures below this sample greedily (see engine::prepare).
 inline constexpr double min_sampling_temperature = 1e-10;
 
+// Settings that come from the checkpoint rather than the call: EOS ids and the longest sequence.
 struct engine_limits {
   std::vector<std::int32_t> eos_ids;
   std::int64_t max_sequence = 0;
@@ -38,8 +50,14 @@ struct engine_limits {
 engine_limits resolve_limits(const model_config& cfg, const model::model_shape& shape, const io::hf_config& hf,
                              const io::generation_config& gen, const tokenizer* tok);
 
+// The longest prompt, in bytes, that could still fit in `max_tokens` tokens: no token of `tok`
+// covers more input bytes than its longest vocabulary string, and normalizers that shrink text
+// (NFKC folds a 3-byte full-width letter to 1 byte) are allowed a factor of 4. Longer prompts are
+// refused before tokenizing them (a 100 MB prompt would cost seconds and gigabytes first).
+std::size_t max_prompt_bytes(const tokenizer& tok, std::int64_t max_tokens);
+
 template <class Model, class Backend, class Comm>
-class engine {
+class engine final : public engine_core {
  public:
   using context = typename Backend::context;
 
@@ -52,110 +70,274 @@ class engine {
     limits_ = resolve_limits(cfg, runner_->shape(), runner_->config(), io::load_generation_config(dir),
                              tok_ ? &*tok_ : nullptr);
     sched_ = std::make_unique<scheduler>(
-        scheduler_limits{runner_->max_tokens(), runner_->max_sample(), runner_->block_size()}, runner_->kv_blocks());
+        scheduler_limits{runner_->max_tokens(), runner_->max_sample(), runner_->block_size(), cfg.prefix_caching},
+        runner_->kv_blocks());
     if (!sched_->fits(limits_.max_sequence))
       fail("the KV cache (", runner_->kv_blocks(), " blocks of ", runner_->block_size(),
            " tokens) cannot hold one sequence of the maximum length ", limits_.max_sequence,
            "; lower model_config.max_length / max_context or give the cache more memory");
+    if (tok_) max_prompt_bytes_ = max_prompt_bytes(*tok_, limits_.max_sequence);
   }
 
   const tokenizer& tok() const {
     if (!tok_) fail("the model directory has no tokenizer.json: give model_config.tokenizer, or use token ids");
     return *tok_;
   }
+  bool has_tokenizer() const { return tok_.has_value(); }
   const model::model_shape& shape() const { return runner_->shape(); }
   const scheduler& sched() const { return *sched_; }
   const engine_limits& limits() const { return limits_; }
   memory_report memory() const { return runner_->memory(); }
   Comm& comm() { return comm_; }
 
+  // ---- building requests: any thread --------------------------------------------------------
+
+  // A request for a text prompt, validated and tokenized, or mii::error saying why it cannot run.
+  std::unique_ptr<request> make_request(std::string_view prompt, const generate_params& p, std::uint64_t seed,
+                                        bool add_special_tokens = true) const {
+    return or_throw(build_request(prompt, p, seed, add_special_tokens));
+  }
+  // The same from token ids (the prompt is not tokenized; generated text is still decoded).
+  std::unique_ptr<request> make_request(std::vector<token_id> prompt, const generate_params& p,
+                                        std::uint64_t seed) const {
+    return or_throw(build_request(std::move(prompt), p, seed));
+  }
+  // The same, but a prompt that cannot run gives a request that is already done with
+  // finish_reason error (and the prompt's tokens, when it got that far).
+  std::unique_ptr<request> build_request(std::string_view prompt, const generate_params& p, std::uint64_t seed,
+                                         bool add_special_tokens = true) const {
+    auto r = std::make_unique<request>();
+    try {
+      validate(p);
+      const tokenizer& t = tok();
+      if (prompt.size() > max_prompt_bytes_)
+        fail("the prompt is ", prompt.size(), " bytes, more than ", limits_.max_sequence,
+             " tokens of this tokenizer can hold (the model's context is ", limits_.max_sequence, " tokens)");
+      r->prompt_text = std::string(prompt);
+      r->tokens = t.encode(prompt, add_special_tokens);
+      prepare(*r, p, seed);
+    } catch (const error& e) {
+      r->fail_with(e.what());
+    }
+    return r;
+  }
+  std::unique_ptr<request> build_request(std::vector<token_id> prompt, const generate_params& p,
+                                         std::uint64_t seed) const {
+    auto r = std::make_unique<request>();
+    r->tokens = std::move(prompt);
+    try {
+      validate(p);
+      prepare(*r, p, seed);
+    } catch (const error& e) {
+      r->fail_with(e.what());
+    }
+    return r;
+  }
+
+  // A request that ends with finish_reason error as soon as it is added.
+  static std::unique_ptr<request> failed_request(std::string why) {
+    auto r = std::make_unique<request>();
+    r->fail_with(std::move(why));
+    return r;
+  }
+
+  // ---- the synchronous API: one caller at a time ---------------------------------------------
+
   // Generates for every prompt. Invalid parameters throw before any work; a prompt that cannot
   // run (too long, invalid UTF-8, empty) gets finish_reason error and the others still run.
   std::vector<response> generate(std::span<const std::string> prompts, const generate_params& p) {
-    return generate_each(prompts.size(), p, [&](request& r, std::size_t i) {
-      r.prompt_text = prompts[i];
-      r.tokens = tok().encode(prompts[i], /*add_special_tokens=*/true);
+    return generate_each(prompts.size(), p, [&](std::size_t i, std::uint64_t seed) {
+      return build_request(prompts[i], p, seed);
+    });
+  }
+  std::vector<response> generate_ids(std::span<const std::vector<token_id>> prompts, const generate_params& p) {
+    return generate_each(prompts.size(), p, [&](std::size_t i, std::uint64_t seed) {
+      return build_request(prompts[i], p, seed);
     });
   }
 
-  // The same from token ids (no tokenizer in the loop for the prompt; text is still decoded).
-  std::vector<response> generate_ids(std::span<const std::vector<token_id>> prompts, const generate_params& p) {
-    return generate_each(prompts.size(), p, [&](request& r, std::size_t i) { r.tokens = prompts[i]; });
-  }
-
-  // One call: `fill(request, i)` sets prompt i's tokens (it may throw mii::error: that prompt
-  // then gets an error response and the others run). Prompt i samples with seed + i.
-  template <class Fill>
-  std::vector<response> generate_each(std::size_t count, const generate_params& p, Fill&& fill) {
+  // One call: `make(i, seed)` builds prompt i's request (a request already failed, or a
+  // mii::error: that prompt gets an error response and the others run). Every prompt samples
+  // with generate_params.seed when it is set, so a prompt's text does not depend on its place
+  // in the list; unseeded prompts each get their own random seed.
+  template <class Make>
+  std::vector<response> generate_each(std::size_t count, const generate_params& p, Make&& make) {
     validate(p);
-    std::vector<std::unique_ptr<request>> reqs;
-    const std::uint64_t seed = p.seed ? *p.seed : agreed_random_seed();
+    const std::uint64_t random_base = p.seed ? 0 : agreed_random_seed();
+    std::vector<std::shared_ptr<request_channel>> channels;
     for (std::size_t i = 0; i < count; ++i) {
-      auto r = std::make_unique<request>();
-      r->index = i;
+      std::unique_ptr<request> r;
       try {
-        fill(*r, i);
-        prepare(*r, p, seed + i);
+        r = make(i, p.seed ? *p.seed : random_base + i);
       } catch (const error& e) {
-        r->fail_with(e.what());
+        r = failed_request(e.what());
       }
-      reqs.push_back(std::move(r));
+      // A prompt that cannot run gets its error response and no stream events.
+      channels.push_back(attach(*r, i, r->done ? stream_callback{} : p.stream));
+      add(std::move(r));
     }
-    run(reqs);
-    return collect(reqs, p);
+    run_until_idle();
+    std::vector<response> out;
+    if (!output_rank()) return out;
+    for (const auto& ch : channels) out.push_back(ch->wait());
+    return out;
   }
 
-  // Serving with requests that arrive over time (benchmarks, servers). Before every step the
-  // engine asks `poll(now)` for new submissions; each finished request is handed to `done`.
-  // A submission with invalid parameters or a prompt that cannot run is answered with
-  // finish_reason error; the others are served on.
-  // Per-token timing: the submission's params.stream is called for every token.
+  // Serving with requests that arrive over time, on the caller's thread (benchmarks and tests;
+  // servers use the async front). Before every step the engine asks `poll` for new submissions;
+  // each finished request is handed to `done` with its id. A submission with invalid parameters
+  // or a prompt that cannot run is answered with finish_reason error; the others are served on.
+  // params.stream is called for every token (per-token timing).
   template <class Poll, class Done, class More>
   void serve(Poll&& poll, Done&& done, More&& more) {
-    std::vector<std::unique_ptr<request>> live;
-    const abandon_on_unwind cleanup(*sched_);
+    const abandon_on_unwind cleanup(*this);
     std::vector<serve_request> incoming;
-    std::int64_t tracked = 0;
-    std::deque<request*> queued;
-    while (more() || !live.empty()) {
+    std::map<std::uint64_t, std::pair<std::size_t, std::shared_ptr<request_channel>>> serving;
+    while (more() || has_work()) {
       incoming.clear();
       poll(incoming);
       for (auto& s : incoming) {
-        auto r = std::make_unique<request>();
-        r->index = s.id;
-        r->tokens = std::move(s.prompt);
         // A server must not stop for one bad submission: invalid parameters, like a prompt that
-        // cannot run, end that request with an error response.
-        try {
-          validate(*s.params);
-          // A seeded request samples as the same prompt alone in generate() with that seed.
-          const auto& seed = s.params->seed;
-          prepare(*r, *s.params, seed ? *seed : agreed_random_seed() + s.id);
-          queued.push_back(r.get());
-        } catch (const error& e) {
-          r->fail_with(e.what());
-        }
-        r->params = s.params;  // a failed request is collected with its own params too
-        live.push_back(std::move(r));
+        // cannot run, end that request with an error response. A seeded request samples as the
+        // same prompt alone in generate() with that seed.
+        const auto& seed = s.params->seed;
+        std::unique_ptr<request> r =
+            build_request(std::move(s.prompt), *s.params, seed ? *seed : agreed_random_seed() + s.id);
+        auto ch = attach(*r, s.id, r->done ? stream_callback{} : s.params->stream);
+        serving.emplace(ch->id(), std::make_pair(s.id, ch));
+        add(std::move(r));
       }
-      while (!queued.empty() && tracked < cfg_.max_tracked_sequences) {
-        sched_->add(queued.front());
-        queued.pop_front();
-        ++tracked;
-      }
-      if (!sched_->idle()) step(sched_->schedule(), tracked);
-      for (auto it = live.begin(); it != live.end();) {
-        if ((*it)->done) {
-          std::vector<std::unique_ptr<request>> one;
-          one.push_back(std::move(*it));
-          auto res = collect(one, *one.front()->params);
-          if (!res.empty()) done(one.front()->index, std::move(res.front()));
-          it = live.erase(it);
+      apply_own_callback_failures();
+      if (has_work()) step();
+      for (auto it = serving.begin(); it != serving.end();) {
+        if (it->second.second->done()) {
+          if (output_rank()) done(it->second.first, it->second.second->wait());
+          it = serving.erase(it);
         } else {
           ++it;
         }
       }
     }
+  }
+
+  // ---- engine_core: the engine thread ---------------------------------------------------------
+
+  int rank() const override { return comm_.rank(); }
+  int world_size() const override { return comm_.size(); }
+  bool output_rank() const override { return comm_.rank() == 0 || cfg_.all_rank_output; }
+
+  void bind_thread() override {
+    if constexpr (requires(context& c) { Backend::bind_thread(c); }) Backend::bind_thread(*ctx_);
+  }
+
+  void adopt(request& r) const override {
+    r.stop = stop_matcher(r.stop_strings);
+    if (r.repetition_penalty != 1.0f) {
+      r.prompt_vocabulary.assign(r.tokens.begin(), r.tokens.begin() + std::ptrdiff_t(r.prompt_len));
+      std::sort(r.prompt_vocabulary.begin(), r.prompt_vocabulary.end());
+      r.prompt_vocabulary.erase(std::unique(r.prompt_vocabulary.begin(), r.prompt_vocabulary.end()),
+                                r.prompt_vocabulary.end());
+    }
+    if (tok_) r.detok.emplace(tok_->make_stream_decoder(/*skip_special_tokens=*/true, r.tokens));
+  }
+
+  void add(std::unique_ptr<request> r) override {
+    request* raw = r.get();
+    raw->token_ids = &raw->tokens;  // the scheduler keys cached blocks by these
+    const auto [it, fresh] = live_.emplace(raw->id, std::move(r));
+    if (!fresh) fail("internal: request id ", raw->id, " is already in the engine");
+    if (raw->done) {
+      finished_now_.push_back(raw);
+    } else {
+      queued_.push_back(raw);
+    }
+  }
+
+  void cancel(const cancel_order& c) override {
+    const auto it = live_.find(c.id);
+    if (it == live_.end() || it->second->done) return;
+    request& r = *it->second;
+    if (r.in_scheduler) {
+      sched_->finish(&r);
+      r.in_scheduler = false;
+      --tracked_;
+    } else {
+      std::erase(queued_, &r);
+    }
+    r.done = true;
+    r.reason = c.why;
+    if (c.why == generation_finish_reason::error) r.error = c.message;
+    finished_now_.push_back(&r);
+  }
+
+  void cancel_all(generation_finish_reason why, const std::string& message) override {
+    sched_->abandon_all();
+    queued_.clear();
+    tracked_ = 0;
+    for (auto& [id, r] : live_) {
+      r->in_scheduler = false;
+      if (r->done) continue;
+      r->done = true;
+      r->reason = why;
+      if (why == generation_finish_reason::error) r->error = message;
+      finished_now_.push_back(r.get());
+    }
+    answer_finished();
+  }
+
+  bool has_work() const override { return !live_.empty(); }
+
+  void step() override {
+    admit();
+    if (!sched_->idle()) {
+      const auto plan = sched_->schedule();
+      if (plan.empty()) fail("internal: the scheduler made no progress");
+      run(plan);
+    }
+    answer_finished();
+  }
+
+  std::vector<cancel_order> take_callback_failures() override { return std::exchange(callback_failures_, {}); }
+
+  std::vector<std::int32_t> broadcast(std::vector<std::int32_t> words) override {
+    return parallel::broadcast_words<Backend>(*ctx_, comm_, std::move(words));
+  }
+
+  engine_stats stats() const override {
+    const std::lock_guard lock(stats_mutex_);
+    return stats_;
+  }
+
+ private:
+  // The counters other threads may read (stats() is thread-safe). Refreshed before finished
+  // requests are answered, so a caller woken by its response sees its KV blocks already freed.
+  void publish_stats() {
+    engine_stats s;
+    s.waiting = std::int64_t(queued_.size() + sched_->waiting());
+    s.running = std::int64_t(sched_->running());
+    s.kv_blocks_used = sched_->blocks().used_count();
+    s.kv_blocks_total = sched_->blocks().total();
+    s.steps = steps_;
+    s.preemptions = sched_->preemptions();
+    s.requests_finished = finished_;
+    s.prompt_tokens = prompt_tokens_;
+    s.generated_tokens = generated_tokens_;
+    s.prefix_cache_queried_tokens = sched_->prefix_cache().queried;
+    s.prefix_cache_hit_tokens = sched_->prefix_cache().hit;
+    s.kv_blocks_cached = sched_->blocks().cached_count();
+    const std::lock_guard lock(stats_mutex_);
+    stats_ = s;
+  }
+
+ public:
+
+  // A fresh random seed, the same on every tensor-parallel rank (rank 0's): the ranks sample in
+  // lockstep from identical logits and must draw the same tokens. A collective.
+  std::uint64_t agreed_random_seed() {
+    return std::uint64_t(parallel::rank0_value<Backend>(*ctx_, comm_, std::int64_t(local_random_seed())));
+  }
+  static std::uint64_t local_random_seed() {
+    return std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32);
   }
 
  private:
@@ -167,11 +349,9 @@ class engine {
     return tokenizer::from_file(dir);
   }
 
-  // A fresh random seed, the same on every tensor-parallel rank (rank 0's): the ranks sample in
-  // lockstep from identical logits and must draw the same tokens.
-  std::uint64_t agreed_random_seed() {
-    const std::uint64_t mine = std::random_device{}() ^ (std::uint64_t(std::random_device{}()) << 32);
-    return std::uint64_t(parallel::rank0_value<Backend>(*ctx_, comm_, std::int64_t(mine)));
+  static std::unique_ptr<request> or_throw(std::unique_ptr<request> r) {
+    if (r->done) throw error(r->error);
+    return r;
   }
 
   static int context_arg(const model_config& cfg) {
@@ -182,7 +362,35 @@ class engine {
     }
   }
 
-  void prepare(request& r, const generate_params& p, std::uint64_t seed) {
+  // A channel for a request of the synchronous API (ids from this engine's own counter).
+  std::shared_ptr<request_channel> attach(request& r, std::size_t index, const stream_callback& stream) {
+    auto ch = std::make_shared<request_channel>(next_own_id_++, index, output_rank() ? stream : stream_callback{},
+                                                request_channel::cancel_fn{});
+    r.id = ch->id();
+    r.index = index;
+    r.channel = ch;
+    return ch;
+  }
+
+  void run_until_idle() {
+    const abandon_on_unwind cleanup(*this);
+    while (has_work()) {
+      apply_own_callback_failures();
+      step();
+    }
+  }
+
+  // The synchronous API's version of the async front's cancellation of requests whose stream
+  // callback threw. Under tensor parallelism only rank 0 runs callbacks, so rank 0's list is
+  // sent to every rank before each step (one small collective per step, TP only).
+  void apply_own_callback_failures() {
+    control_packet p;
+    p.cancels = take_callback_failures();
+    if (comm_.size() > 1) p = decode(broadcast(encode(p)));
+    for (const auto& c : p.cancels) cancel(c);
+  }
+
+  void prepare(request& r, const generate_params& p, std::uint64_t seed) const {
     const auto len = std::int64_t(r.tokens.size());
     if (len == 0) fail("the prompt encodes to no tokens");
     for (auto t : r.tokens)
@@ -194,10 +402,17 @@ class engine {
     if (len >= limits_.max_sequence)
       fail("the prompt is ", len, " tokens; the model's context is ", limits_.max_sequence,
            " tokens (model_config.max_length / max_context / max_position_embeddings)");
+    if (!p.stop.empty() && !tok_)
+      fail("generate_params.stop needs a tokenizer (stop strings are matched on the generated text) but the model "
+           "directory has no tokenizer.json: give model_config.tokenizer or leave generate_params.stop empty");
     r.prompt_len = len;
-    r.max_new = std::min(p.max_new_tokens.value_or(p.max_length - len), limits_.max_sequence - len);
+    // Both limits apply, as in DeepSpeed-MII's Request.stop_generation: the sequence reaches
+    // max_length, or max_new_tokens are generated, whichever comes first.
+    r.max_new = std::min({p.max_new_tokens.value_or(std::numeric_limits<std::int64_t>::max()), p.max_length - len,
+                          limits_.max_sequence - len});
     r.min_new = std::min(p.min_new_tokens, r.max_new);
     r.ignore_eos = p.ignore_eos;
+    r.return_full_text = p.return_full_text;
     r.total_tokens = len;
     r.kv_len = 0;
     r.max_total = len + r.max_new;
@@ -209,128 +424,215 @@ class engine {
     // top_k past the vocabulary keeps every token (it must not wrap around in 32 bits).
     r.sampling.top_k = std::int32_t(std::min<std::int64_t>(p.top_k.value_or(0), std::numeric_limits<std::int32_t>::max()));
     r.sampling.top_p = float(p.top_p);
+    r.sampling.min_p = float(p.min_p);
     r.sampling.seed = seed;
-    r.stop = stop_matcher(p.stop);
-    if (tok_) r.detok.emplace(tok_->make_stream_decoder(/*skip_special_tokens=*/true, r.tokens));
-    r.params = &p;
+    r.repetition_penalty = float(p.repetition_penalty);
+    r.presence_penalty = float(p.presence_penalty);
+    r.frequency_penalty = float(p.frequency_penalty);
+    for (const auto& [id, bias] : p.logit_bias) {
+      if (id >= runner_->shape().vocab)
+        fail("generate_params.logit_bias: token id ", id, " is outside the model's vocabulary [0, ", runner_->shape().vocab,
+             ")");
+      r.logit_bias.emplace_back(id, float(bias));
+    }
+    r.logprobs = p.logprobs ? *p.logprobs : -1;
+    r.stop_strings = p.stop;
+    adopt(r);
   }
 
-  // Whatever ends a call early (a stream callback that throws, a backend error) must not leave
-  // the scheduler pointing at the call's destroyed requests or holding their KV blocks.
+  // Whatever ends a synchronous call early (a backend error) must not leave the scheduler
+  // pointing at destroyed requests or holding their KV blocks.
   class abandon_on_unwind {
    public:
-    explicit abandon_on_unwind(scheduler& s) : sched_(s), exceptions_(std::uncaught_exceptions()) {}
+    explicit abandon_on_unwind(engine& e) : e_(e), exceptions_(std::uncaught_exceptions()) {}
     abandon_on_unwind(const abandon_on_unwind&) = delete;
     abandon_on_unwind& operator=(const abandon_on_unwind&) = delete;
     ~abandon_on_unwind() {
-      if (std::uncaught_exceptions() > exceptions_) sched_.abandon_all();
+      if (std::uncaught_exceptions() > exceptions_) {
+        try {
+          e_.cancel_all(generation_finish_reason::error, "the call ended early");
+        } catch (...) {
+        }
+      }
     }
 
    private:
-    scheduler& sched_;
+    engine& e_;
     int exceptions_;
   };
 
-  void run(std::vector<std::unique_ptr<request>>& reqs) {
-    const abandon_on_unwind cleanup(*sched_);
-    std::deque<request*> queued;
-    for (auto& r : reqs)
-      if (!r->done) queued.push_back(r.get());
-    std::int64_t tracked = 0;
-    while (!queued.empty() || !sched_->idle()) {
-      while (!queued.empty() && tracked < cfg_.max_tracked_sequences) {
-        sched_->add(queued.front());
-        queued.pop_front();
-        ++tracked;
-      }
-      const auto plan = sched_->schedule();
-      if (plan.empty()) fail("internal: the scheduler made no progress");
-      step(plan, tracked);
+  void admit() {
+    while (!queued_.empty() && tracked_ < cfg_.max_tracked_sequences) {
+      request* r = queued_.front();
+      queued_.pop_front();
+      sched_->add(r);
+      r->in_scheduler = true;
+      ++tracked_;
+      prompt_tokens_ += r->prompt_len;
     }
   }
 
-  void step(const std::vector<scheduled_chunk>& plan, std::int64_t& tracked) {
+  void run(const std::vector<scheduled_chunk>& plan) {
     chunks_.clear();
     params_.clear();
+    edits_.clear();
+    logprob_rows_.clear();
+    std::int32_t top_n = 0;
     for (const auto& c : plan) {
       auto& r = static_cast<request&>(*c.seq);
       const std::int64_t end = r.kv_len + c.tokens;
       chunks_.push_back({std::span(r.tokens).subspan(std::size_t(r.kv_len), std::size_t(c.tokens)), r.kv_len, r.blocks,
                          runner_->rope_row(end), c.sample ? step_chunk::logits::last : step_chunk::logits::none});
       if (c.sample) {
+        const auto row = std::int32_t(params_.size());
         sample_params sp = r.sampling;
         sp.step = std::uint64_t(r.generated());
         sp.suppress_eos = r.generated() < r.min_new;
         params_.push_back(sp);
+        if (r.edits_logits()) add_edits(r, row);
+        if (r.logprobs >= 0) {
+          logprob_rows_.push_back(row);
+          top_n = std::max(top_n, r.logprobs);
+        }
       }
     }
     runner_->forward(chunks_);
     std::vector<std::int32_t> ids;
-    if (!params_.empty()) ids = runner_->sample(params_, limits_.eos_ids);
-    scheduler::commit(plan);
-    std::size_t next = 0;
+    if (!params_.empty()) ids = runner_->sample(params_, limits_.eos_ids, edits_, logprob_rows_, top_n, logprobs_);
+    sched_->commit(plan);
+    ++steps_;
+    std::size_t next = 0, next_logprob = 0;
     for (const auto& c : plan) {
       if (!c.sample) continue;
       auto& r = static_cast<request&>(*c.seq);
-      accept(r, ids[next++], *r.params);
+      if (r.logprobs >= 0) record_logprobs(r, next_logprob++, top_n, ids[next]);
+      accept(r, ids[next++]);
       if (r.done) {
         sched_->finish(&r);
-        --tracked;
+        r.in_scheduler = false;
+        --tracked_;
+        finished_now_.push_back(&r);
       }
     }
   }
 
   // A sampled token: append it, decode text, apply stop criteria, stream.
-  void accept(request& r, token_id t, const generate_params& p) {
+  void accept(request& r, token_id t) {
     r.tokens.push_back(t);
     r.total_tokens = std::int64_t(r.tokens.size());
+    ++generated_tokens_;
+    if (r.edits_logits()) {
+      const auto it = std::lower_bound(r.output_counts.begin(), r.output_counts.end(), std::make_pair(t, std::int32_t(0)));
+      if (it != r.output_counts.end() && it->first == t) {
+        ++it->second;
+      } else {
+        r.output_counts.insert(it, {t, 1});
+      }
+    }
     const bool is_eos = std::find(limits_.eos_ids.begin(), limits_.eos_ids.end(), t) != limits_.eos_ids.end();
     if (is_eos && !r.ignore_eos) {
-      finish(r, generation_finish_reason::stop, p);
+      finish(r, generation_finish_reason::stop);
       return;
     }
-    emit(r, r.stop.push(r.detok ? r.detok->push(t) : std::string()), t, p);
+    emit(r, r.stop.push(r.detok ? r.detok->push(t) : std::string()), t);
     if (r.stop.matched()) {
-      finish(r, generation_finish_reason::stop, p);
+      finish(r, generation_finish_reason::stop);
     } else if (r.generated() >= r.max_new) {
-      finish(r, generation_finish_reason::length, p);
+      finish(r, generation_finish_reason::length);
     }
   }
 
-  void emit(request& r, const std::string& text, token_id t, const generate_params& p) {
+  // New text to the request and its channel. A stream callback that throws does not unwind the
+  // step (the batch would be left half-updated): its request is cancelled with an error before
+  // the next step instead.
+  void emit(request& r, const std::string& text, token_id t) {
     r.text += text;
-    if (p.stream && output_rank() && (t >= 0 || !text.empty()))
-      p.stream(stream_event{r.index, text, t, false, generation_finish_reason::none});
+    if (!r.channel || !output_rank() || (t < 0 && text.empty())) return;
+    try {
+      r.channel->push(text, t, t >= 0 && r.logprobs >= 0 ? &r.token_logprobs_out.back() : nullptr);
+    } catch (const std::exception& e) {
+      callback_failed(r, e.what());
+    } catch (...) {
+      callback_failed(r, "an exception that is not a std::exception");
+    }
+  }
+  void callback_failed(request& r, std::string_view what) {
+    for (const auto& c : callback_failures_)
+      if (c.id == r.id) return;
+    callback_failures_.push_back(
+        {r.id, generation_finish_reason::error, "generate_params.stream threw: " + std::string(what)});
   }
 
-  void finish(request& r, generation_finish_reason why, const generate_params& p) {
-    if (!r.stop.matched()) emit(r, r.stop.push(r.detok ? r.detok->flush() : std::string()) + r.stop.flush(), -1, p);
+  void finish(request& r, generation_finish_reason why) {
+    if (!r.stop.matched()) emit(r, r.stop.push(r.detok ? r.detok->flush() : std::string()) + r.stop.flush(), -1);
     r.done = true;
     r.reason = why;
-    if (p.stream && output_rank()) p.stream(stream_event{r.index, {}, -1, true, why});
   }
 
-  bool output_rank() const { return comm_.rank() == 0 || cfg_.all_rank_output; }
-
-  std::vector<response> collect(std::vector<std::unique_ptr<request>>& reqs, const generate_params& p) {
-    std::vector<response> out;
-    if (!output_rank()) return out;
-    for (auto& r : reqs) {
-      response x;
-      x.prompt_length = r->prompt_len ? r->prompt_len : std::int64_t(r->tokens.size());
-      x.finish_reason = r->reason;
-      x.error = r->error;
-      if (r->reason != generation_finish_reason::error) {
-        x.token_ids.assign(r->tokens.begin() + std::ptrdiff_t(r->prompt_len), r->tokens.end());
-        x.generated_length = std::int64_t(x.token_ids.size());
-        std::string prompt = r->prompt_text;
-        if (p.return_full_text && prompt.empty() && tok_)  // a prompt given as ids
-          prompt = tok_->decode(std::span(r->tokens).first(std::size_t(r->prompt_len)), /*skip_special_tokens=*/true);
-        x.generated_text = p.return_full_text ? prompt + r->text : r->text;
-      }
-      out.push_back(std::move(x));
+  // Finished requests: build each response, hand it to the channel, forget the request.
+  void answer_finished() {
+    publish_stats();
+    for (request* r : finished_now_) {
+      ++finished_;
+      if (r->channel) r->channel->complete(make_response(*r));
+      live_.erase(r->id);
     }
-    return out;
+    finished_now_.clear();
+  }
+
+  response make_response(const request& r) const {
+    response x;
+    x.prompt_length = r.prompt_len ? r.prompt_len : std::int64_t(r.tokens.size());
+    x.finish_reason = r.reason;
+    x.error = r.error;
+    if (r.reason != generation_finish_reason::error && output_rank()) {
+      x.token_ids.assign(r.tokens.begin() + std::ptrdiff_t(r.prompt_len), r.tokens.end());
+      x.generated_length = std::int64_t(x.token_ids.size());
+      std::string prompt = r.prompt_text;
+      if (r.return_full_text && prompt.empty() && tok_)  // a prompt given as ids
+        prompt = tok_->decode(std::span(r.tokens).first(std::size_t(r.prompt_len)), /*skip_special_tokens=*/true);
+      x.generated_text = r.return_full_text ? prompt + r.text : r.text;
+      x.logprobs = r.token_logprobs_out;
+    }
+    return x;
+  }
+
+  // Row `row`'s logit edits for request r: transformers' repetition penalty on every token of
+  // the prompt and the output, then OpenAI's presence and frequency penalties on the output's
+  // tokens and the logit biases, added. One edit per token.
+  void add_edits(const request& r, std::int32_t row) {
+    const std::size_t first = edits_.size();
+    auto edit_for = [&](token_id t) -> logit_edit& {
+      for (std::size_t i = first; i < edits_.size(); ++i)
+        if (edits_[i].token == t) return edits_[i];
+      return edits_.emplace_back(logit_edit{row, t});
+    };
+    if (r.repetition_penalty != 1.0f) {
+      auto penalize = [&](token_id t) {
+        logit_edit& e = edit_for(t);
+        e.scale_pos = 1.0f / r.repetition_penalty;
+        e.scale_neg = r.repetition_penalty;
+      };
+      for (token_id t : r.prompt_vocabulary) penalize(t);
+      for (const auto& [t, n] : r.output_counts)
+        if (!std::binary_search(r.prompt_vocabulary.begin(), r.prompt_vocabulary.end(), t)) penalize(t);
+    }
+    if (r.presence_penalty != 0.0f || r.frequency_penalty != 0.0f)
+      for (const auto& [t, n] : r.output_counts) edit_for(t).add -= r.presence_penalty + r.frequency_penalty * float(n);
+    for (const auto& [t, bias] : r.logit_bias) edit_for(t).add += bias;
+  }
+
+  void record_logprobs(request& r, std::size_t i, std::int32_t top_n, token_id sampled) {
+    token_logprobs out;
+    out.token = sampled;
+    const float lse = logprobs_.lse[i];
+    out.logprob = logprobs_.sampled[i] - lse;
+    for (std::int32_t k = 0; k < r.logprobs; ++k) {
+      const std::size_t at = i * std::size_t(top_n) + std::size_t(k);
+      if (logprobs_.top_ids[at] < 0) break;
+      out.top.emplace_back(logprobs_.top_ids[at], logprobs_.top_logits[at] - lse);
+    }
+    r.token_logprobs_out.push_back(std::move(out));
   }
 
   model_config cfg_;
@@ -339,9 +641,22 @@ class engine {
   std::unique_ptr<model_runner<Model, Backend, Comm>> runner_;
   std::optional<tokenizer> tok_;
   engine_limits limits_;
+  std::size_t max_prompt_bytes_ = std::numeric_limits<std::size_t>::max();
   std::unique_ptr<scheduler> sched_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<request>> live_;  // added, not yet answered
+  std::deque<request*> queued_;        // added, waiting for room under max_tracked_sequences
+  std::vector<request*> finished_now_;  // done, to be answered at the end of the step
+  std::vector<cancel_order> callback_failures_;
+  std::int64_t tracked_ = 0;
+  std::uint64_t next_own_id_ = 1;
+  std::int64_t steps_ = 0, finished_ = 0, prompt_tokens_ = 0, generated_tokens_ = 0;
   std::vector<step_chunk> chunks_;
   std::vector<sample_params> params_;
+  std::vector<logit_edit> edits_;
+  std::vector<std::int32_t> logprob_rows_;
+  sampled_logprobs logprobs_;
+  mutable std::mutex stats_mutex_;
+  engine_stats stats_;
 };
 
 }  // namespace mii::runtime

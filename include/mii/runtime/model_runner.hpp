@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unistd.h>
 #include <vector>
 
 #include <mii/config.hpp>
 #include <mii/error.hpp>
+#include <mii/io/finite_check.hpp>
 #include <mii/io/hf_config.hpp>
 #include <mii/io/progress.hpp>
 #include <mii/io/safetensors.hpp>
@@ -27,6 +29,16 @@
 #include <mii/runtime/step_builder.hpp>
 
 namespace mii::runtime {
+
+// MII_CUDA_GRAPHS=0 turns the decode steps' CUDA graphs off (to compare against plain launches,
+// or to debug); unset, empty or 1 leaves the choice to model_config.cuda_graphs. Other values
+// are refused: the variable used to disable graphs whatever its value, MII_CUDA_GRAPHS=1 included.
+inline bool cuda_graphs_allowed_by_environment() {
+  const char* v = std::getenv("MII_CUDA_GRAPHS");
+  if (!v || !*v || std::string_view(v) == "1") return true;
+  if (std::string_view(v) == "0") return false;
+  fail("environment variable MII_CUDA_GRAPHS must be 0 (graphs off) or 1, got \"", v, "\"");
+}
 
 template <class Model, class Backend, class Comm>
 class model_runner {
@@ -42,6 +54,9 @@ class model_runner {
     shape_ = model::resolve_shape(Model::describe(Model::name), config_, comm.size(), comm.rank());
     const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
     const model::weight_plan plan = model::plan_weights(Model::describe(Model::name), shape_, ckpt);
+    // Before anything is uploaded: NaN or infinity in a weight would run silently (all-NaN
+    // logits, token 0 under greedy decoding). One pass over the mapped file.
+    if (cfg.check_weights && !ckpt.is_synthetic()) io::require_finite(ckpt);
     const std::int64_t max_tokens = std::max<std::int64_t>(cfg.max_ragged_batch_size, 1);
     const std::int64_t max_sample = std::max<std::int64_t>(std::min(cfg.max_ragged_sequence_count, max_tokens), 1);
     io::progress_bar bar("loading " + dir.filename().string(), cfg.show_progress && comm.rank() == 0);
@@ -78,7 +93,7 @@ class model_runner {
       // rows of a bucket write their keys into one block kept aside for them. MoE layers wait on
       // the host for their routing, which a graph cannot contain.
       graphs_enabled_ = cfg.cuda_graphs && kv_blocks_ > 1 &&
-                        Model::traits::mlp_kind != layers::mlp_kind::moe && std::getenv("MII_CUDA_GRAPHS") == nullptr;
+                        Model::traits::mlp_kind != layers::mlp_kind::moe && cuda_graphs_allowed_by_environment();
       if (graphs_enabled_) {
         scratch_block_ = --kv_blocks_;
         max_graph_batch_ = std::int32_t(std::min<std::int64_t>({model_->max_sample(), model_->max_tokens(), 256}));
@@ -123,6 +138,34 @@ class model_runner {
     std::vector<std::int32_t> ids(static_cast<std::size_t>(n_sample_));
     Backend::sample(ctx_, logits_.data(), n_sample_, shape_.vocab, params, eos_ids, ids.data());
     ctx_.synchronize();
+    return ids;
+  }
+  // The same, after `edits` (penalties, biases) change the logits; for `logprob_rows`, their
+  // log-probability inputs from the logits before the edits (top_n alternatives each).
+  std::vector<std::int32_t> sample(std::span<const sample_params> params, std::span<const std::int32_t> eos_ids,
+                                   std::span<const logit_edit> edits, std::span<const std::int32_t> logprob_rows,
+                                   std::int32_t top_n, sampled_logprobs& lp) {
+    const std::size_t n_lp = logprob_rows.size();
+    if (n_lp) {
+      lp.lse.resize(n_lp);
+      lp.top_ids.resize(n_lp * std::size_t(top_n));
+      lp.top_logits.resize(n_lp * std::size_t(top_n));
+      Backend::summarize_rows(ctx_, logits_.data(), shape_.vocab, logprob_rows, top_n, lp.lse.data(), lp.top_ids.data(),
+                              lp.top_logits.data());
+    }
+    std::vector<float> replaced(edits.size());
+    if (!edits.empty()) Backend::edit_logits(ctx_, logits_.data(), shape_.vocab, edits, replaced.data());
+    std::vector<std::int32_t> ids = sample(params, eos_ids);
+    if (n_lp) {
+      // The sampled token's logit as the model made it: read back, or the value an edit replaced.
+      std::vector<std::int32_t> tokens(n_lp);
+      for (std::size_t i = 0; i < n_lp; ++i) tokens[i] = ids[std::size_t(logprob_rows[i])];
+      lp.sampled.resize(n_lp);
+      Backend::gather_logits(ctx_, logits_.data(), shape_.vocab, logprob_rows, tokens, lp.sampled.data());
+      for (std::size_t e = 0; e < edits.size(); ++e)
+        for (std::size_t i = 0; i < n_lp; ++i)
+          if (edits[e].row == logprob_rows[i] && edits[e].token == tokens[i]) lp.sampled[i] = replaced[e];
+    }
     return ids;
   }
 

@@ -6,13 +6,16 @@
 // admitted in arrival order. Long prompts split across steps; short ones pack together. Nothing
 // runs without its KV blocks: when blocks run out, a decode preempts the most recently admitted
 // sequence (its blocks are freed and it is recomputed later from its tokens), so requests wait
-// or restart, never fail.
+// or restart, never fail. With prefix caching (kv_cache_manager.hpp) a sequence that starts with
+// tokens whose keys and values are still cached takes those blocks at admission and computes only
+// the rest; a recomputed (preempted) sequence usually finds its own blocks again.
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <vector>
 
-#include <mii/runtime/block_allocator.hpp>
+#include <mii/runtime/kv_cache_manager.hpp>
 
 namespace mii::runtime {
 
@@ -24,6 +27,10 @@ struct sequence_state {
   std::vector<std::int32_t> blocks;
   std::uint64_t admitted = 0;      // admission order (0: waiting)
   std::int64_t preemptions = 0;
+  // Prefix caching: the sequence's token ids (prompt, then generated; null: no caching) and the
+  // keys of its first full blocks.
+  const std::vector<std::int32_t>* token_ids = nullptr;
+  std::vector<block_key> block_keys;
 
   std::int64_t pending() const { return total_tokens - kv_len; }
 };
@@ -38,6 +45,13 @@ struct scheduler_limits {
   std::int64_t max_tokens = 768;
   std::int64_t max_seqs = 512;
   std::int32_t block_size = 64;
+  bool prefix_caching = false;
+};
+
+// Prefix-cache figures since the scheduler was made, in tokens of admitted prompts.
+struct prefix_cache_counters {
+  std::int64_t queried = 0;  // tokens that admitted sequences needed in the cache
+  std::int64_t hit = 0;      // of which found there
 };
 
 class scheduler {
@@ -57,25 +71,28 @@ class scheduler {
   void abandon_all();
   // Plans the next step; chunk order: decodes, continuing prefills, new prefills.
   std::vector<scheduled_chunk> schedule();
-  // After the step ran: the scheduled tokens are in the cache (callers then append sampled tokens).
-  static void commit(const std::vector<scheduled_chunk>& plan) {
-    for (const auto& c : plan) c.seq->kv_len += c.tokens;
-  }
+  // After the step ran: the scheduled tokens are in the cache (callers then append sampled
+  // tokens), and blocks that became full are registered for prefix caching.
+  void commit(const std::vector<scheduled_chunk>& plan);
 
   bool idle() const { return running_.empty() && waiting_.empty(); }
   std::size_t running() const { return running_.size(); }
   std::size_t waiting() const { return waiting_.size(); }
-  const block_allocator& blocks() const { return allocator_; }
+  const kv_cache_manager& blocks() const { return allocator_; }
+  const prefix_cache_counters& prefix_cache() const { return prefix_; }
   const scheduler_limits& limits() const { return limits_; }
   std::int64_t preemptions() const { return preemptions_; }
 
  private:
   bool grow(sequence_state* s, std::int64_t tokens);  // blocks for kv_len + tokens
   void preempt(sequence_state* s);
+  void drop_blocks(sequence_state* s);  // back to the pool; the sequence restarts from token 0
+  std::int64_t reuse_cached_prefix(sequence_state* s);
   sequence_state* youngest_running_except(const std::vector<scheduled_chunk>& plan, const sequence_state* keep) const;
 
   scheduler_limits limits_;
-  block_allocator allocator_;
+  kv_cache_manager allocator_;
+  prefix_cache_counters prefix_;
   std::vector<sequence_state*> running_;   // admission order
   std::deque<sequence_state*> waiting_;    // arrival order; preempted ones go to the front
   std::uint64_t next_admission_ = 1;

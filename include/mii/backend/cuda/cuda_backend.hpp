@@ -90,6 +90,9 @@ struct cuda {
     std::unique_ptr<state> state_;
   };
 
+  // Makes the context's device current on the calling thread (the engine thread calls it once).
+  static void bind_thread(context&);
+
   template <class T>
   using buffer = cuda_detail::device_buffer<T>;
   template <class T>
@@ -143,6 +146,15 @@ struct cuda {
   static void sample(context&, const float* logits, std::int32_t rows, std::int64_t vocab,
                      std::span<const runtime::sample_params> params, std::span<const std::int32_t> eos_ids,
                      std::int32_t* out);
+  // Around sampling, as the host backend's (host_backend.hpp): log-probability summaries, edits
+  // (penalties, biases) in place, single logits read back. Outputs in host memory; each call
+  // waits for its results.
+  static void summarize_rows(context&, const float* logits, std::int64_t vocab, std::span<const std::int32_t> rows,
+                             std::int32_t top_n, float* lse, std::int32_t* top_ids, float* top_logits);
+  static void edit_logits(context&, float* logits, std::int64_t vocab, std::span<const runtime::logit_edit> edits,
+                          float* replaced);
+  static void gather_logits(context&, const float* logits, std::int64_t vocab, std::span<const std::int32_t> rows,
+                            std::span<const std::int32_t> tokens, float* out);
   // memory_fraction of the device memory free now (after weights and workspace).
   static std::size_t kv_budget_bytes(context&, double memory_fraction);
   static buffer<T> load(context&, const model::plan_entry& e);

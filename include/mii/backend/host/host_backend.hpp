@@ -109,6 +109,18 @@ struct host {
   static void sample(context&, const float* logits, std::int32_t rows, std::int64_t vocab,
                      std::span<const runtime::sample_params> params, std::span<const std::int32_t> eos_ids,
                      std::int32_t* out);
+  // Log-probability inputs of the listed rows, from the logits as they are: log(sum(exp(x))) and
+  // the top_n largest logits with their ids (descending, lower id first on ties). Host memory out:
+  // lse[rows.size()], top_ids / top_logits[rows.size() * top_n].
+  static void summarize_rows(context&, const float* logits, std::int64_t vocab, std::span<const std::int32_t> rows,
+                             std::int32_t top_n, float* lse, std::int32_t* top_ids, float* top_logits);
+  // Applies the edits in place (runtime::apply_edit); `replaced` (host, edits.size(), or null)
+  // receives each logit as it was. At most one edit per (row, token).
+  static void edit_logits(context&, float* logits, std::int64_t vocab, std::span<const runtime::logit_edit> edits,
+                          float* replaced);
+  // out[i] = logits[rows[i] * vocab + tokens[i]], into host memory.
+  static void gather_logits(context&, const float* logits, std::int64_t vocab, std::span<const std::int32_t> rows,
+                            std::span<const std::int32_t> tokens, float* out);
   // Bytes the KV cache may take: memory_fraction of 1 GiB on the host (override with
   // model_config.kv_cache_blocks).
   static std::size_t kv_budget_bytes(context&, double memory_fraction) { return std::size_t(memory_fraction * double(1u << 30)); }

@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Writes every figure of bench/RESULTS.md from the committed result JSON (stdlib only).
+
+  python3 bench/results_md.py            rewrites the generated blocks of bench/RESULTS.md
+  python3 bench/results_md.py --check    exits 1, with a diff, when RESULTS.md differs from them
+  (--file PATH and --results DIR: another RESULTS.md / results folder, for tests)
+
+A generated block is
+    <!-- generated: KIND key=value ... -->
+    ...
+    <!-- end generated -->
+and its body is replaced by what KIND renders from bench/results/<run>/ (run=...). Text outside
+the blocks is prose and must hold no measured figure: a figure without a JSON file behind it
+cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
+
+Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer
+(see the render_* functions). Shapes: the bench/configs/<shape> names (mistral-7b, llama3-8b).
+"""
+import argparse
+import difflib
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BLOCK = re.compile(r"(<!-- generated: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+
+SHAPE_NAMES = {"mistral-7b": "Mistral-7B", "llama3-8b": "Llama-3-8B"}
+PEERS = [("transformers-eager", "transformers eager"), ("transformers-compile", "transformers static + compile"),
+         ("llama.cpp", "llama.cpp")]
+LOWER_IS_BETTER = {"time_to_first_token", "decode_step", "wall"}
+# The rows of the main table: (scenario, figure, label shown).
+MAIN_ROWS = [("latency", "time_to_first_token", "time to first token"), ("latency", "decode_step", "decode step"),
+             ("latency", "decode_tokens_per_s", "decode tokens/s"), ("prefill", "prefill_tokens_per_s", "tokens/s"),
+             ("throughput", "output_tokens_per_s", "output tokens/s"),
+             ("throughput", "total_tokens_per_s", "total tokens/s")]
+UNITS = {"time_to_first_token": "ms", "decode_step": "ms"}
+
+
+class MissingData(Exception):
+    pass
+
+
+# ---- reading ----------------------------------------------------------------------------------
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class Run:
+    """One folder of result JSON (bench/results/<run>/)."""
+
+    def __init__(self, results_dir, run):
+        self.name = run
+        self.dir = os.path.join(results_dir, run)
+        if not os.path.isdir(self.dir):
+            raise MissingData(f"no results folder {self.dir}")
+
+    def doc(self, rel, required=True):
+        path = os.path.join(self.dir, rel)
+        if not os.path.exists(path):
+            if required:
+                raise MissingData(f"{path} is missing")
+            return None
+        return load(path)
+
+    def mii(self, shape):
+        return self.doc(f"mii-{shape}.json")
+
+    def peer(self, runner, shape):
+        for p in sorted(glob.glob(os.path.join(self.dir, "*.json"))):
+            d = load(p)
+            if d.get("runner") == runner and os.path.basename(d.get("model", "").rstrip("/")) == shape:
+                return d
+        return None
+
+
+def figure(doc, scenario, name, config=None):
+    """The figure dict of `scenario` (whose config includes `config`), or None."""
+    for r in doc.get("results", []):
+        if r["scenario"] != scenario:
+            continue
+        if config and any(r.get("config", {}).get(k) != v for k, v in config.items()):
+            continue
+        if name in r["figures"]:
+            return r["figures"][name]
+    return None
+
+
+def value(doc, scenario, name, config=None):
+    f = figure(doc, scenario, name, config) if doc else None
+    return None if f is None else f["value"]
+
+
+# ---- formatting -------------------------------------------------------------------------------
+
+def num(v, unit=""):
+    """A figure as RESULTS.md writes it: ms and s with two decimals, rates by size."""
+    if unit in ("ms", "s"):
+        return f"{v:.2f} {unit}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def times(r):
+    return f"{r:.2f}×"
+
+
+def commit_of(doc):
+    c = doc.get("commit", "unknown")
+    return "not recorded" if c in ("", "unknown") else c
+
+
+# ---- renderers --------------------------------------------------------------------------------
+
+def render_run_header(run, args):
+    """Machine, peers' versions, ceilings and commit of each shape's run."""
+    shapes = args["shapes"].split(",")
+    lines = []
+    first = run.mii(shapes[0])
+    lines.append(f"GPU: {first['gpu']}. mii commit: " +
+                 ", ".join(f"{commit_of(run.mii(s))} ({SHAPE_NAMES[s]})" for s in shapes) + ".")
+    hf = next((d for d in (run.peer("transformers-eager", s) for s in shapes) if d), None)
+    lc = next((d for d in (run.peer("llama.cpp", s) for s in shapes) if d), None)
+    if hf:
+        lines.append(f"Peers: transformers {hf.get('transformers', '?')} with torch {hf.get('torch', '?')}" +
+                     (f"; llama.cpp {lc['llama_cpp'].split()[0][:7]} ({lc.get('settings', '')})" if lc else "") + ".")
+    for s in shapes:
+        r = run.mii(s)["roofline"]
+        lines.append(f"Ceilings measured by `mii-bench --roofline` in the {SHAPE_NAMES[s]} run: copy "
+                     f"{r['copy_bytes_per_s'] / 1e12:.2f} TB/s, bf16 GEMM {r['bf16_flops_per_s'] / 1e12:.0f} TFLOP/s.")
+    return "\n".join(lines)
+
+
+def render_shape_title(run, args):
+    shape = args["shape"]
+    d = run.mii(shape)
+    cfg = load(os.path.join(ROOT, "bench", "configs", shape, "config.json"))
+    params = d["weight_bytes"] / 2  # bf16
+    return (f"### {SHAPE_NAMES[shape]} shape ({params / 1e9:.2f} B parameters, {d['weight_bytes'] / 1e9:.2f} GB of "
+            f"bf16 weights, vocabulary {cfg['vocab_size']:,})")
+
+
+def render_main_table(run, args):
+    shape = args["shape"]
+    mii = run.mii(shape)
+    peers = [(label, run.peer(runner, shape)) for runner, label in PEERS]
+    gemm = mii["roofline"]["bf16_flops_per_s"]
+    head = ["scenario", "figure", "mii", "floor", "mii ÷ floor"] + [label for label, _ in peers] + ["mii vs best peer"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    last_scenario = None
+    for scenario, name, label in MAIN_ROWS:
+        f = figure(mii, scenario, name)
+        if f is None:
+            continue
+        r = next(x for x in mii["results"] if x["scenario"] == scenario)
+        c = r.get("config", {})
+        if scenario == last_scenario:
+            title = ""
+        elif scenario == "latency":
+            title = f"latency ({c['batch']} × {c['prompt']} in, {c['gen']} out)"
+        elif scenario == "prefill":
+            title = f"prefill ({c['batch']} × {c['prompt']})"
+        else:
+            title = f"offline throughput ({c['batch']} × ({c['prompt']} in, {c['gen']} out))"
+        last_scenario = scenario
+        unit = UNITS.get(name, "")
+        v, fl = f["value"], f.get("floor", 0)
+        low = name in LOWER_IS_BETTER
+        if not fl:
+            floor, vs_floor = "", ""
+        elif name == "prefill_tokens_per_s":
+            tflops = value(mii, "prefill", "model_tflops")
+            floor, vs_floor = num(fl, unit), f"{100 * tflops * 1e12 / gemm:.0f} % of GEMM"
+        else:
+            floor, vs_floor = num(fl, unit), times(v / fl if low else fl / v)
+        cells = [title, label, num(v, unit), floor, vs_floor]
+        peer_values = []
+        for _, p in peers:
+            pv = value(p, scenario, name)
+            cells.append(num(pv, unit) if pv else "–")
+            if pv:
+                peer_values.append(pv)
+        if peer_values:
+            best = min(peer_values) if low else max(peer_values)
+            cells.append(times(best / v if low else v / best))
+        else:
+            cells.append("")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def render_load_table(run, args):
+    shape = args["shape"]
+    mii = run.mii(shape)
+    loads = [r for r in mii["results"] if r["scenario"] == "load"]
+    if not loads:
+        raise MissingData(f"mii-{shape}.json has no load scenario")
+    c = loads[0]["config"]
+    plo, phi = c["prompt"].split(":")
+    glo, ghi = c["gen"].split(":")
+    sla = dict(kv.split("<=") if "<=" in kv else kv.split(">=") for kv in c["sla"].split(","))
+    lines = [f"Closed loop, prompts uniform in {plo}–{phi} tokens, {glo}–{ghi} generated, {c['requests']} requests "
+             f"per point; SLA: time to first token ≤ {float(sla['ttft'].rstrip('s')):g} s and ≥ "
+             f"{float(sla['tps']):g} tokens/s per request.", "",
+             "| clients | requests/s | output tokens/s | latency p50 / p90 / p99 | TTFT p50 / p99 | effective requests/s (SLA) |",
+             "|---|---|---|---|---|---|"]
+    for r in loads:
+        f = {k: x["value"] for k, x in r["figures"].items()}
+        lines.append(f"| {r['config']['clients']} | {f['requests_per_s']:.2f} | {num(f['output_tokens_per_s'])} | "
+                     f"{f['latency_p50']:.2f} / {f['latency_p90']:.2f} / {f['latency_p99']:.2f} s | "
+                     f"{f['ttft_p50']:.2f} / {f['ttft_p99']:.2f} s | {f['effective_requests_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def render_cold_table(run, args):
+    """Process start to first token from a real checkpoint file (mii-cold-<shape>.json)."""
+    lines = ["| shape | checkpoint | exec → main | weights → device | first token | process start → first token |",
+             "|---|---|---|---|---|---|"]
+    for shape in args["shapes"].split(","):
+        d = run.doc(f"mii-cold-{shape}.json", required=False)
+        if d is None:
+            lines.append(f"| {SHAPE_NAMES[shape]} | not measured in this run | | | | |")
+            continue
+        f = {k: x["value"] for k, x in d["results"][0]["figures"].items()}
+        lines.append(f"| {SHAPE_NAMES[shape]} | {d['weight_bytes'] / 1e9:.2f} GB, in the page cache | "
+                     f"{f['exec_to_main']:.2f} s | {f['load_weights']:.2f} s | {f['first_token']:.2f} s | "
+                     f"{f['process_start_to_first_token']:.2f} s |")
+    return "\n".join(lines)
+
+
+def render_same_call(run, args):
+    """mii re-measured in the call that ran the compile peer, against the main run."""
+    parts, worst, commits = [], 0.0, set()
+    for shape in args["shapes"].split(","):
+        d = run.doc(os.path.join("same-call", f"mii-{shape}-with-compile-peer.json"))
+        main = run.mii(shape)
+        commits.add(commit_of(d))
+        step, tps = value(d, "latency", "decode_step"), value(d, "throughput", "output_tokens_per_s")
+        parts.append(f"{step:.2f} ms / {num(tps)} tok/s ({SHAPE_NAMES[shape]})")
+        for sc, name in (("latency", "decode_step"), ("throughput", "output_tokens_per_s")):
+            worst = max(worst, abs(value(d, sc, name) / value(main, sc, name) - 1))
+    return (f"In the call that ran the compile peer, mii gave {' and '.join(parts)} (decode step / output tokens/s), within "
+            f"{100 * worst:.1f} % of the main run, so the ratios use the main run (commit of that call: "
+            f"{', '.join(sorted(commits))}).")
+
+
+def render_goals(run, args):
+    """Issue 7's goals, each result and verdict computed from the JSON."""
+    shapes = args["shapes"].split(",")
+    rows = ["| goal | result |", "|---|---|"]
+
+    def verdict(ok):
+        return "met" if ok else "not met"
+
+    parts = []
+    for s in shapes:
+        d = run.mii(s)
+        f = figure(d, "latency", "decode_step")
+        tps = value(d, "latency", "decode_tokens_per_s")
+        ratio = f["value"] / f["floor"]
+        parts.append(f"{SHAPE_NAMES[s]}: {f['value']:.2f} ms = {ratio:.2f}× the floor ({verdict(ratio <= 1.15)}; "
+                     f"1.15× is {1.15 * f['floor']:.2f} ms), {tps:.0f} tokens/s ({verdict(tps >= 180)})")
+    rows.append("| batch-1 decode ≤ 1.15× floor, ≥ 180 tokens/s | " + "; ".join(parts) + " |")
+
+    parts = []
+    for s in shapes:
+        d = run.mii(s)
+        pct = 100 * value(d, "prefill", "model_tflops") * 1e12 / d["roofline"]["bf16_flops_per_s"]
+        eager = value(run.peer("transformers-eager", s), "prefill", "prefill_tokens_per_s")
+        ahead = value(d, "prefill", "prefill_tokens_per_s") / eager
+        parts.append(f"{SHAPE_NAMES[s]}: {pct:.0f} % of the GEMM rate ({value(d, 'prefill', 'model_tflops'):.0f} "
+                     f"TFLOP/s of model FLOPs), {ahead:.2f}× transformers eager ({verdict(pct >= 60 and ahead > 1)})")
+    rows.append("| prefill 8 × 2048 ≥ 60 % of the GEMM rate, ahead of transformers | " + "; ".join(parts) + " |")
+
+    parts = []
+    for s in shapes:
+        d = run.mii(s)
+        f = figure(d, "throughput", "output_tokens_per_s")
+        compile_ = value(run.peer("transformers-compile", s), "throughput", "output_tokens_per_s")
+        need = 3 * compile_
+        parts.append(f"{SHAPE_NAMES[s]}: {num(f['value'])} tok/s = {f['value'] / compile_:.2f}× the static-cache + "
+                     f"compile peer ({num(compile_)} tok/s; {verdict(f['value'] >= need)}). 3× that is {num(need)} "
+                     f"tok/s, {100 * need / f['floor']:.0f} % of this shape's floor ({num(f['floor'])} tok/s: the "
+                     f"prompts' FLOPs at the measured GEMM rate + every step reading weights and KV at the measured "
+                     f"copy rate); mii is at {f['floor'] / f['value']:.2f}× the floor")
+    rows.append("| throughput 64 × (512, 128) ≥ 3× transformers static cache + compile | " + "; ".join(parts) + " |")
+
+    parts = []
+    for s in shapes:
+        d = run.doc(f"mii-cold-{s}.json", required=False)
+        if d is None:
+            parts.append(f"{SHAPE_NAMES[s]}: not measured in this run")
+            continue
+        t = value(d, "cold", "process_start_to_first_token")
+        parts.append(f"{SHAPE_NAMES[s]}: {t:.2f} s ({verdict(t <= 10)})")
+    rows.append("| cold start ≤ 10 s | " + "; ".join(parts) + " |")
+
+    parts = []
+    for s in shapes:
+        d = run.mii(s)
+        other = d["gpu_used_after_load"] - d["gpu_used_before"] - d["weight_bytes"] - d["kv_cache_bytes"]
+        free_after_weights = d["gpu_memory_total"] - d["gpu_used_before"] - d["weight_bytes"]
+        parts.append(f"{SHAPE_NAMES[s]}: weights {d['weight_bytes'] / 1e9:.2f} GB + KV cache "
+                     f"{d['kv_cache_bytes'] / 1e9:.2f} GB ({100 * d['kv_cache_bytes'] / free_after_weights:.0f} % of the "
+                     f"memory free after the weights) + {other / 1e9:.2f} GB of other device memory after loading: CUDA "
+                     f"context, cuBLASLt workspace, step buffers ({verdict(other < 2e9)})")
+    rows.append("| peak memory: weights + KV + < 2 GB workspace | " + "; ".join(parts) + " |")
+    return "\n".join(rows)
+
+
+def render_tokenizer(run, args):
+    d = run.doc("tokenizer-bench.json", required=False)
+    if d is None:
+        return ("No committed measurement in this run: the figures an earlier version of this page gave had no "
+                "JSON behind them and were dropped. To measure (GPU machine's CPU, `.cache/tokenizers` carried): "
+                "`bash tools/gpu/build.sh tokenizer-bench && RESULTS=$OUT bash bench/run_tokenizer_bench.sh build-gpu 3`; "
+                "commit `$OUT/tokenizer-bench.json` into that machine's run folder `bench/results/<date>-<machine>/` "
+                "and point a `tokenizer` block at it.")
+    hf = {r["tokenizer"]: r for r in d.get("hf", [])}
+    any_row = d["mii"][0]
+    lines = [f"CPU: {d.get('cpu', '?')}, one core; {any_row['text_bytes'] / 1e6:.2f} MB of text in "
+             f"{any_row['chunks']:,} paragraphs; HF tokenizers {next(iter(hf.values())).get('version', '?') if hf else '(not run)'} "
+             f"with parallelism off; mii commit {commit_of(d)}.", "",
+             "| tokenizer | mii MB/s | HF tokenizers MB/s | ratio | mii load | HF load | tokens |", "|---|---|---|---|---|---|---|"]
+    for m in d["mii"]:
+        h = hf.get(m["tokenizer"])
+        same = "" if not h else (" (same)" if h["tokens"] == m["tokens"] else f" (HF: {h['tokens']:,})")
+        lines.append(f"| {m['tokenizer']} | {m['encode_mb_s']:.1f} | {h['encode_mb_s']:.2f} | "
+                     f"{m['encode_mb_s'] / h['encode_mb_s']:.2f}× | {m['load_ms']:.1f} ms | {h['load_ms']:.0f} ms | "
+                     f"{m['tokens']:,}{same} |" if h else
+                     f"| {m['tokenizer']} | {m['encode_mb_s']:.1f} | – | | {m['load_ms']:.1f} ms | | {m['tokens']:,} |")
+    return "\n".join(lines)
+
+
+def render_serve_load(run, args):
+    """The load scenario in-process (mii-bench) and through HTTP (mii-serve + mii-serve-load)."""
+    inproc = run.doc(args["inproc"])
+    http = run.doc(args["http"])
+    r = next(x for x in inproc["results"] if x["scenario"] == "load")
+    f = {k: x["value"] for k, x in r["figures"].items()}
+    c = r["config"]
+    lines = [f"{c['clients']} closed-loop clients, {c['requests']} requests, prompts uniform in {c['prompt']} tokens, "
+             f"{c['gen']} generated (the same distributions, not the same draws); mii commit {commit_of(inproc)}.", "",
+             "| path | requests/s | output tokens/s | effective requests/s (SLA) | latency p50 / p90 / p99 | TTFT p50 / p99 |",
+             "|---|---|---|---|---|---|",
+             f"| in-process (`mii-bench --scenario load`) | {f['requests_per_s']:.2f} | {num(f['output_tokens_per_s'])} | "
+             f"{f['effective_requests_per_s']:.2f} | {f['latency_p50']:.2f} / {f['latency_p90']:.2f} / {f['latency_p99']:.2f} s | "
+             f"{f['ttft_p50']:.2f} / {f['ttft_p99']:.2f} s |",
+             f"| HTTP, streamed (`mii-serve` + `mii-serve-load`) | {http['requests_per_s']:.2f} | "
+             f"{num(http['output_tokens_per_s'])} | {http['effective_requests_per_s']:.2f} | "
+             f"{http['latency_p50']:.2f} / {http['latency_p90']:.2f} / {http['latency_p99']:.2f} s | "
+             f"{http['ttft_p50']:.2f} / {http['ttft_p99']:.2f} s |", "",
+             f"HTTP's effective throughput is {100 * http['effective_requests_per_s'] / f['effective_requests_per_s']:.1f} % "
+             f"of in-process; its median latency differs by {1000 * (http['latency_p50'] - f['latency_p50']):+.0f} ms "
+             f"(the draws differ, so this is within the runs' spread, not the cost of HTTP itself)."]
+    return "\n".join(lines)
+
+
+def render_prefix_cache(run, args):
+    """Prefix caching on and off, through mii-serve: shared system prompt, and nothing shared."""
+    shape = args["shape"]
+    d = {(w, c): run.doc(f"prefix-{w}-{c}-{shape}.json") for w in ("shared", "distinct") for c in ("on", "off")}
+    s = d[("shared", "on")]
+    lines = [f"{SHAPE_NAMES[shape]} shape; {s['requests']} requests sent at once ({s['clients']} clients), "
+             f"{s['gen'].split(':')[0]} tokens out each. *shared*: a {s['shared_prefix']:,}-token system prompt common "
+             f"to all, then {s['prompt'].split(':')[0]} distinct tokens; *distinct*: "
+             f"{d[('distinct', 'on')]['prompt'].split(':')[0]} distinct tokens each.", "",
+             "| workload | prefix caching | output tokens/s | wall | TTFT p50 / p99 | latency p50 |", "|---|---|---|---|---|---|"]
+    for w in ("shared", "distinct"):
+        for c in ("on", "off"):
+            x = d[(w, c)]
+            lines.append(f"| {w} | {c} | {num(x['output_tokens_per_s'])} | {x['wall_s']:.2f} s | "
+                         f"{x['ttft_p50']:.2f} / {x['ttft_p99']:.2f} s | {x['latency_p50']:.2f} s |")
+    on, off = d[("shared", "on")], d[("shared", "off")]
+    don, doff = d[("distinct", "on")], d[("distinct", "off")]
+    lines += ["", f"Shared prompt: {on['output_tokens_per_s'] / off['output_tokens_per_s']:.2f}× the throughput and "
+                  f"{off['ttft_p50'] / on['ttft_p50']:.1f}× faster median time to first token with caching (goals: ≥ 3× "
+                  f"and ≥ 5×); nothing shared: caching on runs at "
+                  f"{100 * don['output_tokens_per_s'] / doff['output_tokens_per_s']:.1f} % of caching off (goal: cost ≤ 2 %)."]
+    return "\n".join(lines)
+
+
+RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title, "main-table": render_main_table,
+             "load-table": render_load_table, "cold-table": render_cold_table, "same-call": render_same_call,
+             "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
+             "prefix-cache": render_prefix_cache}
+
+
+# ---- the file ---------------------------------------------------------------------------------
+
+def generate(text, results_dir):
+    def replace(m):
+        words = m.group("spec").split()
+        kind, args = words[0], dict(w.split("=", 1) for w in words[1:])
+        if kind not in RENDERERS:
+            raise SystemExit(f"results_md.py: unknown block kind '{kind}' (known: {', '.join(RENDERERS)})")
+        try:
+            body = RENDERERS[kind](Run(results_dir, args["run"]), args)
+        except (MissingData, KeyError, TypeError, ZeroDivisionError) as e:
+            raise SystemExit(f"results_md.py: block '{m.group('spec')}': {type(e).__name__}: {e}")
+        return m.group(1) + body.rstrip("\n") + "\n" + m.group(4)
+    return BLOCK.sub(replace, text)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="compare instead of rewriting; exit 1 on a difference")
+    ap.add_argument("--file", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "results"))
+    a = ap.parse_args(argv)
+    with open(a.file) as f:
+        text = f.read()
+    if not BLOCK.search(text):
+        raise SystemExit(f"results_md.py: {a.file} has no generated block")
+    new = generate(text, a.results)
+    if a.check:
+        if new != text:
+            sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), a.file,
+                                                       "generated from the JSON"))
+            print(f"\n{a.file} differs from what bench/results_md.py generates: run `python3 bench/results_md.py` "
+                  "(and change the JSON or the script, never the figures by hand)")
+            return 1
+        return 0
+    if new != text:
+        with open(a.file, "w") as f:
+            f.write(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
