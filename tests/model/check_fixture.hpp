@@ -1,0 +1,102 @@
+// check_fixture<Model>(fixture, reference): one architecture against transformers' fp32 logits and
+// greedy tokens (whole prompts, chunks through the KV cache, ragged steps, 32 greedy steps), on the
+// host backend. Shared by the fixture test files of tests/model/ (one file per model family).
+#pragma once
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <numeric>
+
+#include <mii/backend/host/host_backend.hpp>
+#include <mii/models/all.hpp>
+#include <mii/parallel/single.hpp>
+#include <mii/runtime/model_runner.hpp>
+
+#include "fixture_runs.hpp"
+#include "fixtures.hpp"
+#include "test_files.hpp"
+
+namespace mii::test {
+
+
+// Max relative error of fp32 host logits against transformers' fp32 logits. Measured worst over
+// every fixture and section: 1.4e-6 (rounding of fp32 sums in another order). 1e-5 leaves 7x of
+// margin and still catches real mistakes: 1e-4 passed llama3 with rope_theta 499900 instead of
+// 500000 (5.1e-5), which the test below guards.
+constexpr double tolerance = 1e-5;
+
+template <class Model>
+struct harness {
+  backend::host::context ctx{2};
+  parallel::single comm;
+  runtime::model_runner<Model, backend::host, parallel::single> runner;
+
+  explicit harness(const std::filesystem::path& dir) : runner(ctx, comm, dir, test::fixture_config()) {}
+  explicit harness(const std::string& fixture) : harness(test::fixture_dir(fixture)) {}
+};
+
+// Each prompt's logits in one step each.
+template <class Model>
+inline std::vector<std::vector<float>> whole_prompts(harness<Model>& h, const test::model_reference& ref) {
+  std::vector<std::vector<test::piece>> steps;
+  for (int s = 0; s < int(ref.prompts.size()); ++s) steps.push_back({{s, 0, std::int64_t(ref.prompts[std::size_t(s)].size())}});
+  return test::run_pieces(h.runner, ref, steps);
+}
+
+
+template <class Model>
+void check_fixture(const std::string& fixture, const std::string& reference_fixture) {
+  INFO("fixture " << fixture);
+  const auto ref = test::load_reference(reference_fixture);
+  harness<Model> h(fixture);
+  REQUIRE(h.runner.shape().vocab == ref.vocab);
+  const int n = int(ref.prompts.size());
+  auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
+  auto compare = [&](const std::vector<std::vector<float>>& got, const char* what) {
+    for (int s = 0; s < n; ++s) {
+      INFO(what << ", prompt " << s);
+      REQUIRE(got[std::size_t(s)].size() == ref.logits[std::size_t(s)].size());
+      CHECK(test::max_relative_error(got[std::size_t(s)].data(), ref.logits[std::size_t(s)].data(),
+                                     got[std::size_t(s)].size()) <= tolerance);
+    }
+  };
+
+  SECTION("each prompt in one step") { compare(whole_prompts(h, ref), "one step"); }
+  SECTION("each prompt in chunks through the KV cache") {
+    std::vector<std::vector<piece>> steps;
+    for (int s = 0; s < n; ++s)
+      for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
+        steps.push_back({{s, b, std::min(len(s), b + size)}});
+    compare(test::run_pieces(h.runner, ref, steps), "chunked");
+  }
+  SECTION("ragged steps mixing prompts and chunk sizes") {
+    // step 1: prompt 0 whole + the start of 1 and 2; step 2: the rest of 1 + more of 2; step 3: rest of 2
+    const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
+    const std::vector<std::vector<piece>> steps = {
+        {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
+    compare(test::run_pieces(h.runner, ref, steps), "ragged");
+  }
+  SECTION("greedy continuation matches token for token") {
+    for (int s = 0; s < n; ++s) {
+      INFO("prompt " << s);
+      std::vector<std::int32_t> tokens = ref.prompts[std::size_t(s)];
+      const auto& expected = ref.greedy[std::size_t(s)];
+      const auto blocks = test::interleaved_blocks(h.runner, std::int64_t(tokens.size() + expected.size()), 0, 1);
+      std::int64_t cached = 0;
+      runtime::sample_params greedy;
+      for (std::size_t step = 0; step < expected.size(); ++step) {
+        const std::int64_t total = std::int64_t(tokens.size());
+        const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, blocks,
+                                        h.runner.rope_row(total), runtime::step_chunk::logits::last};
+        h.runner.forward(std::span(&chunk, 1));
+        cached = total;
+        tokens.push_back(h.runner.sample(std::span(&greedy, 1), {})[0]);
+      }
+      const std::vector<std::int32_t> got(tokens.end() - std::ptrdiff_t(expected.size()), tokens.end());
+      CHECK(got == expected);
+    }
+  }
+}
+
+
+}  // namespace mii::test
