@@ -1,5 +1,5 @@
 // The corpus (tests/fixtures/tokenizer/corpus.jsonl) against the Hugging Face oracle's ids and
-// texts, for the real Llama-2, Llama-3 and Qwen3 tokenizer.json files. Any difference fails.
+// texts, for the real Llama-2, Llama-3, Qwen3 and Gemma 3 tokenizer.json files. Any difference fails.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -34,7 +34,7 @@ TEST_CASE("expected files from the oracle exist", "[tokenizer][corpus]") {
   std::size_t found = 0;
   for (const auto& name : tokenizer_names())
     if (expected(name)) ++found;
-  INFO("looked in " << expected_dir().string() << " for expected_{llama2,llama3,qwen3}.jsonl");
+  INFO("looked in " << expected_dir().string() << " for expected_{llama2,llama3,qwen3,gemma3}.jsonl");
   REQUIRE(found == tokenizer_names().size());
 }
 

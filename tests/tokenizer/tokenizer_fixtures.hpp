@@ -15,7 +15,7 @@
 namespace mii_test {
 
 inline const std::vector<std::string>& tokenizer_names() {
-  static const std::vector<std::string> names{"llama2", "llama3", "qwen3"};
+  static const std::vector<std::string> names{"llama2", "llama3", "qwen3", "gemma3"};
   return names;
 }
 
