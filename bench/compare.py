@@ -32,8 +32,14 @@ def main(folder):
         print(head)
         for d in mii:
             for r in d["results"]:
-                # The load scenario repeats its figures per client count: say which.
-                label = f"load c={r['config']['clients']}" if "clients" in r.get("config", {}) else r["scenario"]
+                # The load scenario repeats its figures per client count, the grid per (prompt, output): say which.
+                cfg = r.get("config", {})
+                if r["scenario"] == "grid":
+                    label = f"grid {cfg.get('prompt')}/{cfg.get('gen')}"
+                elif "clients" in cfg:
+                    label = f"load c={cfg['clients']}"
+                else:
+                    label = r["scenario"]
                 for name, f in r["figures"].items():
                     v, fl = f["value"], f.get("floor", 0)
                     low = name in LOWER_IS_BETTER

@@ -13,8 +13,9 @@ and its body is replaced by what KIND renders from bench/results/<run>/ (run=...
 the blocks is prose and must hold no measured figure: a figure without a JSON file behind it
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
-Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer
-(see the render_* functions). Shapes: the bench/configs/<shape> names (mistral-7b, llama3-8b).
+Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
+serve-load, prefix-cache, grid-table (see the render_* functions). Shapes: the bench/configs/<shape>
+names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
 import argparse
 import difflib
@@ -27,7 +28,7 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 BLOCK = re.compile(r"(<!-- generated: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
-SHAPE_NAMES = {"mistral-7b": "Mistral-7B", "llama3-8b": "Llama-3-8B"}
+SHAPE_NAMES = {"mistral-7b": "Mistral-7B", "llama3-8b": "Llama-3-8B", "mixtral-8x7b": "Mixtral-8x7B"}
 PEERS = [("transformers-eager", "transformers eager"), ("transformers-compile", "transformers static + compile"),
          ("llama.cpp", "llama.cpp")]
 LOWER_IS_BETTER = {"time_to_first_token", "decode_step", "wall"}
@@ -37,6 +38,15 @@ MAIN_ROWS = [("latency", "time_to_first_token", "time to first token"), ("latenc
              ("throughput", "output_tokens_per_s", "output tokens/s"),
              ("throughput", "total_tokens_per_s", "total tokens/s")]
 UNITS = {"time_to_first_token": "ms", "decode_step": "ms"}
+
+# TensorRT-LLM's published offline throughput (output tokens/s, trtllm-bench, one GPU) for
+# Llama-3.1-8B with FP8 weights (nvidia/Llama-3.1-8B-Instruct-FP8) on an H200, by (input, output)
+# length: NVIDIA/TensorRT-LLM docs/source/performance/perf-overview.md (read at commit 00f3768).
+# Published figures, cited beside ours; not run here.
+TRTLLM_SOURCE = ("TensorRT-LLM's `docs/source/performance/perf-overview.md` (NVIDIA/TensorRT-LLM at 00f3768): "
+                 "Llama-3.1-8B-Instruct-FP8 on one H200, trtllm-bench")
+TRTLLM_H200_FP8_LLAMA31_8B = {(128, 128): 27911, (128, 2048): 26221, (2048, 128): 3538, (500, 2000): 20770,
+                              (2048, 2048): 12194}
 
 
 class MissingData(Exception):
@@ -223,6 +233,7 @@ def render_cold_table(run, args):
     """Process start to first token from a real checkpoint file (mii-cold-<shape>.json)."""
     lines = ["| shape | checkpoint | exec → main | weights → device | first token | process start → first token |",
              "|---|---|---|---|---|---|"]
+    split = []
     for shape in args["shapes"].split(","):
         d = run.doc(f"mii-cold-{shape}.json", required=False)
         if d is None:
@@ -232,6 +243,14 @@ def render_cold_table(run, args):
         lines.append(f"| {SHAPE_NAMES[shape]} | {d['weight_bytes'] / 1e9:.2f} GB, in the page cache | "
                      f"{f['exec_to_main']:.2f} s | {f['load_weights']:.2f} s | {f['first_token']:.2f} s | "
                      f"{f['process_start_to_first_token']:.2f} s |")
+        if "open_plan" in f:  # mii-bench since issue 19 splits the load
+            split.append(f"| {SHAPE_NAMES[shape]} | {f['cuda_init']:.2f} s | {f['open_plan']:.3f} s | "
+                         f"{f['weights_to_device']:.2f} s ({f['weights_gb_per_s']:.1f} GB/s) | {f['kv_cache']:.2f} s | "
+                         f"{f['load_weights'] - f['open_plan'] - f['weights_to_device'] - f['kv_cache']:.2f} s |")
+    if split:
+        lines += ["", "Where the load's time went (weights → device above is the whole pipeline construction):", "",
+                  "| shape | CUDA init | open + plan | weights read, copied, converted | KV cache | other (tokenizer, "
+                  "engine thread) |", "|---|---|---|---|---|---|"] + split
     return "\n".join(lines)
 
 
@@ -387,10 +406,91 @@ def render_prefix_cache(run, args):
     return "\n".join(lines)
 
 
+# ---- the throughput grid ----------------------------------------------------------------------
+
+def experts_touched(cost, batch):
+    """Distinct experts a layer runs for `batch` tokens under uniform top-k routing: E(1 - (1 - k/E)^B)."""
+    e, k = cost.get("experts", 0), cost.get("top_k", 0)
+    if e <= 0:
+        return 0.0
+    return e * (1.0 - (1.0 - min(k, e) / e) ** max(batch, 1.0))
+
+
+def step_weight_bytes(cost, batch):
+    """Weight bytes a decode step of `batch` tokens reads (bench/cost_model.hpp, cost_model::step_weight_bytes)."""
+    b = max(batch, 1.0)
+    return (cost["weight_bytes"] - cost.get("table_bytes", 0) + b * cost.get("table_row_bytes", 0) -
+            cost.get("sparse_layers", 0) * (cost.get("experts", 0) - experts_touched(cost, b)) *
+            cost.get("expert_bytes", 0))
+
+
+def grid_floor(cost, roofline, prompt, output, requests, concurrency):
+    """bench/cost_model.hpp's throughput_floor(): every prompt at the GEMM rate, then
+    requests * (output - 1) / B decode steps, each the longer of its bytes (the weights it reads + B
+    sequences' KV at prompt + output/2 tokens) at the copy rate and its FLOPs (B tokens' layers,
+    lm_head and attention) at the GEMM rate. Returns (seconds, decode step seconds, memory bound)."""
+    bw, gemm = roofline["copy_bytes_per_s"], roofline["bf16_flops_per_s"]
+    if not bw or not gemm or requests <= 0:
+        return 0.0, 0.0, False
+    b = max(1.0, min(concurrency, requests))
+    ctx = prompt + output / 2.0
+    prompt_flops = (prompt * 2 * cost["matmul_params"] + 2 * cost["head_params"] +
+                    cost["attn_flops_per_pair"] * prompt * prompt / 2.0)
+    steps = requests * max(output - 1.0, 0.0) / b
+    bytes_s = (step_weight_bytes(cost, b) + b * ctx * cost["kv_bytes_per_token"]) / bw
+    flops_s = b * (2 * cost["matmul_params"] + 2 * cost["head_params"] + cost["attn_flops_per_pair"] * ctx) / gemm
+    step = max(bytes_s, flops_s)
+    return requests * prompt_flops / gemm + steps * step, step, bytes_s >= flops_s
+
+
+def render_grid_table(run, args):
+    """mii-bench --scenario grid (mii-grid-<shape>.json) beside TensorRT-LLM's published FP8 H200 figures.
+    Each floor is recomputed from the JSON's cost model and ceilings: a floor that bench/cost_model.hpp
+    and grid_floor() disagree on stops the page."""
+    shape = args["shape"]
+    d = run.doc(args.get("file", f"mii-grid-{shape}.json"))
+    cells = [r for r in d["results"] if r["scenario"] == "grid"]
+    if not cells:
+        raise MissingData(f"mii-grid-{shape}.json has no grid scenario")
+    cost, roof = d["cost_model"], d["roofline"]
+    c0 = cells[0]["config"]
+    lines = [f"{SHAPE_NAMES[shape]} shape, bf16 weights (random values), {d['gpu']}, mii commit {commit_of(d)}. Engine "
+             f"budgets per forward: {int(c0['max_batch_tokens']):,} tokens and {int(c0['max_seqs']):,} sequences; KV "
+             f"cache {int(c0['kv_blocks']):,} blocks of {c0['kv_block_size']} tokens. Requests in flight: up to the "
+             f"sequence budget and what the KV cache holds at full length (*kv*), lowered where one wave's floor would "
+             f"pass the cell's time budget (*time*).", "",
+             "| input / output | requests | in flight (cap) | mii output tokens/s | floor | mii ÷ floor | decode step "
+             "bound | TensorRT-LLM (published, FP8, not run here) | mii ÷ published |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    preempted = []
+    for r in cells:
+        c, f = r["config"], r["figures"]["output_tokens_per_s"]
+        p, o, n, b = int(c["prompt"]), int(c["gen"]), int(c["requests"]), int(c["concurrency"])
+        floor_s, _, memory_bound = grid_floor(cost, roof, p, o, n, b)
+        want = n * o / floor_s if floor_s else 0.0
+        if abs(want - f["floor"]) > 5e-3 * max(want, 1.0):
+            raise MissingData(f"grid {p}/{o}: the JSON's floor {f['floor']:.1f} tok/s is not the cost model's "
+                              f"{want:.1f} tok/s (bench/cost_model.hpp and grid_floor() disagree)")
+        ref = TRTLLM_H200_FP8_LLAMA31_8B.get((p, o)) if shape == "llama3-8b" else None
+        if int(c.get("preemptions", "0")):
+            preempted.append(f"{p}/{o}: {int(c['preemptions']):,}")
+        lines.append(f"| {p} / {o} | {n:,} | {b:,} ({c['concurrency_cap']}) | {num(f['value'])} | {num(f['floor'])} | "
+                     f"{times(f['floor'] / f['value'] if f['value'] else 0)} | "
+                     f"{'memory' if memory_bound else 'compute'} | {num(ref) if ref else '–'} | "
+                     f"{times(f['value'] / ref) if ref else ''} |")
+    lines += ["", "Floor: every prompt at the measured GEMM rate, then requests × (output − 1) / in-flight decode "
+                  "steps, each the longer of its bytes (the weights it reads and each sequence's KV) at the measured copy "
+                  "rate and its FLOPs at the GEMM rate (`bench/cost_model.hpp`). Published column: " + TRTLLM_SOURCE +
+                  "; FP8 weights and a different engine, so the last column compares engines and precisions together."]
+    if preempted:
+        lines.append(f"Sequences preempted for KV blocks (recomputed): {', '.join(preempted)}.")
+    return "\n".join(lines)
+
+
 RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title, "main-table": render_main_table,
              "load-table": render_load_table, "cold-table": render_cold_table, "same-call": render_same_call,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
-             "prefix-cache": render_prefix_cache}
+             "prefix-cache": render_prefix_cache, "grid-table": render_grid_table}
 
 
 # ---- the file ---------------------------------------------------------------------------------

@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark, in one command on the GPU machine (carry .deps):
 #   bash bench/run_gpu_bench.sh [mistral-7b] [llama3-8b]
+#   bash bench/run_gpu_bench.sh grid [llama3-8b]         the throughput grid (mii-bench --scenario grid)
+#   bash bench/run_gpu_bench.sh coldstart [mistral-7b] [llama3-8b]   cold start from a checkpoint file
+#   bash bench/run_gpu_bench.sh mixtral                  Mixtral-8x7B shape: batch-1 latency vs its floor
+#   bash bench/run_gpu_bench.sh issue19                  upload tests, mixtral, coldstart (both shapes),
+#                                                        grid (llama3-8b)
+# Modes' env: GRID_SECONDS (30: each grid cell's floor-time budget), GRID_CELLS (P:O,...),
+# COLD_THREADS (extra cold starts with MII_LOAD_THREADS set to each, e.g. "4 16"),
+# MIXTRAL_SCENARIOS (latency), UPLOAD_TESTS=0 (issue19: skip building and running the GPU suite's
+# weight-upload tests, which check the loader bit for bit against the host before it is timed).
 # Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the peers
 # (transformers eager; static cache + torch.compile; llama.cpp) on the same random-weight shapes,
 # then the cold start from a real checkpoint file, and prints the ratio table last.
@@ -13,11 +22,15 @@
 # Results: $OUT/results.tgz (JSON per runner) and $OUT/table.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+mode=main
+case ${1:-} in grid | coldstart | mixtral | issue19) mode=$1; shift ;; esac
 OUT=${OUT:-/tmp/out}
 res=/tmp/bench-results log=/tmp/bench-logs
 mkdir -p "$res" "$log" "$OUT"  # results of earlier invocations on this machine stay
 models=("$@")
-((${#models[@]})) || models=(mistral-7b llama3-8b)
+if ((${#models[@]} == 0)); then
+  case $mode in grid) models=(llama3-8b) ;; mixtral) models=(mixtral-8x7b) ;; *) models=(mistral-7b llama3-8b) ;; esac
+fi
 # The commit is embedded when mii-bench is built (bench/commit.cmake reads MII_COMMIT, else asks
 # git only when this tree is itself a checkout): `git rev-parse` here would find whatever
 # repository encloses a copy of the tree.
@@ -28,6 +41,62 @@ failed=0  # the exit status: non-zero when a mii run failed (peers' failures are
 bash tools/gpu/build.sh mii-bench > "$log/build.log" 2>&1 || { tail -40 "$log/build.log"; exit 1; }
 echo "build: ${SECONDS}s"
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.mem --format=csv,noheader | tee "$log/gpu.txt"
+
+# Cold start of each model from a real checkpoint file in the page cache; one on disk at a time
+# (15-16 GB each). COLD_THREADS adds runs with MII_LOAD_THREADS set.
+run_cold() {
+  for m; do
+    ./build-gpu/bench/mii-bench --model "bench/configs/$m" --write-checkpoint /tmp/ckpt-$m 2>&1 | tail -1
+    cat /tmp/ckpt-$m/model.safetensors > /dev/null  # in the page cache, as the goal states
+    ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 \
+      | tee "$log/mii-cold-$m.log" | grep -E "cold start|process_start|error" || { echo "cold start $m failed"; failed=1; }
+    for t in ${COLD_THREADS:-}; do
+      MII_LOAD_THREADS=$t ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m-t$t" \
+        --out "$res" 2>&1 | grep "cold start" || { echo "cold start $m, $t threads, failed"; failed=1; }
+    done
+    rm -rf /tmp/ckpt-$m
+    echo "cold start $m done: ${SECONDS}s"
+  done
+}
+# The throughput grid: TensorRT-LLM's (input, output) cells, random bf16 weights.
+run_grid() {
+  for m; do
+    ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline --scenario grid \
+      --grid-seconds "${GRID_SECONDS:-30}" ${GRID_CELLS:+--grid-cells "$GRID_CELLS"} --label "mii-grid-$m" --out "$res" \
+      2>&1 | tee "$log/mii-grid-$m.log" | grep -E "roofline|loaded|grid|error" || { echo "grid $m failed"; failed=1; }
+    echo "grid $m done: ${SECONDS}s"
+  done
+}
+# Mixtral-8x7B shape (93 GB of random bf16 weights): batch-1 latency against the floor of the
+# bytes a step reads (attention, the routed experts, lm_head).
+run_mixtral() {
+  ./build-gpu/bench/mii-bench --model bench/configs/mixtral-8x7b --random-weights --roofline \
+    --scenario "${MIXTRAL_SCENARIOS:-latency}" --label mii-mixtral-8x7b --out "$res" 2>&1 | tee "$log/mii-mixtral-8x7b.log" \
+    | tail -8 || { echo "mixtral failed"; failed=1; }
+  echo "mixtral done: ${SECONDS}s"
+}
+# The loader's GPU tests (tests/gpu/weight_upload_test.cpp, context_test.cpp's load case).
+run_upload_tests() {
+  bash tools/gpu/build.sh mii_test_gpu > "$log/build-tests.log" 2>&1 || { tail -30 "$log/build-tests.log"; failed=1; return; }
+  echo "test build: ${SECONDS}s"
+  ./build-gpu/tests/mii_test_gpu "cuda weight uploads*,cuda load materializes*" 2>&1 | tee "$log/upload-tests.log" | tail -4
+  ((PIPESTATUS[0] == 0)) || { echo "upload tests failed"; failed=1; }
+}
+finish() {
+  echo "total: ${SECONDS}s"
+  tar -czf "$OUT/results.tgz" -C "$res" .
+  tar -czf "$OUT/logs.tgz" -C "$log" .
+  python3 bench/compare.py "$res" | tee "$OUT/table.txt"
+  exit $failed
+}
+case $mode in
+  grid) run_grid "${models[@]}"; finish ;;
+  coldstart) run_cold "${models[@]}"; finish ;;
+  mixtral) run_mixtral; finish ;;
+  issue19)
+    [[ ${UPLOAD_TESTS:-1} == 1 ]] && run_upload_tests
+    run_mixtral; run_cold mistral-7b llama3-8b; run_grid llama3-8b; finish ;;
+esac
 
 sizes=()
 [[ ${QUICK:-0} == 1 ]] && sizes=(--gen-len 32 --prefill-batch 2 --batch 16 --tp-gen 32 --load-requests 16 --clients 4,16 --repeats 1)
@@ -56,17 +125,5 @@ for m in "${models[@]}"; do
     echo "transformers $mode $m done: ${SECONDS}s"
   done
 done
-if [[ ${COLD:-1} == 1 ]]; then
-  for m in "${models[@]}"; do  # one checkpoint on disk at a time (15-16 GB each)
-    ./build-gpu/bench/mii-bench --model "bench/configs/$m" --write-checkpoint /tmp/ckpt-$m 2>&1 | tail -1
-    cat /tmp/ckpt-$m/model.safetensors > /dev/null  # in the page cache, as the goal states
-    ./build-gpu/bench/mii-bench --model /tmp/ckpt-$m --scenario cold --label "mii-cold-$m" --out "$res" 2>&1 | tail -6 \
-      || { echo "cold start $m failed"; failed=1; }
-    rm -rf /tmp/ckpt-$m
-  done
-fi
-echo "total: ${SECONDS}s"
-tar -czf "$OUT/results.tgz" -C "$res" .  # few files: the device tool returns at most 8
-tar -czf "$OUT/logs.tgz" -C "$log" .
-python3 bench/compare.py "$res" | tee "$OUT/table.txt"
-exit $failed
+[[ ${COLD:-1} == 1 ]] && run_cold "${models[@]}"
+finish  # results.tgz, logs.tgz, table.txt: few files (the device tool returns at most 8)

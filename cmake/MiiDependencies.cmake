@@ -29,6 +29,28 @@ target_compile_definitions(mii::pcre2 INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
 # utf8proc: Unicode NFC/NFKC normalization and character categories.
 mii_find_header_library(utf8proc utf8proc.h utf8proc)
 
+# libcurl (Debian libcurl4-openssl-dev): downloads for Hub ids (src/io/hub_http.cpp). AUTO uses it
+# when found; without it a Hub id resolves from the Hugging Face cache only (docs/hub.md).
+set(MII_WITH_CURL "AUTO" CACHE STRING "Download Hub ids with libcurl: AUTO (when found), ON, OFF")
+set_property(CACHE MII_WITH_CURL PROPERTY STRINGS AUTO ON OFF)
+add_library(mii::curl INTERFACE IMPORTED GLOBAL)
+set(MII_CURL_ENABLED OFF)
+if(NOT MII_WITH_CURL STREQUAL "OFF")
+  if(MII_WITH_CURL STREQUAL "ON")
+    find_package(CURL REQUIRED)
+  else()
+    find_package(CURL QUIET)
+  endif()
+  if(CURL_FOUND)
+    set(MII_CURL_ENABLED ON)
+    target_link_libraries(mii::curl INTERFACE CURL::libcurl)
+    message(STATUS "mii: libcurl ${CURL_VERSION_STRING}: Hub ids download what the cache lacks")
+  else()
+    message(STATUS "mii: no libcurl (apt-get install libcurl4-openssl-dev): Hub ids resolve from the cache only")
+  endif()
+endif()
+target_compile_definitions(mii::curl INTERFACE MII_HAVE_CURL=$<BOOL:${MII_CURL_ENABLED}>)
+
 if(MII_BUILD_TESTS OR MII_BUILD_BENCH)
   # Catch2 v2 (Debian's catch2 2.13): one header; found by path so a Catch2 v3 install elsewhere
   # on the machine cannot be picked up by mistake.

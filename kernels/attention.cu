@@ -39,7 +39,9 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
   const T* const qkv = static_cast<const T*>(p.qkv);
   const T* const cache = static_cast<const T*>(p.cache);
   float* const q = q_smem + warp * hd;
-  for (int d = lane; d < hd; d += 32) q[d] = to_f32(qkv[std::int64_t(token) * p.qkv_stride + head * hd + d]) * p.scale_log2;
+  // Pre-scaled so that a dot product is the exponent (plain) or the tanh argument (soft-capped).
+  const float q_scale = p.softcap > 0.f ? p.softcap_in : p.scale_log2;
+  for (int d = lane; d < hd; d += 32) q[d] = to_f32(qkv[std::int64_t(token) * p.qkv_stride + head * hd + d]) * q_scale;
   __syncwarp();
 
   const std::int32_t* const table = p.block_tables + std::int64_t(seq) * p.max_blocks_per_seq;
@@ -56,7 +58,7 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
                    std::int64_t(j & (p.block_size - 1)) * hd;
       float dot = 0.f;
       for (int d = 0; d < hd; ++d) dot = fmaf(q[d], to_f32(cache[key_offset + d]), dot);
-      s = dot;
+      s = p.softcap > 0.f ? p.softcap_log2 * tanhf(dot) : dot;
     }
     float chunk_max = s;
     for (int o = 16; o > 0; o >>= 1) chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, o));
@@ -173,6 +175,8 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
     fail("cuda attention: head_dim ", a.head_dim, " is not supported (at most ", attn::fallback_max_dims_per_lane * 32,
          ")");
   if (a.window < 0) fail("cuda attention: sliding window must be >= 0, got ", a.window);
+  if (!(a.softcap >= 0.f) || !std::isfinite(a.softcap))
+    fail("cuda attention: soft-cap must be a finite number >= 0, got ", a.softcap);
 
   auto& st = ctx.impl();
   attn::attention_params p;
@@ -198,10 +202,16 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
   p.value_offset = std::int64_t(cache.kv_heads) * cache.block_size * cache.head_dim;
   p.window = a.window;
   p.scale_log2 = a.scale * 1.4426950408889634f;
+  if (a.softcap > 0.f) {
+    p.softcap = a.softcap;
+    p.softcap_in = a.scale / a.softcap;
+    p.softcap_log2 = a.softcap * 1.4426950408889634f;
+  }
 
   const bool tensor_core_ok = attn::aligned_to(qkv, 16) && attn::aligned_to(cache.data, 16) && attn::aligned_to(out, 4);
-  const bool launched = tensor_core_ok && kernels::dispatch_head_dim(a.head_dim, [&](auto dim) {
+  auto run = [&](auto dim, auto variant) {
     constexpr int D = decltype(dim)::value;
+    using Variant = decltype(variant);
     const bool decode = std::int64_t(b.max_new_tokens) * p.group <= attn::decode_shape.block_m();
     const attn::tile_shape shape = decode ? attn::decode_shape : attn::prefill_shape(D);
     const int block_m = shape.block_m(), block_n = shape.block_n;
@@ -237,13 +247,19 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
         p.partial_lse = p.partial_out + rows * D;
       }
     }
-    attn::launch_flash_attention<D, DType>(p, decode, st.device, st.stream);
+    attn::launch_flash_attention<D, DType, Variant>(p, decode, st.device, st.stream);
     if (p.n_splits > 1) {
       const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::combine_warps);
       attn::attention_combine_kernel<kernels::device_t<DType>><<<blocks, attn::combine_warps * 32, 0, st.stream>>>(p);
       MII_CUDA_CHECK_LAUNCH();
     }
-  });
+  };
+  // The variant (attention.cuh) is chosen here, once: soft-capped scores where config asks for them.
+  const bool launched =
+      tensor_core_ok &&
+      (a.softcap > 0.f ? kernels::dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, attn::soft_capped_scores{}); },
+                                                    kernels::soft_capped_head_dims{})
+                       : kernels::dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, attn::plain_scores{}); }));
   if (!launched) {
     const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::fallback_warps);
     const std::size_t smem = std::size_t(attn::fallback_warps) * a.head_dim * sizeof(float);

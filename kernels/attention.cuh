@@ -42,6 +42,10 @@ struct attention_params {
   std::int64_t value_offset = 0;     // elements from a block's keys to its values
   std::int32_t window = 0;           // 0: full causal
   float scale_log2 = 0;              // softmax scale * log2(e): scores live in the exp2 domain
+  // Soft-capping (Gemma 2): a score s becomes cap * tanh(s * scale / cap) before the mask.
+  float softcap = 0;                 // cap; 0: off
+  float softcap_in = 0;              // scale / cap
+  float softcap_log2 = 0;            // cap * log2(e)
   // Split-KV: n_splits > 1 writes normalized fp32 partial outputs and their log2-sum-exp per
   // (split, token, head); attention_combine merges them into out.
   std::int32_t n_splits = 1;
@@ -67,9 +71,23 @@ constexpr tile_shape prefill_shape(int head_dim) {
   return head_dim > 128 ? tile_shape{4, 1, 1, 32} : tile_shape{4, 1, 2, 64};
 }
 
-// Launches the tensor-core kernel for one compile-time head_dim; defined (and explicitly
-// instantiated for bf16/fp16) in attention_hd<HEAD_DIM>.cu. grid.z = p.n_splits.
-template <int HEAD_DIM, class T>
+// Attention variants, as FlashInfer's attention/variants.cuh: how the tensor-core kernel turns a
+// raw score q.k into the base-2 exponent of its softmax weight. The mask (causal, the layer's
+// window) is run-time data in attention_params; the score transform is a compile-time parameter,
+// so models without soft-capping pay nothing for it.
+struct plain_scores {  // exponent = s * scale * log2(e), folded into the kernel's exp2 fma
+  __device__ static float score(float s, const attention_params&) { return s; }
+  __device__ static float exp2_scale(const attention_params& p) { return p.scale_log2; }
+};
+struct soft_capped_scores {  // exponent = cap * tanh(s * scale / cap) * log2(e)
+  __device__ static float score(float s, const attention_params& p) { return p.softcap_log2 * tanhf(s * p.softcap_in); }
+  __device__ static float exp2_scale(const attention_params&) { return 1.0f; }
+};
+
+// Launches the tensor-core kernel for one compile-time head_dim and variant; defined (and
+// explicitly instantiated for bf16/fp16) in attention_hd<HEAD_DIM>.cu (plain_scores) and
+// attention_hd<HEAD_DIM>_softcap.cu (soft_capped_scores). grid.z = p.n_splits.
+template <int HEAD_DIM, class T, class Variant>
 void launch_flash_attention(const attention_params& p, bool decode_config, int device, cudaStream_t stream);
 
 }  // namespace mii::kernels::attn

@@ -121,7 +121,7 @@ struct flash_config {
 
 // ---- the kernel ---------------------------------------------------------------------------
 
-template <class T, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
+template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
 __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     flash_attention_kernel(const attention_params p) {
   using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     const int row = row0 + warp_row0 + (i >> 1) * 16 + g + 8 * (i & 1);
     row_pos[i] = row < row_end ? q_pos0 + row / group : -1;  // -1: no key passes the mask
   }
-  const float sl2 = p.scale_log2;
+  const float sl2 = Variant::exp2_scale(p);  // scores times this are base-2 exponents
 
   float o[M_ATOMS][DIM_ATOMS][4];
 #pragma unroll
@@ -307,6 +307,14 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
         }
       }
     }
+
+    // The variant's score transform (soft-capping), before the mask as transformers applies it.
+#pragma unroll
+    for (int ma = 0; ma < M_ATOMS; ++ma)
+#pragma unroll
+      for (int a = 0; a < KEY_ATOMS; ++a)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[ma][a][e] = Variant::score(s[ma][a][e], p);
 
     // Mask keys outside [kv_begin, kv_end), after the row's position or before its window.
     const int k0 = kv_begin + it * BLOCK_N;
@@ -493,10 +501,10 @@ void allow_dynamic_smem(Kernel* kernel, int bytes, int device, std::atomic<std::
   done_devices.fetch_or(bit, std::memory_order_acq_rel);
 }
 
-template <class T, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
+template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
 void launch_flash_config(const attention_params& p, int device, cudaStream_t stream) {
   using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
-  auto* kernel = &flash_attention_kernel<T, HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
+  auto* kernel = &flash_attention_kernel<T, Variant, HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
   static std::atomic<std::uint64_t> smem_configured{0};  // per kernel instantiation
   allow_dynamic_smem(kernel, cfg::smem_bytes, device, smem_configured);
   const dim3 grid(unsigned(p.n_seqs + (std::int64_t(p.n_tokens) * p.group) / cfg::block_m), unsigned(p.kv_heads),
@@ -505,21 +513,23 @@ void launch_flash_config(const attention_params& p, int device, cudaStream_t str
   MII_CUDA_CHECK_LAUNCH();
 }
 
-template <int HEAD_DIM, class T>
+template <int HEAD_DIM, class T, class Variant>
 void launch_flash_attention(const attention_params& p, bool decode_config, int device, cudaStream_t stream) {
   using dev_t = device_t<T>;
   constexpr tile_shape d = decode_shape;
   constexpr tile_shape f = prefill_shape(HEAD_DIM);
   if (decode_config) {
-    launch_flash_config<dev_t, HEAD_DIM, d.warps_m, d.warps_n, d.m_atoms, d.block_n>(p, device, stream);
+    launch_flash_config<dev_t, Variant, HEAD_DIM, d.warps_m, d.warps_n, d.m_atoms, d.block_n>(p, device, stream);
   } else {
-    launch_flash_config<dev_t, HEAD_DIM, f.warps_m, f.warps_n, f.m_atoms, f.block_n>(p, device, stream);
+    launch_flash_config<dev_t, Variant, HEAD_DIM, f.warps_m, f.warps_n, f.m_atoms, f.block_n>(p, device, stream);
   }
 }
 
-#define MII_INSTANTIATE_FLASH_ATTENTION(HEAD_DIM)                                                          \
-  template void launch_flash_attention<HEAD_DIM, ::mii::bf16_t>(const attention_params&, bool, int,       \
-                                                                 cudaStream_t);                           \
-  template void launch_flash_attention<HEAD_DIM, ::mii::fp16_t>(const attention_params&, bool, int, cudaStream_t);
+#define MII_INSTANTIATE_FLASH_ATTENTION_VARIANT(HEAD_DIM, VARIANT)                                          \
+  template void launch_flash_attention<HEAD_DIM, ::mii::bf16_t, VARIANT>(const attention_params&, bool, int, \
+                                                                          cudaStream_t);                    \
+  template void launch_flash_attention<HEAD_DIM, ::mii::fp16_t, VARIANT>(const attention_params&, bool, int, \
+                                                                          cudaStream_t);
+#define MII_INSTANTIATE_FLASH_ATTENTION(HEAD_DIM) MII_INSTANTIATE_FLASH_ATTENTION_VARIANT(HEAD_DIM, plain_scores)
 
 }  // namespace mii::kernels::attn

@@ -11,6 +11,9 @@ template <int... Dims>
 struct head_dim_list {};
 
 using tensor_core_head_dims = head_dim_list<64, 80, 96, 128, 256>;
+// Head dims with a soft-capped tensor-core variant (kernels/attention_hd<D>_softcap.cu): Gemma 2's
+// 256 (2B, 9B) and 128 (27B). Soft-capped attention at other head dims takes the fallback kernel.
+using soft_capped_head_dims = head_dim_list<128, 256>;
 
 namespace detail {
 template <class F, int... Dims>
@@ -19,11 +22,11 @@ bool dispatch_head_dim_impl(int head_dim, F&& f, head_dim_list<Dims...>) {
 }
 }  // namespace detail
 
-// Calls f(std::integral_constant<int, D>{}) when head_dim is one of the tensor-core head dims
-// and returns true; returns false (without calling f) otherwise.
-template <class F>
-bool dispatch_head_dim(int head_dim, F&& f) {
-  return detail::dispatch_head_dim_impl(head_dim, std::forward<F>(f), tensor_core_head_dims{});
+// Calls f(std::integral_constant<int, D>{}) when head_dim is one of `dims` (the tensor-core head
+// dims unless given) and returns true; returns false (without calling f) otherwise.
+template <class F, class List = tensor_core_head_dims>
+bool dispatch_head_dim(int head_dim, F&& f, List dims = {}) {
+  return detail::dispatch_head_dim_impl(head_dim, std::forward<F>(f), dims);
 }
 
 }  // namespace mii::kernels

@@ -1,4 +1,4 @@
-// Fused residual add + RMSNorm / LayerNorm: residual += delta (rounded to the storage type, as
+// Fused residual add + RMSNorm / Gemma's (1 + w) RMSNorm / LayerNorm: residual += delta (rounded to the storage type, as
 // transformers keeps its residual stream), out = norm(residual) * w (+ bias), statistics in fp32.
 // One block per row. `out` may alias `residual`: every element is read and written by the same
 // thread, in program order.
@@ -64,11 +64,11 @@ __global__ void add_norm_kernel(T* residual, const T* __restrict__ delta, const 
       store_vec<Vec>(x, i, v);
     }
 #pragma unroll
-    for (int k = 0; k < Vec; ++k) stat += K == layers::norm_kind::rms ? v[k] * v[k] : v[k];
+    for (int k = 0; k < Vec; ++k) stat += K != layers::norm_kind::layer ? v[k] * v[k] : v[k];
   }
   const float total = block_sum(stat, scratch);
   float mean = 0.0f, inv;
-  if constexpr (K == layers::norm_kind::rms) {
+  if constexpr (K != layers::norm_kind::layer) {
     inv = rsqrtf(total / float(cols) + eps);
   } else {
     // Pass 2: variance around the mean (two passes: no cancellation for rows with a large mean).
@@ -90,6 +90,9 @@ __global__ void add_norm_kernel(T* residual, const T* __restrict__ delta, const 
     if constexpr (K == layers::norm_kind::rms) {
 #pragma unroll
       for (int k = 0; k < Vec; ++k) v[k] = (v[k] * inv) * wv[k];
+    } else if constexpr (K == layers::norm_kind::rms_plus_one) {  // Gemma: (1 + w) in fp32, as transformers
+#pragma unroll
+      for (int k = 0; k < Vec; ++k) v[k] = (v[k] * inv) * (1.0f + wv[k]);
     } else {
       float bv[Vec];
       if (bias) {
@@ -140,6 +143,8 @@ MII_CUDA_ADD_NORM(bf16_t, rms)
 MII_CUDA_ADD_NORM(bf16_t, layer)
 MII_CUDA_ADD_NORM(fp16_t, rms)
 MII_CUDA_ADD_NORM(fp16_t, layer)
+MII_CUDA_ADD_NORM(bf16_t, rms_plus_one)
+MII_CUDA_ADD_NORM(fp16_t, rms_plus_one)
 #undef MII_CUDA_ADD_NORM
 
 }  // namespace mii::backend

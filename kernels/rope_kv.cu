@@ -2,7 +2,9 @@
 // fused with the write of k and v into the blocked KV cache, one launch per layer.
 //
 // One CTA per token. The token's cos/sin pairs (angle = position * inv_freq in fp32, times the
-// rope row's scale) are computed once into shared memory and shared by all its heads. Threads
+// rope row's scale) are computed once into shared memory and shared by all its heads; the row,
+// or for dynamic NTK the frequencies themselves, follow from the token's forward length
+// (backend/rope_table.hpp), computed here from the step's per-sequence rope_len. Threads
 // then take "units" of work: a rotated slice of a q or k head (neox: V elements of the first
 // half and their V partners rot_dim/2 further; gptj: V elements = V/2 adjacent pairs), a
 // pass-through slice of a k head (dims rot_dim..head_dim, copied to the cache), or a slice of a
@@ -26,9 +28,8 @@ struct rope_kv_params {
   const std::int32_t* positions = nullptr;
   const std::int32_t* token_seq = nullptr;
   const std::int32_t* block_tables = nullptr;
-  const std::int32_t* rope_row = nullptr;  // may be null: row 0
-  const float* inv_freq = nullptr;
-  const float* scale = nullptr;            // may be null: 1
+  const std::int32_t* seq_rope_len = nullptr;  // may be null: each token's own length
+  backend::rope_table rope;                    // inv_freq and scale are device pointers
   std::int32_t heads = 0, kv_heads = 0, head_dim = 0, rot_dim = 0;
   std::int32_t qkv_stride = 0;
   std::int32_t max_blocks_per_seq = 0;
@@ -85,12 +86,17 @@ __global__ void __launch_bounds__(rope_threads) rope_store_kv_kernel(const rope_
   const int half = rot / 2;
 
   if constexpr (S != rotary_style::none) {
-    const int r = p.rope_row ? p.rope_row[seq] : 0;
-    const float* const freq = p.inv_freq + std::int64_t(r) * half;
-    const float sc = p.scale ? p.scale[r] : 1.f;
+    // The token's forward length picks the row (longrope) or grows the base (dynamic NTK).
+    const std::int32_t len = backend::rope_forward_length(p.seq_rope_len ? p.seq_rope_len[seq] : 0, pos);
+    const int r = backend::rope_row(p.rope, len);
+    const float* const freq = p.rope.inv_freq + std::int64_t(r) * half;
+    const float sc = p.rope.scale ? p.rope.scale[r] : 1.f;
+    const bool grown = backend::rope_grows_base(p.rope, len);
+    const double base = grown ? backend::dynamic_ntk_base(p.rope, len) : 0.0;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
+      const float f = grown ? backend::rope_inv_freq(base, i, rot) : freq[i];
       float sn, cn;
-      sincosf(float(pos) * freq[i], &sn, &cn);  // full-range accurate: angles reach 1e5 rad and beyond
+      sincosf(float(pos) * f, &sn, &cn);  // full-range accurate: angles reach 1e5 rad and beyond
       cos_sin[i] = make_float2(cn * sc, sn * sc);
     }
     __syncthreads();
@@ -194,6 +200,10 @@ void cuda<DType>::rope_store_kv(context& ctx, const step_batch& b, T* qkv, const
     fail("cuda rope_store_kv: rotary dims (", rope.rot_dim, ") must be even and at most head_dim (", a.head_dim, ")");
   if (S != layers::rotary_style::none && rot > 0 && !rope.inv_freq)
     fail("cuda rope_store_kv: rotary table has no inverse frequencies");
+  if (S != layers::rotary_style::none && rope.rule != rope_length_rule::fixed && rope.original_len <= 0)
+    fail("cuda rope_store_kv: a length-dependent rope needs original_len > 0, got ", rope.original_len);
+  if (S != layers::rotary_style::none && rope.rule == rope_length_rule::dynamic_ntk && rot <= 2)
+    fail("cuda rope_store_kv: dynamic NTK needs rot_dim > 2, got ", rot);
 
   rk::rope_kv_params p;
   p.qkv = qkv;
@@ -201,9 +211,8 @@ void cuda<DType>::rope_store_kv(context& ctx, const step_batch& b, T* qkv, const
   p.positions = b.positions;
   p.token_seq = b.token_seq;
   p.block_tables = b.block_tables;
-  p.rope_row = b.rope_row;
-  p.inv_freq = rope.inv_freq;
-  p.scale = rope.scale;
+  p.seq_rope_len = b.seq_rope_len;
+  p.rope = rope;
   p.heads = a.heads;
   p.kv_heads = a.kv_heads;
   p.head_dim = a.head_dim;

@@ -4,6 +4,8 @@
 #include <boost/hana/type.hpp>
 
 #include <mii/models/falcon.hpp>
+#include <mii/models/gemma2.hpp>
+#include <mii/models/gemma3.hpp>
 #include <mii/models/llama.hpp>
 #include <mii/models/mistral.hpp>
 #include <mii/models/mixtral.hpp>
@@ -11,7 +13,11 @@
 #include <mii/models/phi.hpp>
 #include <mii/models/phi3.hpp>
 #include <mii/models/qwen2.hpp>
+#include <mii/models/qwen2_moe.hpp>
+#include <mii/models/qwen3.hpp>
+#include <mii/models/qwen3_moe.hpp>
 
 namespace mii::models {
-inline constexpr auto builtin = boost::hana::tuple_t<llama, mistral, qwen2, mixtral, phi3, falcon, opt, phi>;
+inline constexpr auto builtin = boost::hana::tuple_t<llama, mistral, qwen2, mixtral, phi3, falcon, opt, phi, gemma2,
+                                                      gemma3, qwen3, qwen3_moe, qwen2_moe>;
 }  // namespace mii::models

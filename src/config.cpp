@@ -51,6 +51,10 @@ void validate(const generate_params& p) {
         fail("generate_params.logit_bias names token ", p.logit_bias[i].first, " twice");
   if (p.logprobs && (*p.logprobs < 0 || *p.logprobs > 20))
     fail("generate_params.logprobs must be in [0, 20], got ", *p.logprobs);
+  if (p.prompt_logprobs && (*p.prompt_logprobs < 0 || *p.prompt_logprobs > 20))
+    fail("generate_params.prompt_logprobs must be in [0, 20], got ", *p.prompt_logprobs);
+  if (p.n < 1 || p.n > max_samples_per_prompt)
+    fail("generate_params.n must be in [1, ", max_samples_per_prompt, "], got ", p.n);
 }
 
 namespace {
@@ -84,6 +88,36 @@ std::string json_number(float v) {
   std::snprintf(buf, sizeof buf, "%.9g", double(v));
   return buf;
 }
+
+void json_token_logprobs(std::ostream& os, const token_logprobs& t) {
+  os << "{\"token_id\":" << t.token << ",\"logprob\":" << json_number(t.logprob) << ",\"top_logprobs\":[";
+  for (std::size_t k = 0; k < t.top.size(); ++k)
+    os << (k ? "," : "") << "{\"token_id\":" << t.top[k].first << ",\"logprob\":" << json_number(t.top[k].second) << '}';
+  os << "]}";
+}
+
+// ,"logprobs":[...] when there are any: one entry per generated token (mii-generate --logprobs N --json).
+void json_logprobs(std::ostream& os, const std::vector<token_logprobs>& lps) {
+  if (!lps.empty()) {
+    os << ",\"logprobs\":[";
+    for (std::size_t i = 0; i < lps.size(); ++i) {
+      if (i) os << ',';
+      json_token_logprobs(os, lps[i]);
+    }
+    os << ']';
+  }
+}
+
+// One of several samples: its index, text, ids, length, finish reason and logprobs (when asked for).
+void json_sample(std::ostream& os, const sample_output& s) {
+  os << "{\"index\":" << s.index << ",\"generated_text\":";
+  json_string(os, s.generated_text);
+  os << ",\"token_ids\":[";
+  for (std::size_t i = 0; i < s.token_ids.size(); ++i) os << (i ? "," : "") << s.token_ids[i];
+  os << "],\"generated_length\":" << s.generated_length << ",\"finish_reason\":\"" << to_string(s.finish_reason) << '"';
+  json_logprobs(os, s.logprobs);
+  os << '}';
+}
 }  // namespace
 
 std::string response::to_json() const {
@@ -94,16 +128,21 @@ std::string response::to_json() const {
   for (std::size_t i = 0; i < token_ids.size(); ++i) os << (i ? "," : "") << token_ids[i];
   os << "],\"prompt_length\":" << prompt_length << ",\"generated_length\":" << generated_length
      << ",\"finish_reason\":\"" << to_string(finish_reason) << '"';
-  if (!logprobs.empty()) {
-    // One entry per generated token (mii-generate --logprobs N --json).
-    os << ",\"logprobs\":[";
-    for (std::size_t i = 0; i < logprobs.size(); ++i) {
-      const token_logprobs& t = logprobs[i];
-      os << (i ? "," : "") << "{\"token_id\":" << t.token << ",\"logprob\":" << json_number(t.logprob)
-         << ",\"top_logprobs\":[";
-      for (std::size_t k = 0; k < t.top.size(); ++k)
-        os << (k ? "," : "") << "{\"token_id\":" << t.top[k].first << ",\"logprob\":" << json_number(t.top[k].second) << '}';
-      os << "]}";
+  json_logprobs(os, logprobs);
+  if (!prompt_logprobs.empty()) {
+    // vLLM's shape: one entry per prompt token, null for the first (nothing comes before it).
+    os << ",\"prompt_logprobs\":[null";
+    for (const token_logprobs& t : prompt_logprobs) {
+      os << ',';
+      json_token_logprobs(os, t);
+    }
+    os << ']';
+  }
+  if (!samples.empty()) {
+    os << ",\"samples\":[";
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      if (i) os << ',';
+      json_sample(os, samples[i]);
     }
     os << ']';
   }

@@ -7,6 +7,7 @@
 #include <boost/hana/for_each.hpp>
 
 #include <mii/io/hf_config.hpp>
+#include <mii/io/hub.hpp>
 #include <mii/models/all.hpp>
 
 #include "models/instantiations.hpp"
@@ -23,6 +24,12 @@ void detail::check_dtype(const model_config& cfg, dtype compute) {
   if (!ok)
     fail("model_config.dtype is \"", want, "\" but this pipeline computes in ", dtype_name(compute),
          " (choose the backend's dtype at compile time, e.g. mii::backend::cuda<mii::fp16_t>)");
+}
+
+std::filesystem::path detail::resolve_model_dir(const std::filesystem::path& model_dir, const model_config& cfg) {
+  return io::resolve_model(model_dir, {.revision = cfg.revision,
+                                       .files = cfg.random_weights ? io::hub_files::model_no_weights : io::hub_files::model,
+                                       .show_progress = cfg.show_progress});
 }
 
 std::vector<std::string_view> builtin_architectures() {
@@ -54,7 +61,8 @@ std::string joined(const auto& names) {
 }
 }  // namespace
 
-generation_pipeline pipeline(const std::filesystem::path& model_dir, const model_config& cfg) {
+generation_pipeline pipeline(const std::filesystem::path& name, const model_config& cfg) {
+  const std::filesystem::path model_dir = detail::resolve_model_dir(name, cfg);  // a Hub id becomes its snapshot
   const io::hf_config hf = io::load_hf_config(model_dir);
   auto contains = [](std::span<const std::string_view> names, std::string_view n) {
     return std::find(names.begin(), names.end(), n) != names.end();

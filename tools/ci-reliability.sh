@@ -66,7 +66,7 @@ if [[ " $steps " == *" asan "* ]]; then
   t0=$SECONDS
   echo "== reliability 1/3: ASan + UBSan host test suites (build-asan)"
   cmake -S . -B build-asan "${common[@]}" "$lines" -DMII_SANITIZE=ON >/dev/null
-  mapfile -t suites < <(suites_in build-asan io tokenizer model runtime parallel soak pipeline chat serve)
+  mapfile -t suites < <(suites_in build-asan io hub tokenizer model runtime parallel soak pipeline chat serve)
   cmake --build build-asan -j "$njobs" --target "${suites[@]/#/mii_test_}"
   timer "asan build" "$t0"
   t1=$SECONDS
@@ -93,7 +93,7 @@ if [[ " $steps " == *" tsan "* ]]; then
   cmake -S . -B build-tsan "${common[@]}" "$lines" -DMII_TSAN=ON >/dev/null
   # The suites that run host code on several threads; the model suite's fixtures run on the
   # worker pool with 2 threads, the soak on all cores.
-  mapfile -t suites < <(suites_in build-tsan parallel tokenizer model soak pipeline chat serve)
+  mapfile -t suites < <(suites_in build-tsan parallel hub tokenizer model soak pipeline chat serve)
   cmake --build build-tsan -j "$njobs" --target "${suites[@]/#/mii_test_}"
   timer "tsan build" "$t0"
   t1=$SECONDS
@@ -105,6 +105,8 @@ if [[ " $steps " == *" tsan "* ]]; then
       # One pipeline shared by many threads: callers, the engine thread, cancellations.
       pipeline) specs+=("pipeline:[concurrency]") ;;
       chat) specs+=("chat:[threads]") ;;
+      # Threads resolving one Hub repo into one cache at once (the blob lock, libcurl per thread).
+      hub) specs+=("hub:[threads]") ;;
       # mii-launch is one thread managing processes through signals; TSan has nothing to check
       # there and delays signal delivery, which its tests time.
       parallel) specs+=("parallel:~[launch]~[gpu]") ;;

@@ -16,6 +16,8 @@ declare -A probe=(
   [libsimdjson-dev]=/usr/include/simdjson.h
   [libpcre2-dev]=/usr/include/pcre2.h
   [libutf8proc-dev]=/usr/include/utf8proc.h
+  # Hub ids: downloads from the Hugging Face Hub (src/io/hub_http.cpp)
+  [libcurl4-openssl-dev]=/usr/include/x86_64-linux-gnu/curl/curl.h
   # chat templates: Python jinja2 is the oracle (tests/chat); curl drives mii-serve in tests/serve
   [python3-jinja2]=/usr/lib/python3/dist-packages/jinja2/__init__.py
   [curl]=/usr/bin/curl

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <mii/io/hf_config.hpp>
+#include <mii/io/hub.hpp>
 #include <mii/pipeline.hpp>
 #ifdef MII_SELECTED_MODEL
 #include <mii_selected_model.hpp>
@@ -31,11 +32,13 @@ namespace {
 std::string program = "mii-generate";
 
 void print_usage(std::ostream& os) {
-  os << "usage: " << program << " MODEL_DIR [options]\n"
+  os << "usage: " << program << " MODEL [options]\n"
 #ifdef MII_SELECTED_MODEL
      << "  (specialized at compile time for " << mii::selected::model_name << ")\n"
 #endif
-     << "Completes each prompt with the checkpoint in MODEL_DIR (a Hugging Face directory).\n"
+     << "Completes each prompt with the checkpoint MODEL: a Hugging Face directory, or a Hub id (org/name)\n"
+        "found in the Hugging Face cache or downloaded into it (HF_TOKEN, HF_HUB_OFFLINE; docs/hub.md).\n"
+        "  --revision R           the Hub id's branch, tag or commit (default main)\n"
         "  --prompt TEXT          a prompt (repeatable); without it, one prompt per line of stdin\n"
         "                         (CRLF line ends are accepted; empty lines are skipped)\n"
         "  --max-new-tokens N     generate at most N tokens (default 32 when --max-length is not given)\n"
@@ -49,6 +52,10 @@ void print_usage(std::ostream& os) {
         "                         transformers' repetition penalty, OpenAI's presence/frequency penalties\n"
         "  --logprobs N           with --json: each token's log-probability and the N (0-20) most likely\n"
         "                         alternatives, \"logprobs\":[{\"token_id\":..,\"logprob\":..,\"top_logprobs\":[..]}]\n"
+        "  --prompt-logprobs N    with --json: each prompt token's log-probability given the ones before it\n"
+        "                         and N (0-20) alternatives, \"prompt_logprobs\":[null,{..},..] (null: the first)\n"
+        "  --n N                  N samples per prompt (1-128), drawn with seeds S, S+1, ...: each is printed\n"
+        "                         as its own line after the prompt; --json adds \"samples\":[{\"index\":K,..}]\n"
         "  --stop STR             stop when STR is generated (repeatable; STR is left out)\n"
         "  --ignore-eos           keep generating past end-of-sequence tokens\n"
         "  --stream               print text as it is generated; with several prompts, the output is\n"
@@ -124,16 +131,20 @@ options parse(int argc, char** argv) {
     else if (a == "--frequency-penalty") p.frequency_penalty = number<double>(a, value());
     else if (a == "--logprobs")
       p.logprobs = std::int32_t(std::clamp<std::int64_t>(number<std::int64_t>(a, value()), INT32_MIN, INT32_MAX));
+    else if (a == "--prompt-logprobs")
+      p.prompt_logprobs = std::int32_t(std::clamp<std::int64_t>(number<std::int64_t>(a, value()), INT32_MIN, INT32_MAX));
+    else if (a == "--n") p.n = std::int32_t(std::clamp<std::int64_t>(number<std::int64_t>(a, value()), INT32_MIN, INT32_MAX));
     else if (a == "--ignore-eos") p.ignore_eos = true;
     else if (a == "--stream") o.stream = true;
     else if (a == "--json") o.json = true;
     else if (a == "--backend") o.config.backend = value();
     else if (a == "--check-weights") o.config.check_weights = true;
+    else if (a == "--revision") o.config.revision = value();
     else if (a.starts_with("-")) usage_error("unknown option " + a);
     else if (o.model_dir.empty()) o.model_dir = a;
     else usage_error("unexpected argument " + a);
   }
-  if (o.model_dir.empty()) usage_error("missing MODEL_DIR");
+  if (o.model_dir.empty()) usage_error("missing MODEL");
   // A short default keeps an accidental run short; a length the user gave is the only limit
   // (forcing 32 here made --max-length unable to allow more than 32 new tokens).
   if (!length_given) o.params.max_new_tokens = 32;
@@ -180,15 +191,21 @@ std::string response_line(std::size_t index, const mii::response& r) {
 // blocked in the call meanwhile), so this writes whole lines under a lock and touches nothing else.
 class json_stream_writer {
  public:
+  explicit json_stream_writer(bool samples) : samples_(samples) {}
+
   void operator()(const mii::stream_event& e) {
-    if (e.finished) return;  // the response line says how it finished
-    std::string line = "{\"index\":" + std::to_string(e.prompt_index) + ",\"text\":" + json_quoted(e.text) +
-                       ",\"token_ids\":[" + (e.token >= 0 ? std::to_string(e.token) : std::string()) + "]}\n";
+    // The response line says how it finished and carries the prompt's log-probabilities.
+    if (e.finished || e.sample_finished || e.prompt_logprobs) return;
+    std::string line = "{\"index\":" + std::to_string(e.prompt_index) +
+                       (samples_ ? ",\"sample\":" + std::to_string(e.sample) : std::string()) +
+                       ",\"text\":" + json_quoted(e.text) + ",\"token_ids\":[" +
+                       (e.token >= 0 ? std::to_string(e.token) : std::string()) + "]}\n";
     const std::lock_guard lock(mutex_);
     std::cout << line << std::flush;
   }
 
  private:
+  bool samples_;  // --n > 1: each line says which sample it belongs to
   std::mutex mutex_;
 };
 
@@ -196,20 +213,28 @@ class json_stream_writer {
 // come would interleave them mid-line. Instead the output is exactly what the non-streamed run
 // prints (each prompt followed by its completion, one per line, in order) and it appears as
 // early as it can: the earliest unfinished prompt is printed live; later prompts' text is held
-// until every prompt before them has finished. One prompt therefore streams as before.
+// until every prompt before them has finished. One prompt therefore streams as before. With
+// --n N each sample is a line of its own (prompt + that sample), the samples of a prompt in order.
 class ordered_stream_printer {
  public:
-  explicit ordered_stream_printer(const std::vector<std::string>& prompts) : prompts_(prompts), slots_(prompts.size()) {}
+  ordered_stream_printer(const std::vector<std::string>& prompts, std::size_t n)
+      : prompts_(prompts), n_(std::max<std::size_t>(n, 1)), slots_(prompts.size() * n_) {}
 
   void operator()(const mii::stream_event& e) {
     const std::lock_guard lock(mutex_);
-    if (e.prompt_index >= slots_.size()) return;
-    slot& s = slots_[e.prompt_index];
-    if (e.finished) {
-      s.finished = true;
-      s.failed = e.finish_reason == mii::generation_finish_reason::error;
+    if (e.prompt_index >= prompts_.size() || e.sample >= n_) return;
+    const std::size_t first = e.prompt_index * n_;
+    if (e.finished) {  // every sample of the prompt
+      for (std::size_t k = 0; k < n_; ++k) {
+        slot& s = slots_[first + k];
+        if (s.finished) continue;
+        s.finished = true;
+        s.failed = e.finish_reason == mii::generation_finish_reason::error;
+      }
+    } else if (e.sample_finished) {
+      slots_[first + e.sample].finished = true;
     } else {
-      s.held += e.text;
+      slots_[first + e.sample].held += e.text;
     }
     show_ready();
   }
@@ -220,7 +245,7 @@ class ordered_stream_printer {
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].finished) continue;
       slots_[i].finished = true;
-      slots_[i].failed = i >= out.size() || out[i].finish_reason == mii::generation_finish_reason::error;
+      slots_[i].failed = i / n_ >= out.size() || out[i / n_].finish_reason == mii::generation_finish_reason::error;
     }
     show_ready();
   }
@@ -244,7 +269,7 @@ class ordered_stream_printer {
     if (!s.started) {
       // A prompt that failed before producing text is reported on stderr only, as without --stream.
       if (s.failed || (s.held.empty() && !s.finished)) return;
-      std::cout << prompts_[i];
+      std::cout << prompts_[i / n_];
       s.started = true;
     }
     std::cout << s.held;
@@ -253,12 +278,15 @@ class ordered_stream_printer {
   }
 
   const std::vector<std::string>& prompts_;
+  std::size_t n_;             // samples per prompt: slot i is prompt i / n_, sample i % n_
   std::vector<slot> slots_;
-  std::size_t live_ = 0;  // the earliest prompt not completely printed
+  std::size_t live_ = 0;  // the earliest slot not completely printed
   std::mutex mutex_;
 };
 
 int run(options& o) {
+  // A Hub id becomes its snapshot in the Hugging Face cache (downloaded when missing).
+  o.model_dir = mii::io::resolve_model(o.model_dir, {.revision = o.config.revision, .note = note}).string();
   // Computed before it is printed: a config error must come out as one "program: error" line.
   note(mii::io::summarize(mii::io::load_hf_config(o.model_dir)));
 #ifdef MII_SELECTED_MODEL
@@ -268,8 +296,8 @@ int run(options& o) {
 #endif
   note(std::string(pipe.model_name()) + " on the " + std::string(pipe.backend_name()) + " backend");
 
-  json_stream_writer json_stream;
-  ordered_stream_printer text_stream(o.prompts);
+  json_stream_writer json_stream(o.params.n > 1);
+  ordered_stream_printer text_stream(o.prompts, std::size_t(std::max(o.params.n, 1)));
   if (o.stream && o.json) o.params.stream = [&](const mii::stream_event& e) { json_stream(e); };
   if (o.stream && !o.json) o.params.stream = [&](const mii::stream_event& e) { text_stream(e); };
 
@@ -281,7 +309,9 @@ int run(options& o) {
     const bool failed = r.finish_reason == mii::generation_finish_reason::error;
     if (o.json) std::cout << response_line(i, r);
     else if (failed) note("prompt " + std::to_string(i) + ": " + r.error);
-    else if (!o.stream) std::cout << o.prompts[i] << r << "\n";
+    else if (!o.stream && r.samples.empty()) std::cout << o.prompts[i] << r << "\n";
+    else if (!o.stream)
+      for (const auto& s : r.samples) std::cout << o.prompts[i] << s.generated_text << "\n";
     if (failed) rc = 1;
   }
   return rc;
@@ -291,7 +321,7 @@ int run(options& o) {
 
 int main(int argc, char** argv) {
   if (argc > 0 && argv[0] && *argv[0]) program = std::filesystem::path(argv[0]).filename().string();
-  if (argc < 2) usage_error("missing MODEL_DIR");
+  if (argc < 2) usage_error("missing MODEL");
   options o = parse(argc, argv);
   if (o.prompts.empty()) o.prompts = read_prompt_lines(std::cin);
   try {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <mii/chat.hpp>
+#include <mii/io/hub.hpp>
 #include <mii/pipeline.hpp>
 
 #include "serve/command_line.hpp"
@@ -58,6 +59,12 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a signal
 
   try {
+    // A Hub id becomes its snapshot in the Hugging Face cache (downloaded when missing).
+    cl.model_dir = mii::io::resolve_model(
+        cl.model_dir, {.revision = cl.engine.revision,
+                       .files = cl.engine.random_weights ? mii::io::hub_files::model_no_weights : mii::io::hub_files::model,
+                       .show_progress = false,
+                       .note = note});
     auto pipe = mii::pipeline(cl.model_dir, cl.engine);
     std::optional<mii::chat_template> chat =
         cl.chat_template ? std::optional(mii::chat_template::from_path(*cl.chat_template)) : mii::chat_template::find(cl.model_dir);

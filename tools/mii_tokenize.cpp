@@ -1,7 +1,7 @@
-// mii-tokenize PATH [--add-special] [--decode [--skip-special]]
+// mii-tokenize PATH [--add-special] [--decode [--skip-special]] [--revision R]
 //
-// Encodes all of stdin (UTF-8 text) with the tokenizer.json at PATH (a file, or a directory that
-// holds one) and prints the ids on one line, separated by single spaces. --add-special adds the
+// Encodes all of stdin (UTF-8 text) with the tokenizer.json at PATH (a file, a directory that
+// holds one, or a Hugging Face Hub id whose tokenizer files come from the cache) and prints the ids on one line, separated by single spaces. --add-special adds the
 // post-processor's special tokens (BOS...). --decode reads whitespace-separated ids instead and
 // prints their text exactly (no newline added). Exit status: 0 ok (and for --help, which prints
 // the usage on stdout), 2 a usage error or input that is not valid UTF-8, 1 any other error
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mii/error.hpp"
+#include "mii/io/hub.hpp"
 #include "mii/tokenizer/tokenizer.hpp"
 #include "tokenizer/unicode.hpp"
 
@@ -22,8 +23,9 @@ namespace {
 
 void usage(std::FILE* to) {
   std::fputs(
-      "usage: mii-tokenize PATH [--add-special] [--decode [--skip-special]]\n"
-      "  PATH            tokenizer.json, or a directory holding one\n"
+      "usage: mii-tokenize PATH [--add-special] [--decode [--skip-special]] [--revision R]\n"
+      "  PATH            tokenizer.json, a directory holding one, or a Hub id (org/name; docs/hub.md)\n"
+      "  --revision R    the Hub id's branch, tag or commit (default main)\n"
       "  (default)       read UTF-8 text on stdin, print its token ids on one line\n"
       "  --add-special   also add the special tokens the post-processor defines (e.g. BOS)\n"
       "  --decode        read token ids on stdin, print their text\n"
@@ -41,13 +43,17 @@ int usage_error(const std::string& why) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string path;
+  std::string path, revision = "main";
   bool add_special = false, decode = false, skip_special = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--add-special") add_special = true;
     else if (arg == "--decode") decode = true;
     else if (arg == "--skip-special") skip_special = true;
+    else if (arg == "--revision") {
+      if (i + 1 >= argc) return usage_error("--revision needs a value");
+      revision = argv[++i];
+    }
     else if (arg == "-h" || arg == "--help") { usage(stdout); return 0; }
     else if (!arg.empty() && arg[0] == '-') return usage_error("unknown option " + arg);
     else if (path.empty()) path = arg;
@@ -57,7 +63,8 @@ int main(int argc, char** argv) {
 
   try {
     const std::string input{std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>()};
-    const mii::tokenizer tok = mii::tokenizer::from_file(path);
+    const mii::tokenizer tok = mii::tokenizer::from_file(
+        mii::io::resolve_model(path, {.revision = revision, .files = mii::io::hub_files::tokenizer}));
     if (decode) {
       std::vector<mii::token_id> ids;
       std::istringstream in(input);

@@ -27,6 +27,9 @@ struct model_config {
   std::optional<std::string> dtype;
   // tokenizer.json (or a directory holding one) to use instead of the checkpoint's.
   std::optional<std::filesystem::path> tokenizer;
+  // The branch, tag or commit sha of a Hugging Face Hub id (mii::pipeline("org/name"), docs/hub.md);
+  // a local directory ignores it.
+  std::string revision = "main";
 
   // ---- state manager (DeepSpeed-FastGen's defaults) ----
   std::int64_t max_tracked_sequences = 2048;   // requests in flight at once
@@ -71,9 +74,17 @@ struct stream_event {
   std::size_t prompt_index = 0;     // which prompt of the call
   std::string_view text;            // new text (may be empty when a token completes no character)
   token_id token = -1;              // the token that produced it (-1 on the final event)
-  bool finished = false;
+  bool finished = false;            // the request's last event (with generate_params.n > 1: every sample ended)
   generation_finish_reason finish_reason = generation_finish_reason::none;
   const token_logprobs* logprobs = nullptr;  // the token's log-probabilities (generate_params.logprobs)
+  // generate_params.n > 1: which sample the text and token belong to, and the event that ends one
+  // sample (sample_finished, with its finish_reason) before the request's final event. With n == 1
+  // sample is 0 and no sample_finished event comes.
+  std::size_t sample = 0;
+  bool sample_finished = false;
+  // generate_params.prompt_logprobs: one event (no text, token -1) carries them once they are known,
+  // before the first generated token's event.
+  const std::vector<token_logprobs>* prompt_logprobs = nullptr;
 };
 using stream_callback = std::function<void(const stream_event&)>;
 
@@ -103,6 +114,18 @@ struct generate_params {
   // Log-probabilities of the generated tokens and of the `logprobs` most likely alternatives at
   // each step (0..20), from the model's logits before penalties and temperature (vLLM's default).
   std::optional<std::int32_t> logprobs;
+  // Samples per prompt (OpenAI's and vLLM's `n`): the prompt is computed once and its KV blocks
+  // are shared by the n samples (docs/architecture.md). Sample i draws with seed + i, so it
+  // equals, token for token, the same prompt run with n = 1 and seed + i (vLLM's rule); without a
+  // seed each prompt gets a random one and its samples seed + 1, ... Greedy decoding (do_sample
+  // false or temperature 0) with n > 1 gives n identical copies, as vLLM does. response.samples
+  // holds them; stream events say which sample they belong to (stream_event::sample).
+  std::int32_t n = 1;
+  // Log-probabilities of the prompt's tokens (vLLM's prompt_logprobs, 0..20 alternatives): for every
+  // prompt token after the first, its log-probability given the tokens before it and the most
+  // likely alternatives there (response.prompt_logprobs). Such a request computes its whole prompt
+  // (it takes no KV blocks from the prefix cache for the positions it needs logits of).
+  std::optional<std::int32_t> prompt_logprobs;
 };
 
 // A request for serve(): requests that arrive while the engine runs (servers, load benchmarks).
@@ -127,18 +150,39 @@ struct engine_stats {
   std::int64_t prefix_cache_queried_tokens = 0;
   std::int64_t prefix_cache_hit_tokens = 0;
   std::int32_t kv_blocks_cached = 0;   // blocks findable by their tokens (held or not)
+  // Copy-on-write: blocks copied because a sample of a generate_params.n > 1 request wrote into a
+  // block it shared with the other samples (the prompt's last, partial block).
+  std::int64_t kv_block_copies = 0;
 };
 
-// Where the memory went: weights and KV cache (bytes on the backend's device).
+// Where the memory went: weights and KV cache (bytes on the backend's device), and how long
+// putting them there took (seconds, by phase of the model's load).
 struct memory_report {
   std::size_t weight_bytes = 0;
   std::size_t kv_cache_bytes = 0;
   std::int32_t kv_blocks = 0;
   std::int32_t kv_block_size = 0;
+  double load_open_s = 0;     // config.json and the checkpoint's headers read, weights planned
+  double load_weights_s = 0;  // weights read, converted and on the device (copies finished)
+  double load_kv_s = 0;       // KV cache and logits allocated
 };
+
+// The largest generate_params.n (OpenAI's limit). An engine may allow fewer: n samples decode in
+// one step, so n is at most model_config.max_ragged_sequence_count.
+inline constexpr std::int32_t max_samples_per_prompt = 128;
 
 // Throws mii::error naming the field and value ("generate_params.top_p must be in (0, 1], got 1.5").
 void validate(const generate_params& p);
+
+// One of the generate_params.n samples of a prompt (response::samples).
+struct sample_output {
+  std::size_t index = 0;            // 0 .. n - 1; drawn with seed + index
+  std::string generated_text;
+  std::int64_t generated_length = 0;
+  generation_finish_reason finish_reason = generation_finish_reason::none;
+  std::vector<token_id> token_ids;
+  std::vector<token_logprobs> logprobs;
+};
 
 struct response {
   std::string generated_text;
@@ -148,6 +192,13 @@ struct response {
   std::vector<token_id> token_ids;  // generated ids (including a final EOS)
   std::string error;                // set when finish_reason == error (e.g. prompt too long)
   std::vector<token_logprobs> logprobs;  // one per generated token, when generate_params.logprobs is set
+  // generate_params.prompt_logprobs: one entry per prompt token after the first (entry i is prompt
+  // token i + 1, given tokens 0..i); the first token has none.
+  std::vector<token_logprobs> prompt_logprobs;
+  // generate_params.n > 1: all n samples in index order. The fields above are then sample 0's
+  // (samples[0] repeats them), so code written for one sample per prompt keeps working. Empty when
+  // n == 1 or when the request failed before it sampled.
+  std::vector<sample_output> samples;
 
   std::string to_json() const;
 };

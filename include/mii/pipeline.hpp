@@ -120,7 +120,8 @@ class engine_impl final : public engine_iface {
     std::vector<response> out(count);
     std::vector<request_handle> handles(count);
     for (std::size_t i = 0; i < count; ++i) {
-      std::unique_ptr<runtime::request> r = make(i, p.seed ? *p.seed : random_base + i);
+      // Unseeded: prompt i's samples draw with random_base + i * n + k, no seed twice in a call.
+      std::unique_ptr<runtime::request> r = make(i, p.seed ? *p.seed : random_base + i * std::uint64_t(p.n));
       r->index = i;
       if (r->done) {
         out[i].prompt_length = std::int64_t(r->tokens.size());
@@ -199,6 +200,9 @@ void engine_impl<Model, Backend, Comm>::serve(const std::function<void(std::vect
 }
 
 void check_dtype(const model_config& cfg, dtype compute);
+// `model_dir` itself when it exists, else the Hugging Face cache snapshot of the Hub id it names at
+// cfg.revision, downloaded when missing (io::resolve_model, docs/hub.md).
+std::filesystem::path resolve_model_dir(const std::filesystem::path& model_dir, const model_config& cfg);
 
 }  // namespace detail
 
@@ -293,7 +297,8 @@ generation_pipeline pipeline(const std::filesystem::path& model_dir, const model
       fail("model_config.tensor_parallel is ", cfg.tensor_parallel, " but the ", Comm::name, " communicator has ",
            comm.size(), " ranks");
     }
-    return generation_pipeline(std::make_unique<detail::engine_impl<Model, Backend, Comm>>(model_dir, cfg, std::move(comm)));
+    return generation_pipeline(std::make_unique<detail::engine_impl<Model, Backend, Comm>>(
+        detail::resolve_model_dir(model_dir, cfg), cfg, std::move(comm)));
   }
 }
 

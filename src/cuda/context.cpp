@@ -90,9 +90,8 @@ cuda_context_state::~cuda_context_state() {
     s->release();
   sample_host.release();
   moe_host.release();
-  for (auto& s : load_staging) s.release();
-  for (cudaEvent_t e : load_copied)
-    if (e) (void)cudaEventDestroy(e);
+  uploader.reset();  // joins its threads; its copies finish first
+  arena.reset();
   if (step_copied) (void)cudaEventDestroy(step_copied);
   if (step_host) (void)cudaFreeHost(step_host);
   cuda_detail::device_free(step_device);
@@ -118,7 +117,6 @@ cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
   st.workspace_bytes = std::size_t(32) << 20;
   st.workspace = cuda_detail::device_alloc(st.workspace_bytes);
   MII_CUDA_CHECK(cudaEventCreateWithFlags(&st.step_copied, cudaEventDisableTiming));
-  for (cudaEvent_t& e : st.load_copied) MII_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   if (const char* v = std::getenv("MII_CUDA_GEMV_MAX_ROWS"); v && *v) {
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);
@@ -221,50 +219,66 @@ graph_exec::~graph_exec() {
 
 namespace {
 
-// Rows [first, first + count) of a plan entry, as an entry of their own.
-model::plan_entry slice_rows(const model::plan_entry& e, std::int64_t first, std::int64_t count) {
-  model::plan_entry s;
-  s.what = e.what;
-  s.cols = e.cols;
-  s.col_begin = e.col_begin;
-  s.vector = e.vector;
-  s.rows = count;
-  std::int64_t at = 0;  // canonical row where the current run starts
-  for (const model::row_run& r : e.runs) {
-    const std::int64_t lo = std::max(first, at), hi = std::min(first + count, at + r.count);
-    if (lo < hi) s.runs.push_back({r.tensor, r.row + (lo - at), hi - lo});
-    at += r.count;
-  }
-  return s;
+constexpr std::size_t arena_alignment = 256;  // what cudaMalloc gives: vector loads and cuBLASLt alike
+std::size_t arena_bytes(std::int64_t elements, std::size_t esize) {
+  return (std::size_t(elements) * esize + arena_alignment - 1) / arena_alignment * arena_alignment;
 }
 
 }  // namespace
 
 template <class DType>
+void cuda<DType>::reserve_weights(context& ctx, const model::weight_plan& plan) {
+  auto& st = ctx.impl();
+  st.arena.reset();
+  st.arena_next = nullptr;
+  st.arena_left = 0;
+  std::size_t bytes = 0;
+  bool read = false, convert = false;
+  auto add = [&](const model::plan_entry& e) {
+    if (!e.present() || e.numel() == 0) return;
+    bytes += arena_bytes(e.numel(), sizeof(DType));
+    if (e.synthetic()) return;
+    read = true;
+    for (const auto& r : e.runs) convert |= r.tensor->type != DType::tag;
+  };
+  for (const auto& e : plan.globals) add(e);
+  for (const auto& l : plan.layers)
+    for (const auto& e : l) add(e);
+  for (const auto* group : {&plan.expert_up, &plan.expert_down})
+    for (const auto& l : *group)
+      for (const auto& e : l) add(e);
+  if (bytes == 0) return;
+  void* base = cuda_detail::device_alloc(bytes);
+  st.arena = std::shared_ptr<void>(base, [](void* p) { cuda_detail::device_free(p); });
+  st.arena_next = static_cast<std::byte*>(base);
+  st.arena_left = bytes;
+  // Everything that allocates is done before the first copy starts: a device or pinned
+  // allocation while copies run may wait for them.
+  if (read && !st.uploader)
+    st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
+  if (convert) st.uploader->prepare_conversion();
+}
+
+template <class DType>
 typename cuda<DType>::template buffer<DType> cuda<DType>::load(context& ctx, const model::plan_entry& e) {
   auto& st = ctx.impl();
-  buffer<DType> dst(e.numel());
-  if (e.numel() == 0) return dst;
+  if (e.numel() == 0) return {};
+  buffer<DType> dst;
+  if (const std::size_t need = arena_bytes(e.numel(), sizeof(DType)); st.arena && need <= st.arena_left) {
+    dst = buffer<DType>(reinterpret_cast<DType*>(st.arena_next), e.numel(), st.arena);
+    st.arena_next += need;
+    st.arena_left -= need;
+    if (st.arena_left == 0) st.arena.reset();  // the buffers own it now
+  } else {
+    dst = buffer<DType>(e.numel());
+  }
   if (e.synthetic()) {  // random weights: made on the device, nothing to read or copy
     kernels::fill_synthetic(dst.data(), e.numel(), e.synthetic_key(), e.synthetic_constant(), e.vector, st.stream);
     return dst;
   }
-  const std::size_t row_bytes = std::size_t(e.cols) * sizeof(DType);
-  const std::int64_t rows_per_chunk = std::max<std::int64_t>(1, std::int64_t(st.load_chunk_bytes / row_bytes));
-  for (std::int64_t first = 0; first < e.rows; first += rows_per_chunk) {
-    const std::int64_t count = std::min(rows_per_chunk, e.rows - first);
-    const int slot = st.load_slot;
-    st.load_slot ^= 1;
-    // This staging buffer's previous copy must be done before the host writes it again; the
-    // other buffer's copy keeps running meanwhile.
-    MII_CUDA_CHECK(cudaEventSynchronize(st.load_copied[std::size_t(slot)]));
-    const std::size_t bytes = std::size_t(count) * row_bytes;
-    void* staging = st.load_staging[std::size_t(slot)].reserve(bytes, st.stream);
-    const model::plan_entry part = (first == 0 && count == e.rows) ? e : slice_rows(e, first, count);
-    model::materialize(part, DType::tag, staging);
-    MII_CUDA_CHECK(cudaMemcpyAsync(dst.data() + first * e.cols, staging, bytes, cudaMemcpyHostToDevice, st.stream));
-    MII_CUDA_CHECK(cudaEventRecord(st.load_copied[std::size_t(slot)], st.stream));
-  }
+  if (!st.uploader)
+    st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
+  st.uploader->upload(e, DType::tag, dst.data(), st.stream);
   return dst;
 }
 

@@ -8,10 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
 #include <mii/backend/cuda/cuda_backend.hpp>
+
+#include "cuda/weight_upload.hpp"
 
 namespace mii::backend {
 
@@ -81,11 +84,14 @@ struct cuda_context_state {
   std::size_t step_capacity = 0;          // int32 elements
   cudaEvent_t step_copied = nullptr;      // the last step copy has left step_host
 
-  // Weight uploads: two pinned buffers, so the host converts chunk N+1 while chunk N copies.
-  std::array<pinned_scratch, 2> load_staging;
-  std::array<cudaEvent_t, 2> load_copied{};
-  int load_slot = 0;
-  std::size_t load_chunk_bytes = std::size_t(32) << 20;
+  // Weight uploads (cuda_backend.hpp, load): made at the first load that reads a checkpoint.
+  std::unique_ptr<weight_uploader> uploader;
+  std::size_t upload_slot_bytes = std::size_t(8) << 20;
+  // The weight arena of reserve_weights: the allocation (shared with the buffers cut from it; the
+  // context lets go of it once it is used up or another reservation replaces it) and what is left.
+  std::shared_ptr<void> arena;
+  std::byte* arena_next = nullptr;
+  std::size_t arena_left = 0;
 
   // GEMM: prepared cuBLASLt plans; rows up to gemv_max_rows (1) go to the GEMV kernel instead
   // (MII_CUDA_GEMV_MAX_ROWS=0 sends everything to cuBLASLt, for comparisons).

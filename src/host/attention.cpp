@@ -40,14 +40,22 @@ void host::rope_store_kv(context& ctx, const step_batch& b, float* qkv, const at
                          const rope_table& rope, kv_layer<float> cache) {
   const std::int64_t hd = a.head_dim, stride = std::int64_t(a.heads + 2 * a.kv_heads) * hd;
   ctx.parallel_for(b.n_tokens, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> grown;
     for (std::int64_t t = begin; t < end; ++t) {
       float* row = qkv + t * stride;
       const int seq = b.token_seq[t];
       const std::int32_t pos = b.positions[t];
       if constexpr (S != layers::rotary_style::none) {
-        const int r = b.rope_row ? b.rope_row[seq] : 0;
+        const std::int32_t len = rope_forward_length(b.seq_rope_len ? b.seq_rope_len[seq] : 0, pos);
+        const int r = rope_row(rope, len);
         const float* f = rope.inv_freq + std::int64_t(r) * (rope.rot_dim / 2);
         const float scale = rope.scale ? rope.scale[r] : 1.0f;
+        if (rope_grows_base(rope, len)) {  // dynamic NTK past the original length: this length's own frequencies
+          const double base = dynamic_ntk_base(rope, len);
+          grown.resize(std::size_t(rope.rot_dim / 2));
+          for (int i = 0; i < rope.rot_dim / 2; ++i) grown[std::size_t(i)] = rope_inv_freq(base, i, rope.rot_dim);
+          f = grown.data();
+        }
         for (int h = 0; h < a.heads + a.kv_heads; ++h) rotate<S>(row + h * hd, pos, f, scale, rope.rot_dim);
       }
       for (int h = 0; h < a.kv_heads; ++h) {
@@ -89,6 +97,7 @@ void host::attention(context& ctx, const step_batch& b, const float* qkv, const 
         float s = 0;
         for (std::int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
         s *= a.scale;
+        if (a.softcap > 0) s = std::tanh(s / a.softcap) * a.softcap;  // Gemma 2: before the mask, as transformers
         scores[std::size_t(j - lo)] = s;
         mx = std::max(mx, s);
       }

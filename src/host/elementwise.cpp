@@ -44,11 +44,15 @@ void host::add_norm(context& ctx, float* residual, const float* delta, const flo
         for (std::int64_t i = 0; i < cols; ++i) x[i] += d[i];
       }
       float* y = out + r * cols;
-      if constexpr (K == layers::norm_kind::rms) {
+      if constexpr (K == layers::norm_kind::rms || K == layers::norm_kind::rms_plus_one) {
         double ss = 0;
         for (std::int64_t i = 0; i < cols; ++i) ss += double(x[i]) * x[i];
         const float inv = float(1.0 / std::sqrt(ss / double(cols) + double(eps)));
-        for (std::int64_t i = 0; i < cols; ++i) y[i] = (x[i] * inv) * w[i];
+        if constexpr (K == layers::norm_kind::rms_plus_one) {
+          for (std::int64_t i = 0; i < cols; ++i) y[i] = (x[i] * inv) * (1.0f + w[i]);
+        } else {
+          for (std::int64_t i = 0; i < cols; ++i) y[i] = (x[i] * inv) * w[i];
+        }
       } else {
         double mean = 0;
         for (std::int64_t i = 0; i < cols; ++i) mean += x[i];
@@ -68,6 +72,21 @@ template void host::add_norm<layers::norm_kind::rms>(context&, float*, const flo
                                                      std::int64_t, std::int64_t, float*);
 template void host::add_norm<layers::norm_kind::layer>(context&, float*, const float*, const float*, const float*, float,
                                                        std::int64_t, std::int64_t, float*);
+template void host::add_norm<layers::norm_kind::rms_plus_one>(context&, float*, const float*, const float*, const float*,
+                                                              float, std::int64_t, std::int64_t, float*);
+
+void host::scale(context& ctx, float* x, std::int64_t n, float factor) {
+  ctx.parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) x[i] *= factor;
+  });
+}
+
+void host::softcap(context& ctx, float* x, std::int64_t n, float cap) {
+  // As transformers writes it: x / cap, tanh, * cap (a reciprocal multiply would round differently).
+  ctx.parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) x[i] = std::tanh(x[i] / cap) * cap;
+  });
+}
 
 namespace {
 template <layers::activation A>

@@ -1,50 +1,69 @@
-// Mixture of experts on the host, token by token: route, run the chosen experts, mix.
+// Mixture of experts on the host, token by token: route, run the chosen experts (and the shared
+// one), mix. The reference the CUDA kernels are checked against (backend/moe_weights.hpp).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 #include <mii/backend/host/host_backend.hpp>
+#include <mii/error.hpp>
 
 namespace mii::backend {
 
 template <layers::activation A>
-void host::moe(context& ctx, const float* x, std::int64_t rows, std::int64_t hidden, const float* router_w,
-               std::int64_t experts, std::int64_t top_k, std::span<const float* const> expert_up,
-               std::span<const float* const> expert_down, std::int64_t ffn, float* out) {
+void host::moe(context& ctx, const float* x, std::int64_t rows, std::int64_t hidden, const moe_weights<float>& w,
+               float* out) {
+  if (w.top_k < 1 || w.top_k > w.experts) fail("moe: top_k must be in [1, experts = ", w.experts, "], got ", w.top_k);
+  if (std::int64_t(w.up.size()) < w.experts || std::int64_t(w.down.size()) < w.experts)
+    fail("moe: ", w.experts, " experts but ", w.up.size(), " up and ", w.down.size(), " down weights");
+  const std::int64_t experts = w.experts, ffn = w.ffn;
   std::vector<float> logits(static_cast<std::size_t>(rows * experts));
-  linear(ctx, x, rows, hidden, router_w, experts, nullptr, logits.data());
+  linear(ctx, x, rows, hidden, w.router, experts, nullptr, logits.data());
   std::fill(out, out + rows * hidden, 0.0f);
-  std::vector<float> gate_up(static_cast<std::size_t>(2 * ffn)), inner(static_cast<std::size_t>(ffn)), y(static_cast<std::size_t>(hidden));
+  const std::int64_t inner_max = std::max(ffn, w.shared_ffn);
+  std::vector<float> gate_up(static_cast<std::size_t>(2 * inner_max)), inner(static_cast<std::size_t>(inner_max)),
+      y(static_cast<std::size_t>(hidden));
   std::vector<int> order(static_cast<std::size_t>(experts));
+  std::vector<float> p(static_cast<std::size_t>(experts));
   for (std::int64_t r = 0; r < rows; ++r) {
-    // softmax over all experts in fp32, then the top k, renormalised (Mixtral's router)
+    const float* xr = x + r * hidden;
+    float* o = out + r * hidden;
+    // softmax over all experts in fp32, then the top k, renormalised when the router says so
     const float* l = logits.data() + r * experts;
     const float mx = *std::max_element(l, l + experts);
-    std::vector<float> p(static_cast<std::size_t>(experts));
     float sum = 0;
     for (std::int64_t e = 0; e < experts; ++e) sum += (p[std::size_t(e)] = std::exp(l[e] - mx));
     for (auto& v : p) v /= sum;
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[std::size_t(a)] > p[std::size_t(b)]; });
     float chosen = 0;
-    for (std::int64_t k = 0; k < top_k; ++k) chosen += p[std::size_t(order[std::size_t(k)])];
-    for (std::int64_t k = 0; k < top_k; ++k) {
+    for (std::int64_t k = 0; k < w.top_k; ++k) chosen += p[std::size_t(order[std::size_t(k)])];
+    for (std::int64_t k = 0; k < w.top_k; ++k) {
       const int e = order[std::size_t(k)];
-      const float weight = p[std::size_t(e)] / chosen;
-      linear(ctx, x + r * hidden, 1, hidden, expert_up[std::size_t(e)], 2 * ffn, nullptr, gate_up.data());
+      const float weight = w.renormalise ? p[std::size_t(e)] / chosen : p[std::size_t(e)];
+      linear(ctx, xr, 1, hidden, w.up[std::size_t(e)], 2 * ffn, nullptr, gate_up.data());
       gated_act<A>(ctx, gate_up.data(), 1, ffn, inner.data());
-      linear(ctx, inner.data(), 1, ffn, expert_down[std::size_t(e)], hidden, nullptr, y.data());
-      float* o = out + r * hidden;
+      linear(ctx, inner.data(), 1, ffn, w.down[std::size_t(e)], hidden, nullptr, y.data());
       for (std::int64_t i = 0; i < hidden; ++i) o[i] += weight * y[std::size_t(i)];
+    }
+    if (w.shared_up) {  // Qwen2-MoE: every token also runs the shared expert, scaled by its gate
+      float scale = 1.0f;
+      if (w.shared_gate) {
+        double dot = 0;
+        for (std::int64_t i = 0; i < hidden; ++i) dot += double(xr[i]) * w.shared_gate[i];
+        scale = float(1.0 / (1.0 + std::exp(-dot)));
+      }
+      linear(ctx, xr, 1, hidden, w.shared_up, 2 * w.shared_ffn, nullptr, gate_up.data());
+      gated_act<A>(ctx, gate_up.data(), 1, w.shared_ffn, inner.data());
+      linear(ctx, inner.data(), 1, w.shared_ffn, w.shared_down, hidden, nullptr, y.data());
+      for (std::int64_t i = 0; i < hidden; ++i) o[i] += scale * y[std::size_t(i)];
     }
   }
 }
 
-#define MII_HOST_MOE(A)                                                                                               \
-  template void host::moe<layers::activation::A>(context&, const float*, std::int64_t, std::int64_t, const float*,   \
-                                                 std::int64_t, std::int64_t, std::span<const float* const>,           \
-                                                 std::span<const float* const>, std::int64_t, float*);
+#define MII_HOST_MOE(A)                                                                                   \
+  template void host::moe<layers::activation::A>(context&, const float*, std::int64_t, std::int64_t,    \
+                                                 const moe_weights<float>&, float*);
 MII_HOST_MOE(silu)
 MII_HOST_MOE(gelu)
 MII_HOST_MOE(gelu_tanh)

@@ -50,9 +50,11 @@ safetensors_file::safetensors_file(safetensors_file&& o) noexcept { *this = std:
 safetensors_file& safetensors_file::operator=(safetensors_file&& o) noexcept {
   if (this != &o) {
     if (map_) munmap(map_, size_);
+    if (fd_ >= 0) ::close(fd_);
     path_ = std::move(o.path_);
     map_ = std::exchange(o.map_, nullptr);
     size_ = std::exchange(o.size_, 0);
+    fd_ = std::exchange(o.fd_, -1);
     tensors_ = std::move(o.tensors_);
     metadata_ = std::move(o.metadata_);
     for (auto& t : tensors_) t.file = &path_;
@@ -62,6 +64,7 @@ safetensors_file& safetensors_file::operator=(safetensors_file&& o) noexcept {
 
 safetensors_file::~safetensors_file() {
   if (map_) munmap(map_, size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void safetensors_file::prefetch() const {
@@ -80,13 +83,10 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
   }
   safetensors_file f;
   f.path_ = path;
+  f.fd_ = fd;  // closed by f from here on, also when a check below fails
   f.size_ = std::size_t(st.st_size);
-  if (f.size_ < 8) {
-    ::close(fd);
-    fail(where, ": file is ", f.size_, " bytes, too short for the 8-byte safetensors header length");
-  }
+  if (f.size_ < 8) fail(where, ": file is ", f.size_, " bytes, too short for the 8-byte safetensors header length");
   f.map_ = mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
   if (f.map_ == MAP_FAILED) {
     f.map_ = nullptr;
     fail(where, ": mmap failed: ", std::strerror(errno));
@@ -157,6 +157,7 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
     t.type = *type;
     t.shape = shape;
     t.bytes = {base + data_start + begin, std::size_t(end - begin)};
+    t.file_offset = data_start + std::uint64_t(begin);
     f.tensors_.push_back(std::move(t));
   }
   std::sort(f.tensors_.begin(), f.tensors_.end(), [](auto& a, auto& b) { return a.name < b.name; });
@@ -167,6 +168,7 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
       fail(where, ": tensor '", f.tensors_[i].name, "' is listed twice in the header");
   for (auto& t : f.tensors_) {
     t.file = &f.path_;
+    t.fd = f.fd_;
     const auto b = std::uint64_t(t.bytes.data() - (base + data_start));
     // An empty tensor occupies no bytes: it overlaps nothing, even at another tensor's offset.
     if (!t.bytes.empty()) spans.push_back({b, b + t.bytes.size(), &t.name});

@@ -96,45 +96,48 @@ struct planner {
   }
 
   // ---- MLP ----
-  // Rows [rank * local_ffn, +local_ffn) of an [ffn, hidden] source at `row0` in tensor `t`.
-  row_run ffn_slice(const io::tensor_view& t, int64_t row0 = 0) const {
-    return {&t, row0 + s.rank * s.local_ffn, s.local_ffn};
+  // Rows [rank * local, +local) of an [ffn, hidden] source at `row0` in tensor `t`: this rank's
+  // column-parallel slice of an MLP (dense: local_ffn, an expert: local_expert_ffn, the shared
+  // expert: local_shared_ffn).
+  row_run ffn_slice(const io::tensor_view& t, int64_t row0, int64_t local) const {
+    return {&t, row0 + s.rank * local, local};
   }
 
   plan_entry gated_up(std::string what, const io::tensor_view& gate, int64_t gate_row0, const io::tensor_view& up,
-                      int64_t up_row0, bool vector = false) const {
-    plan_entry e{std::move(what), {ffn_slice(gate, gate_row0), ffn_slice(up, up_row0)}, 2 * s.local_ffn,
-                 vector ? 1 : s.hidden, 0, vector};
-    return e;
+                      int64_t up_row0, int64_t local) const {
+    return plan_entry{std::move(what), {ffn_slice(gate, gate_row0, local), ffn_slice(up, up_row0, local)}, 2 * local,
+                      s.hidden, 0, false};
   }
-  plan_entry down(std::string what, const io::tensor_view& t, int64_t row0 = 0) const {
-    return plan_entry{std::move(what), {{&t, row0, s.hidden}}, s.hidden, s.local_ffn, s.rank * s.local_ffn, false};
+  // The row-parallel projection back to hidden: this rank's columns of [hidden, ffn].
+  plan_entry down(std::string what, const io::tensor_view& t, int64_t row0, int64_t local) const {
+    return plan_entry{std::move(what), {{&t, row0, s.hidden}}, s.hidden, local, s.rank * local, false};
   }
 
   void plan_mlp(weight_plan& w, int64_t L) const {
     auto& e = w.layers[std::size_t(L)];
     const std::string l = "layer " + std::to_string(L);
-    const int64_t F = s.ffn, H = s.hidden;
-    if (arch.mlp == layers::mlp_kind::moe) {
+    const int64_t F = s.ffn, H = s.hidden, local = s.local_ffn;
+    if (s.sparse(L)) {
       plan_moe(w, L);
       return;
     }
-    if (arch.mlp == layers::mlp_kind::gated) {
+    // Dense: a gated MLP (an MoE architecture's dense layers are of its experts' kind) or a plain one.
+    if (arch.mlp != layers::mlp_kind::plain) {
       if (n.gate_up == gate_up_layout::fused) {
         const auto& t = tensor(layer_name(L, n.fused_gate_up), {2 * F, H});
-        e[std::size_t(layer_slot::up_w)] = gated_up(l + " gate_up", t, 0, t, F);
+        e[std::size_t(layer_slot::up_w)] = gated_up(l + " gate_up", t, 0, t, F, local);
       } else {
         e[std::size_t(layer_slot::up_w)] = gated_up(l + " gate_up", tensor(layer_name(L, n.gate), {F, H}), 0,
-                                                    tensor(layer_name(L, n.up), {F, H}), 0);
+                                                    tensor(layer_name(L, n.up), {F, H}), 0, local);
       }
     } else {
       e[std::size_t(layer_slot::up_w)] =
-          plan_entry{l + " fc1", {ffn_slice(tensor(layer_name(L, n.up), {F, H}))}, s.local_ffn, H, 0, false};
+          plan_entry{l + " fc1", {ffn_slice(tensor(layer_name(L, n.up), {F, H}), 0, local)}, local, H, 0, false};
       if (s.mlp_bias)
         e[std::size_t(layer_slot::up_b)] =
-            plan_entry{l + " fc1 bias", {ffn_slice(tensor(layer_name(L, n.up, ".bias"), {F}))}, s.local_ffn, 1, 0, true};
+            plan_entry{l + " fc1 bias", {ffn_slice(tensor(layer_name(L, n.up, ".bias"), {F}), 0, local)}, local, 1, 0, true};
     }
-    e[std::size_t(layer_slot::down_w)] = down(l + " down", tensor(layer_name(L, n.down), {H, F}));
+    e[std::size_t(layer_slot::down_w)] = down(l + " down", tensor(layer_name(L, n.down), {H, F}), 0, local);
     // A row-parallel bias is added once, by rank 0, before the all-reduce; every rank checks it
     // exists with its shape (and counts it as used).
     if (s.mlp_bias) {
@@ -144,32 +147,51 @@ struct planner {
   }
 
   void plan_moe(weight_plan& w, int64_t L) const {
-    const int64_t E = s.experts, F = s.ffn, H = s.hidden;
+    const int64_t E = s.experts, F = s.expert_ffn, H = s.hidden, local = s.local_expert_ffn;
     const std::string l = "layer " + std::to_string(L);
+    auto& e = w.layers[std::size_t(L)];
     auto& ups = w.expert_up[std::size_t(L)];
     auto& downs = w.expert_down[std::size_t(L)];
     ups.clear();
     downs.clear();
-    const std::string hub_router = layer_name(L, n.router);
-    if (ckpt.find(hub_router) || n.router_v5.empty()) {
-      w.layers[std::size_t(L)][std::size_t(layer_slot::router_w)] = matrix(l + " router", hub_router, E, H);
+    if (s.shared_ffn) plan_shared_expert(w, L);
+    // transformers 5 re-saves experts stacked ([E, 2F, H], gate rows first, and [E, H, F], no
+    // ".weight"); the hub keeps one tensor per expert and projection. Qwen's router has the
+    // same name in both, so the stacked tensor is what tells them apart.
+    const std::string stacked = n.experts_gate_up_v5.empty() ? "" : layer_name(L, n.experts_gate_up_v5, "");
+    if (stacked.empty() || !ckpt.find(stacked)) {
+      e[std::size_t(layer_slot::router_w)] = matrix(l + " router", layer_name(L, n.router), E, H);
       for (int64_t x = 0; x < E; ++x) {
         const std::string pre = std::string(n.expert) + std::to_string(x) + ".";
         const auto& g = tensor(layer_name(L, pre + std::string(n.expert_gate)), {F, H});
         const auto& u = tensor(layer_name(L, pre + std::string(n.expert_up)), {F, H});
-        ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", g, 0, u, 0));
-        downs.push_back(down(l + " expert " + std::to_string(x) + " down", tensor(layer_name(L, pre + std::string(n.expert_down)), {H, F})));
+        ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", g, 0, u, 0, local));
+        downs.push_back(down(l + " expert " + std::to_string(x) + " down",
+                             tensor(layer_name(L, pre + std::string(n.expert_down)), {H, F}), 0, local));
       }
       return;
     }
-    // transformers 5 layout: stacked [E, 2F, H] (gate rows first) and [E, H, F], no ".weight".
-    w.layers[std::size_t(L)][std::size_t(layer_slot::router_w)] = matrix(l + " router", layer_name(L, n.router_v5), E, H);
-    const auto& gu = tensor(layer_name(L, n.experts_gate_up_v5, ""), {E, 2 * F, H});
+    e[std::size_t(layer_slot::router_w)] = matrix(l + " router", layer_name(L, n.router_v5), E, H);
+    const auto& gu = tensor(stacked, {E, 2 * F, H});
     const auto& dn = tensor(layer_name(L, n.experts_down_v5, ""), {E, H, F});
     for (int64_t x = 0; x < E; ++x) {
-      ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", gu, x * 2 * F, gu, x * 2 * F + F));
-      downs.push_back(down(l + " expert " + std::to_string(x) + " down", dn, x * H));
+      ups.push_back(gated_up(l + " expert " + std::to_string(x) + " gate_up", gu, x * 2 * F, gu, x * 2 * F + F, local));
+      downs.push_back(down(l + " expert " + std::to_string(x) + " down", dn, x * H, local));
     }
+  }
+
+  // Qwen2-MoE's shared expert: sliced like a dense MLP; its [1, hidden] output gate replicated.
+  void plan_shared_expert(weight_plan& w, int64_t L) const {
+    auto& e = w.layers[std::size_t(L)];
+    const std::string l = "layer " + std::to_string(L);
+    const int64_t F = s.shared_ffn, H = s.hidden, local = s.local_shared_ffn;
+    e[std::size_t(layer_slot::shared_up_w)] =
+        gated_up(l + " shared expert gate_up", tensor(layer_name(L, n.shared_gate), {F, H}), 0,
+                 tensor(layer_name(L, n.shared_up), {F, H}), 0, local);
+    e[std::size_t(layer_slot::shared_down_w)] =
+        down(l + " shared expert down", tensor(layer_name(L, n.shared_down), {H, F}), 0, local);
+    if (s.shared_expert_gated)
+      e[std::size_t(layer_slot::shared_gate_w)] = matrix(l + " shared expert gate", layer_name(L, n.shared_expert_gate), 1, H);
   }
 
   void plan_norms(weight_plan& w, int64_t L) const {
@@ -192,6 +214,12 @@ struct planner {
       case layers::wiring::parallel_two_norms:
         put(layer_slot::attn_norm_w, layer_slot::attn_norm_b, n.alt_attn_norm, "attention norm");
         put(layer_slot::mlp_norm_w, layer_slot::mlp_norm_b, n.alt_mlp_norm, "mlp norm");
+        break;
+      case layers::wiring::sandwich:
+        put(layer_slot::attn_norm_w, layer_slot::attn_norm_b, n.attn_norm, "attention norm");
+        put(layer_slot::post_attn_norm_w, layer_slot::post_attn_norm_b, n.post_attn_norm, "post-attention norm");
+        put(layer_slot::mlp_norm_w, layer_slot::mlp_norm_b, n.mlp_norm, "mlp norm");
+        put(layer_slot::post_mlp_norm_w, layer_slot::post_mlp_norm_b, n.post_mlp_norm, "post-mlp norm");
         break;
     }
   }
@@ -235,6 +263,10 @@ struct planner {
       plan_norms(w, L);
       e[std::size_t(layer_slot::qkv_w)] = qkv(L, false);
       if (s.qkv_bias) e[std::size_t(layer_slot::qkv_b)] = qkv(L, true);
+      if (s.qk_norm) {  // [head_dim], shared by every head: replicated on every rank
+        e[std::size_t(layer_slot::q_norm_w)] = vector(l + " q norm", layer_name(L, n.q_norm), s.head_dim);
+        e[std::size_t(layer_slot::k_norm_w)] = vector(l + " k norm", layer_name(L, n.k_norm), s.head_dim);
+      }
       e[std::size_t(layer_slot::o_w)] = matrix(l + " o_proj", layer_name(L, n.o), H, s.heads * s.head_dim,
                                                s.rank * s.q_dim(), s.q_dim());
       if (s.o_bias) {  // added by rank 0 only, as the down bias

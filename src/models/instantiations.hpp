@@ -16,3 +16,8 @@ extern MII_BUILTIN_PIPELINE(mii::models::phi3);
 extern MII_BUILTIN_PIPELINE(mii::models::falcon);
 extern MII_BUILTIN_PIPELINE(mii::models::opt);
 extern MII_BUILTIN_PIPELINE(mii::models::phi);
+extern MII_BUILTIN_PIPELINE(mii::models::gemma2);
+extern MII_BUILTIN_PIPELINE(mii::models::gemma3);
+extern MII_BUILTIN_PIPELINE(mii::models::qwen3);
+extern MII_BUILTIN_PIPELINE(mii::models::qwen3_moe);
+extern MII_BUILTIN_PIPELINE(mii::models::qwen2_moe);

@@ -91,6 +91,8 @@ void put_request(word_writer& w, const request& r) {
   w.str(r.prompt_text);
   w.ids(r.tokens);
   w.i64(r.prompt_len);
+  w.i64(r.rope_len);
+  w.u64(r.kv_variant);
   w.i64(r.max_new);
   w.i64(r.min_new);
   w.i32(std::int32_t(r.ignore_eos) | std::int32_t(r.return_full_text) << 1 | std::int32_t(r.sampling.greedy) << 2);
@@ -108,6 +110,8 @@ void put_request(word_writer& w, const request& r) {
     w.f32(bias);
   }
   w.i32(r.logprobs);
+  w.i32(r.prompt_logprobs);
+  w.i32(r.n);
   w.i64(std::int64_t(r.stop_strings.size()));
   for (const auto& s : r.stop_strings) w.str(s);
 }
@@ -119,6 +123,8 @@ std::unique_ptr<request> get_request(word_reader& in) {
   r->prompt_text = in.str();
   r->tokens = in.ids();
   r->prompt_len = in.i64();
+  r->rope_len = in.i64();
+  r->kv_variant = in.u64();
   r->max_new = in.i64();
   r->min_new = in.i64();
   const std::int32_t flags = in.i32();
@@ -139,6 +145,9 @@ std::unique_ptr<request> get_request(word_reader& in) {
     r->logit_bias.emplace_back(id, in.f32());
   }
   r->logprobs = in.i32();
+  r->prompt_logprobs = in.i32();
+  r->n = in.i32();
+  if (r->n < 1) in.bad();
   const std::size_t stops = in.count();
   for (std::size_t i = 0; i < stops; ++i) r->stop_strings.push_back(in.str());
   if (r->prompt_len != std::int64_t(r->tokens.size())) in.bad();

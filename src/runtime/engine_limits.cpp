@@ -1,5 +1,6 @@
 #include <mii/runtime/engine.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace mii::runtime {
@@ -39,11 +40,17 @@ engine_limits resolve_limits(const model_config& cfg, const model::model_shape& 
     fail("model_config.max_tracked_sequences must be >= 1, got ", cfg.max_tracked_sequences);
   if (cfg.max_length && *cfg.max_length < 2) fail("model_config.max_length must be >= 2, got ", *cfg.max_length);
   if (cfg.max_context < 2) fail("model_config.max_context must be >= 2, got ", cfg.max_context);
-  if (cfg.max_length && shape.max_positions > 0 && *cfg.max_length > shape.max_positions)
+  // The model's context: max_position_embeddings, times the factor of a rope scaling that
+  // stretches positions (linear, dynamic NTK), as vLLM derives it. Dynamic NTK computes its
+  // frequencies for any length, so an explicit max_length may go past even that.
+  const bool stretched = hf.rope.type == "linear" || hf.rope.type == "dynamic";
+  const std::int64_t context =
+      shape.max_positions > 0 && stretched ? std::int64_t(std::min(double(shape.max_positions) * hf.rope.factor, 1e15)) : shape.max_positions;
+  if (cfg.max_length && context > 0 && *cfg.max_length > context && hf.rope.type != "dynamic")
     fail("model_config.max_length is ", *cfg.max_length, " but the model's max_position_embeddings is ",
-         shape.max_positions, " (", shape.config_file.string(), ")");
-  l.max_sequence = std::min(cfg.max_length.value_or(shape.max_positions > 0 ? shape.max_positions : cfg.max_context),
-                            cfg.max_context);
+         shape.max_positions, stretched ? " (" + std::to_string(context) + " with its rope scaling factor)" : std::string(),
+         " (", shape.config_file.string(), ")");
+  l.max_sequence = std::min(cfg.max_length.value_or(context > 0 ? context : cfg.max_context), cfg.max_context);
   if (shape.learned_positions) l.max_sequence = std::min(l.max_sequence, shape.max_positions);
   return l;
 }

@@ -79,16 +79,42 @@ void kv_cache_manager::release(std::vector<std::int32_t>& blocks) {
   blocks.clear();
 }
 
+void kv_cache_manager::share(std::span<const std::int32_t> blocks) {
+  for (const std::int32_t b : blocks) {
+    if (b < 0 || b >= total_) fail("internal: sharing KV block ", b, ", outside the pool of ", total_);
+    if (state_[std::size_t(b)].refs <= 0) fail("internal: sharing KV block ", b, ", which is not in use");
+  }
+  for (const std::int32_t b : blocks) ++state_[std::size_t(b)].refs;
+}
+
+std::int32_t kv_cache_manager::refs(std::int32_t b) const {
+  if (b < 0 || b >= total_) fail("internal: KV block ", b, " is outside the pool of ", total_);
+  return state_[std::size_t(b)].refs;
+}
+
+std::optional<backend::block_copy> kv_cache_manager::copy_on_write(std::vector<std::int32_t>& blocks, std::size_t i) {
+  if (i >= blocks.size()) fail("internal: copy on write of block ", i, " of a sequence holding ", blocks.size());
+  const std::int32_t old = blocks[i];
+  if (refs(old) <= 1) return std::nullopt;
+  std::vector<std::int32_t> fresh;
+  if (!allocate(1, fresh)) return std::nullopt;
+  --state_[std::size_t(old)].refs;  // still held by the others: it stays where it is
+  blocks[i] = fresh[0];
+  ++copies_;
+  return backend::block_copy{old, fresh[0]};
+}
+
 void kv_cache_manager::take(std::int32_t b) {
   block_state& s = state_[std::size_t(b)];
   if (s.refs++ == 0) lru_.erase(s.lru);
 }
 
 std::int64_t kv_cache_manager::match_prefix(std::span<const std::int32_t> tokens, std::int64_t max_tokens,
-                                            std::vector<std::int32_t>& blocks, std::vector<block_key>& keys) {
+                                            std::vector<std::int32_t>& blocks, std::vector<block_key>& keys,
+                                            std::uint64_t variant) {
   if (!prefix_caching_ || !blocks.empty() || !keys.empty()) return 0;
   const std::int64_t limit = std::min<std::int64_t>(max_tokens, std::int64_t(tokens.size()));
-  block_key parent{};
+  block_key parent{variant, 0};
   std::int64_t covered = 0;
   while (covered + block_size_ <= limit) {
     const auto piece = tokens.subspan(std::size_t(covered), std::size_t(block_size_));
@@ -107,13 +133,14 @@ std::int64_t kv_cache_manager::match_prefix(std::span<const std::int32_t> tokens
 }
 
 void kv_cache_manager::register_full_blocks(std::span<const std::int32_t> tokens, std::int64_t computed,
-                                            const std::vector<std::int32_t>& blocks, std::vector<block_key>& keys) {
+                                            const std::vector<std::int32_t>& blocks, std::vector<block_key>& keys,
+                                            std::uint64_t variant) {
   if (!prefix_caching_) return;
   const std::size_t full = std::size_t(std::min<std::int64_t>(computed, std::int64_t(tokens.size())) / block_size_);
   while (keys.size() < full && keys.size() < blocks.size()) {
     const std::size_t i = keys.size();
     const auto piece = tokens.subspan(i * std::size_t(block_size_), std::size_t(block_size_));
-    const block_key key = chain_key(i ? keys.back() : block_key{}, piece);
+    const block_key key = chain_key(i ? keys.back() : block_key{variant, 0}, piece);
     keys.push_back(key);
     const std::int32_t b = blocks[i];
     block_state& s = state_[std::size_t(b)];

@@ -10,17 +10,62 @@ request_channel::request_channel(std::uint64_t id, std::size_t prompt_index, str
   timing_.submitted = std::chrono::steady_clock::now();
 }
 
-void request_channel::push(std::string_view text, token_id token, const token_logprobs* logprobs) {
-  if (stream_ && (token >= 0 || !text.empty()))
-    stream_(stream_event{prompt_index_, text, token, false, generation_finish_reason::none, logprobs});
+request_channel::pending_output& request_channel::pending_for(std::size_t sample) {
+  if (sample >= pending_.size()) pending_.resize(sample + 1);
+  return pending_[sample];
+}
+
+bool request_channel::nothing_pending() const {
+  if (!pending_prompt_logprobs_.empty()) return false;
+  for (const auto& p : pending_)
+    if (!p.empty()) return false;
+  return true;
+}
+
+void request_channel::push(std::string_view text, token_id token, const token_logprobs* logprobs, std::size_t sample) {
+  if (stream_ && (token >= 0 || !text.empty())) {
+    stream_event ev{prompt_index_, text, token, false, generation_finish_reason::none, logprobs};
+    ev.sample = sample;
+    stream_(ev);
+  }
   {
     const std::lock_guard lock(m_);
-    pending_text_.append(text);
+    pending_output& p = pending_for(sample);
+    p.text.append(text);
     if (token >= 0) {
-      pending_tokens_.push_back(token);
-      if (logprobs) pending_logprobs_.push_back(*logprobs);
+      p.tokens.push_back(token);
+      if (logprobs) p.logprobs.push_back(*logprobs);
       if (timing_.first_token == request_timing::time_point{}) timing_.first_token = std::chrono::steady_clock::now();
     }
+  }
+  cv_.notify_all();
+}
+
+void request_channel::end_sample(std::size_t sample, generation_finish_reason why) {
+  if (stream_) {
+    stream_event ev{prompt_index_, {}, -1, false, why};
+    ev.sample = sample;
+    ev.sample_finished = true;
+    stream_(ev);
+  }
+  {
+    const std::lock_guard lock(m_);
+    pending_output& p = pending_for(sample);
+    p.ended = true;
+    p.why = why;
+  }
+  cv_.notify_all();
+}
+
+void request_channel::push_prompt_logprobs(const std::vector<token_logprobs>& lps) {
+  if (stream_) {
+    stream_event ev{prompt_index_, {}, -1, false, generation_finish_reason::none};
+    ev.prompt_logprobs = &lps;
+    stream_(ev);
+  }
+  {
+    const std::lock_guard lock(m_);
+    pending_prompt_logprobs_ = lps;
   }
   cv_.notify_all();
 }
@@ -77,7 +122,7 @@ bool request_channel::wait_for(std::chrono::steady_clock::duration d) const {
 
 std::optional<output_delta> request_channel::next(std::optional<std::chrono::steady_clock::duration> timeout) {
   std::unique_lock lock(m_);
-  auto ready = [&] { return visible() || !pending_text_.empty() || !pending_tokens_.empty(); };
+  auto ready = [&] { return visible() || !nothing_pending(); };
   if (timeout) {
     if (!cv_.wait_for(lock, *timeout, ready)) return output_delta{};
   } else {
@@ -85,13 +130,22 @@ std::optional<output_delta> request_channel::next(std::optional<std::chrono::ste
   }
   if (end_pulled_) return std::nullopt;
   output_delta d;
-  d.text = std::move(pending_text_);
-  d.token_ids = std::move(pending_tokens_);
-  d.logprobs = std::move(pending_logprobs_);
-  pending_text_.clear();
-  pending_tokens_.clear();
-  pending_logprobs_.clear();
-  if (visible()) {
+  d.prompt_logprobs = std::exchange(pending_prompt_logprobs_, {});
+  // The lowest sample with something new (sample 0 when nothing is pending).
+  std::size_t k = 0;
+  while (k + 1 < pending_.size() && pending_[k].empty()) ++k;
+  if (pending_[k].empty()) k = 0;
+  pending_output& p = pending_[k];
+  d.sample = k;
+  d.text = std::exchange(p.text, {});
+  d.token_ids = std::exchange(p.tokens, {});
+  d.logprobs = std::exchange(p.logprobs, {});
+  if (p.ended) {
+    d.sample_finished = true;
+    d.finish_reason = p.why;
+    p.ended = false;
+  }
+  if (visible() && nothing_pending() && !d.sample_finished) {  // the request's end: a delta of its own
     d.finished = true;
     d.finish_reason = response_.finish_reason;
     end_pulled_ = true;

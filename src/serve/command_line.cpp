@@ -1,9 +1,12 @@
 #include "serve/command_line.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <ostream>
 #include <sstream>
+
+#include <mii/io/hub.hpp>
 
 namespace mii::serve {
 
@@ -11,13 +14,15 @@ void print_usage(std::ostream& os) {
   os << "usage: mii-serve MODEL_DIR [options]\n"
         "Serves the checkpoint in MODEL_DIR over HTTP: OpenAI's /v1/completions, /v1/chat/completions and\n"
         "/v1/models, DeepSpeed-MII's POST /mii/{deployment}, /health and /metrics (docs/serving.md).\n"
+        "MODEL_DIR may be a Hugging Face Hub id (org/name): the Hugging Face cache's copy, downloaded\n"
+        "into it when missing (HF_TOKEN, HF_HUB_OFFLINE; docs/hub.md).\n"
         "\n"
         "Server:\n"
         "  --host HOST                 address to listen on (default 127.0.0.1: this machine only)\n"
         "  --port N                    TCP port (default 8000; 0 picks a free one, printed at startup)\n"
         "  --api-key KEY               require \"Authorization: Bearer KEY\" on /v1 and /mii (default: the\n"
         "                              MII_API_KEY environment variable; none when neither is set)\n"
-        "  --served-model-name NAME    the model name clients send (default: MODEL_DIR's base name)\n"
+        "  --served-model-name NAME    the model name clients send (default: MODEL_DIR's base name, or the Hub id)\n"
         "  --chat-template PATH        a .jinja file or tokenizer_config.json to use instead of the model's\n"
         "  --max-queue N               generation requests in flight; more get 503 + Retry-After (default 1024)\n"
         "  --max-body-bytes N          larger request bodies get 413 (default 8388608)\n"
@@ -40,12 +45,16 @@ void print_usage(std::ostream& os) {
         "  --no-cuda-graphs            do not replay decode steps from CUDA graphs\n"
         "  --no-prefix-caching         compute every prompt in full (prefix caching is on by default)\n"
         "  --tokenizer PATH            tokenizer.json to use instead of the checkpoint's\n"
+        "  --revision R                the Hub id's branch, tag or commit (default main)\n"
         "  --random-weights            speed runs: random weights from config.json's shapes (meaningless\n"
         "                              output; send token-id prompts when the directory has no tokenizer)\n"
         "  -h, --help                  this text\n";
 }
 
 std::string default_served_name(const std::filesystem::path& model_dir) {
+  std::error_code ec;
+  // A Hub id is the name clients know the model by (vLLM serves it under the same name).
+  if (!std::filesystem::exists(model_dir, ec) && io::is_hub_repo_id(model_dir.string())) return model_dir.string();
   std::filesystem::path p = model_dir.lexically_normal();
   if (p.filename().empty()) p = p.parent_path();  // "dir/" -> "dir"
   std::string name = p.filename().string();
@@ -135,6 +144,7 @@ command_line parse_command_line(const std::vector<std::string>& args, const char
     else if (a == "--no-cuda-graphs") c.engine.cuda_graphs = false;
     else if (a == "--no-prefix-caching") c.engine.prefix_caching = false;
     else if (a == "--tokenizer") c.engine.tokenizer = value();
+    else if (a == "--revision") c.engine.revision = value();
     else if (a == "--random-weights") c.engine.random_weights = true;
     else if (a.starts_with("-")) throw usage_error("unknown option " + a);
     else if (c.model_dir.empty()) c.model_dir = a;

@@ -154,7 +154,23 @@ void take_penalties(field_reader& f, generate_params& p) {
     }
     b.finish();
   }
-  accept_default_only(f, "n", [](element e) { return number_is(e, 1); }, "1 (one choice per prompt)");
+}
+
+// OpenAI's n: choices per prompt, each a sample of the engine's request (generate_params.n).
+void take_n(field_reader& f, generate_params& p) {
+  if (const auto n = f.take_int("n")) {
+    if (*n < 1 || *n > max_choices_per_prompt)
+      f.invalid("n", "must be an integer in [1, " + std::to_string(max_choices_per_prompt) + "], got " + std::to_string(*n));
+    p.n = std::int32_t(*n);
+  }
+}
+
+// vLLM's prompt_logprobs: alternatives per prompt token (0-20).
+std::optional<std::int32_t> take_prompt_logprobs(field_reader& f) {
+  const auto n = f.take_int("prompt_logprobs");
+  if (n && (*n < 0 || *n > 20)) f.invalid("prompt_logprobs", "must be an integer in [0, 20], got " + std::to_string(*n));
+  if (!n) return std::nullopt;
+  return std::int32_t(*n);
 }
 
 // `user` and `metadata` describe the caller for the provider's records; a server that keeps no
@@ -339,7 +355,11 @@ completion_request decode_completion_request(std::string_view body, std::string_
   take_stream(f, r.stream, r.include_usage);
   take_caller_metadata(f, false);
   take_penalties(f, r.params);
-  accept_default_only(f, "best_of", [](element e) { return number_is(e, 1); }, "1");
+  take_n(f, r.params);
+  r.prompt_logprobs = take_prompt_logprobs(f);
+  // best_of (draw more samples, return the n most likely) needs a ranking by cumulative
+  // log-probability that the engine does not make.
+  accept_default_only(f, "best_of", [](element e) { return number_is(e, 1); }, "1 (or leave it out; use n for several choices)");
   // Completions' logprobs: how many alternatives besides the chosen token (OpenAI allows 5, vLLM 20).
   if (const auto n = f.take_int("logprobs")) {
     if (*n < 0 || *n > 20) f.invalid("logprobs", "must be an integer in [0, 20], got " + std::to_string(*n));
@@ -395,6 +415,10 @@ chat_request decode_chat_request(std::string_view body, std::string_view served_
   take_stream(f, r.stream, r.include_usage);
   take_caller_metadata(f, true);
   take_penalties(f, r.params);
+  take_n(f, r.params);
+  r.params.prompt_logprobs = take_prompt_logprobs(f);
+  if (r.params.prompt_logprobs && r.stream)
+    f.invalid("prompt_logprobs", "is returned in the whole response only: leave it out with \"stream\": true");
   // Chat's logprobs: true/false, and top_logprobs alternatives (0-20), which need logprobs.
   const bool logprobs = f.take_bool("logprobs").value_or(false);
   const auto top = f.take_int("top_logprobs");
@@ -452,6 +476,8 @@ mii_request decode_mii_request(std::string_view body) {
   take_stop(f, p);
   if (const auto seed = f.take_int("seed")) p.seed = std::uint64_t(*seed);
   take_penalties(f, p);  // mii's extension of MII's kwargs
+  // MII's Response holds one text per prompt.
+  accept_default_only(f, "n", [](element e) { return number_is(e, 1); }, "1 (one response per prompt; /v1/completions has n)");
   r.stream = f.take_bool("stream").value_or(false);
   f.finish();
   return r;

@@ -23,17 +23,22 @@ struct prompt_input {
 
 // POST /v1/completions.
 struct completion_request {
-  std::vector<prompt_input> prompts;  // one choice each, `index` in this order
-  generate_params params;             // sampling and stop settings; lengths are set by fit_to_context
+  std::vector<prompt_input> prompts;  // params.n choices each: `index` = prompt * n + sample, as OpenAI and vLLM number them
+  generate_params params;             // sampling and stop settings (n, logprobs); lengths are set by fit_to_context
   std::optional<std::int64_t> max_tokens;
   std::optional<std::int64_t> seed;   // the same seed for every prompt (each is its own request)
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage
   bool echo = false;                  // the prompt comes first in each choice's text
+  // vLLM's prompt_logprobs: each choice carries the prompt tokens' log-probabilities with this
+  // many alternatives. (echo with logprobs puts them in `logprobs` too, as OpenAI did.)
+  std::optional<std::int32_t> prompt_logprobs;
 };
 
 // POST /v1/chat/completions.
 struct chat_request {
+  // params.n choices; params.prompt_logprobs (vLLM's extra field) gives the response a top-level
+  // "prompt_logprobs" (not with stream).
   // The chat template's variables, one JSON object: {"messages": [...], "add_generation_prompt":
   // ..., plus chat_template_kwargs}. Message contents given as text parts are joined into one
   // string (with "\n"), as vLLM does for text-only templates.
@@ -52,6 +57,9 @@ struct mii_request {
   generate_params params;  // MII's names and defaults (max_length 1024, top_p 0.9, do_sample true)
   bool stream = false;     // mii-serve's extension: server-sent events (mii::client's streaming)
 };
+
+// The most choices (n) per prompt a request may ask for (OpenAI's limit).
+inline constexpr std::int32_t max_choices_per_prompt = max_samples_per_prompt;
 
 // `served_name` is the only model name accepted (an unknown one is 404, code model_not_found);
 // a missing `model` means that one.

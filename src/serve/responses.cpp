@@ -1,5 +1,6 @@
 #include "serve/responses.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <span>
@@ -99,21 +100,50 @@ std::string token_text(const tokenizer* tok, token_id id) {
   return tok->decode(std::span(&id, 1), /*skip_special_tokens=*/false);
 }
 
-std::string completion_logprobs_json(const tokenizer* tok, const std::vector<token_logprobs>& lps, std::int64_t text_offset) {
+std::string completion_logprobs_json(const tokenizer* tok, const std::vector<token_logprobs>& lps, std::int64_t text_offset,
+                                     const prompt_logprob_list* prompt) {
   json_writer w;
+  // Every token in order: the prompt's (with `prompt`), then the generated ones; the first
+  // prompt token has no log-probability.
+  struct entry {
+    const token_logprobs* lp;  // null: the first prompt token
+    std::size_t top;
+  };
+  std::vector<entry> all;
   std::vector<std::string> texts;
-  for (const auto& t : lps) texts.push_back(token_text(tok, t.token));
+  if (prompt) {
+    all.push_back({nullptr, 0});
+    texts.push_back(token_text(tok, prompt->first));
+    for (const auto& t : *prompt->rest) {
+      all.push_back({&t, std::min(t.top.size(), std::size_t(std::max(prompt->top, 0)))});
+      texts.push_back(token_text(tok, t.token));
+    }
+  }
+  for (const auto& t : lps) {
+    all.push_back({&t, t.top.size()});
+    texts.push_back(token_text(tok, t.token));
+  }
   w.begin_object();
   w.key("tokens").begin_array();
   for (const auto& t : texts) w.value(t);
   w.end_array();
   w.key("token_logprobs").begin_array();
-  for (const auto& t : lps) w.value(finite_logprob(t.logprob));
+  for (const auto& e : all) {
+    if (e.lp) {
+      w.value(finite_logprob(e.lp->logprob));
+    } else {
+      w.null();
+    }
+  }
   w.end_array();
   w.key("top_logprobs").begin_array();
-  for (const auto& t : lps) {
+  for (const auto& e : all) {
+    if (!e.lp) {
+      w.null();
+      continue;
+    }
     w.begin_object();
-    for (const auto& [id, lp] : t.top) w.key(token_text(tok, id)).value(finite_logprob(lp));
+    for (std::size_t k = 0; k < e.top; ++k) w.key(token_text(tok, e.lp->top[k].first)).value(finite_logprob(e.lp->top[k].second));
     w.end_object();
   }
   w.end_array();
@@ -124,6 +154,36 @@ std::string completion_logprobs_json(const tokenizer* tok, const std::vector<tok
   }
   w.end_array();
   w.end_object();
+  return w.take();
+}
+
+std::string prompt_logprobs_json(const tokenizer* tok, const prompt_logprob_list& p) {
+  json_writer w;
+  w.begin_array().null();
+  for (const auto& t : *p.rest) {
+    const std::size_t top = std::min(t.top.size(), std::size_t(std::max(p.top, 0)));
+    auto write = [&](token_id id, float lp, std::optional<std::size_t> rank) {
+      w.key(std::to_string(id)).begin_object();
+      w.key("logprob").value(finite_logprob(lp));
+      w.key("rank");
+      if (rank) {
+        w.value(std::int64_t(*rank));
+      } else {
+        w.null();
+      }
+      w.key("decoded_token").value(token_text(tok, id));
+      w.end_object();
+    };
+    w.begin_object();
+    std::optional<std::size_t> own_rank;
+    for (std::size_t k = 0; k < top; ++k)
+      if (t.top[k].first == t.token) own_rank = k + 1;
+    write(t.token, t.logprob, own_rank);
+    for (std::size_t k = 0; k < top; ++k)
+      if (t.top[k].first != t.token) write(t.top[k].first, t.top[k].second, k + 1);
+    w.end_object();
+  }
+  w.end_array();
   return w.take();
 }
 
@@ -157,6 +217,7 @@ std::string completion_json(const openai_meta& m, const std::vector<choice_text>
     w.key("text").value(c.text);
     logprobs_field(w, c.logprobs);
     finish_reason_field(w, c.finish_reason);
+    if (!c.prompt_logprobs.empty()) w.key("prompt_logprobs").raw(c.prompt_logprobs);
     w.end_object();
   }
   w.end_array();
@@ -165,7 +226,8 @@ std::string completion_json(const openai_meta& m, const std::vector<choice_text>
   return w.take();
 }
 
-std::string chat_completion_json(const openai_meta& m, const std::vector<choice_text>& choices, const usage& u) {
+std::string chat_completion_json(const openai_meta& m, const std::vector<choice_text>& choices, const usage& u,
+                                 std::string_view prompt_logprobs) {
   json_writer w;
   head(w, m, "chat.completion");
   w.key("choices").begin_array();
@@ -179,12 +241,14 @@ std::string chat_completion_json(const openai_meta& m, const std::vector<choice_
   }
   w.end_array();
   usage_fields(w, u);
+  if (!prompt_logprobs.empty()) w.key("prompt_logprobs").raw(prompt_logprobs);
   w.end_object();
   return w.take();
 }
 
 std::string completion_chunk_json(const openai_meta& m, std::size_t index, std::string_view text,
-                                  generation_finish_reason finish_reason, bool include_usage, std::string_view logprobs) {
+                                  generation_finish_reason finish_reason, bool include_usage, std::string_view logprobs,
+                                  std::string_view prompt_logprobs) {
   json_writer w;
   head(w, m, "text_completion");
   w.key("choices").begin_array().begin_object();
@@ -192,6 +256,7 @@ std::string completion_chunk_json(const openai_meta& m, std::size_t index, std::
   w.key("text").value(text);
   logprobs_field(w, logprobs);
   finish_reason_field(w, finish_reason);
+  if (!prompt_logprobs.empty()) w.key("prompt_logprobs").raw(prompt_logprobs);
   w.end_object().end_array();
   if (include_usage) w.key("usage").null();
   w.end_object();

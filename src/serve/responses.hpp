@@ -29,13 +29,28 @@ struct choice_text {
   std::string text;
   generation_finish_reason finish_reason = generation_finish_reason::none;
   std::string logprobs;  // the choice's "logprobs" object as JSON; empty: null
+  std::string prompt_logprobs;  // completions: vLLM's "prompt_logprobs" list as JSON; empty: no such field
+};
+
+// A prompt's log-probabilities (generate_params.prompt_logprobs) for the answer's shapes.
+struct prompt_logprob_list {
+  token_id first = -1;                                   // the first prompt token (it has none)
+  const std::vector<token_logprobs>* rest = nullptr;     // the others', in order
+  std::int32_t top = 0;                                  // alternatives to write per token
 };
 
 // Log-probabilities in OpenAI's shapes. Completions: {"tokens", "token_logprobs", "top_logprobs"
 // (one {text: logprob} object per token), "text_offset" (from `text_offset`)}. Chat: {"content":
 // [{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}], "refusal": null}.
 // A token's text is its own decoding ("token_id:N" without a tokenizer).
-std::string completion_logprobs_json(const tokenizer* tok, const std::vector<token_logprobs>& lps, std::int64_t text_offset);
+// With `prompt` (completions with echo and logprobs) the prompt's tokens come first, the first
+// one with null log-probability and alternatives, as OpenAI's legacy API and vLLM answer.
+std::string completion_logprobs_json(const tokenizer* tok, const std::vector<token_logprobs>& lps, std::int64_t text_offset,
+                                     const prompt_logprob_list* prompt = nullptr);
+// vLLM's prompt_logprobs: [null, {"ID": {"logprob", "rank", "decoded_token"}, ...}, ...], one entry per
+// prompt token: null for the first, then the token itself and its `top` alternatives. rank is the
+// place among the alternatives (1: the most likely); null for a prompt token not among them.
+std::string prompt_logprobs_json(const tokenizer* tok, const prompt_logprob_list& p);
 std::string chat_logprobs_json(const tokenizer* tok, const std::vector<token_logprobs>& lps);
 std::string token_text(const tokenizer* tok, token_id id);
 
@@ -47,13 +62,15 @@ std::string error_json(int status, std::string_view message, std::string_view pa
 
 // Non-streamed answers.
 std::string completion_json(const openai_meta& m, const std::vector<choice_text>& choices, const usage& u);
-std::string chat_completion_json(const openai_meta& m, const std::vector<choice_text>& choices, const usage& u);
+// `prompt_logprobs` (vLLM's top-level field of chat completions): prompt_logprobs_json's list, or empty.
+std::string chat_completion_json(const openai_meta& m, const std::vector<choice_text>& choices, const usage& u,
+                                 std::string_view prompt_logprobs = {});
 
 // Streamed chunks. With include_usage every chunk carries "usage": null and a last chunk with
 // no choices carries the totals, as OpenAI does.
 std::string completion_chunk_json(const openai_meta& m, std::size_t index, std::string_view text,
                                   generation_finish_reason finish_reason, bool include_usage,
-                                  std::string_view logprobs = {});
+                                  std::string_view logprobs = {}, std::string_view prompt_logprobs = {});
 // `role`: the first chunk of a choice says who speaks ({"role": "assistant", "content": ""}).
 std::string chat_chunk_json(const openai_meta& m, std::size_t index, std::optional<std::string_view> role,
                             std::optional<std::string_view> content, generation_finish_reason finish_reason,

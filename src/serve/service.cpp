@@ -1,5 +1,6 @@
 #include "serve/service.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <random>
@@ -208,8 +209,15 @@ service::outcome service::completions(const incoming_request& req, const std::sh
   completion_request r = decode_completion_request(req.body, opts_.served_model_name);
   const std::size_t n = r.prompts.size();
   job_setup setup{.kind = api_kind::completion, .stream = r.stream, .include_usage = r.include_usage};
+  setup.n = std::size_t(r.params.n);
   setup.logprobs = r.params.logprobs.has_value();
   setup.tok = pipe_.has_tokenizer() ? &pipe_.tok() : nullptr;
+  // Echo with logprobs puts the prompt's tokens first in each choice's logprobs (OpenAI's legacy
+  // API, vLLM); prompt_logprobs is vLLM's own field. The engine computes the larger of the two.
+  if (r.echo && r.params.logprobs) setup.echo_logprobs = r.params.logprobs;
+  setup.prompt_logprobs = r.prompt_logprobs;
+  if (setup.echo_logprobs || setup.prompt_logprobs)
+    r.params.prompt_logprobs = std::max(setup.echo_logprobs.value_or(0), setup.prompt_logprobs.value_or(0));
   std::vector<std::vector<token_id>> ids(n);
   std::vector<generate_params> params(n, r.params);
   std::vector<std::string> names(n);
@@ -222,6 +230,7 @@ service::outcome service::completions(const incoming_request& req, const std::sh
     // Each prompt is a request of its own: the same seed samples the same tokens as it would alone.
     if (r.seed) params[i].seed = std::uint64_t(*r.seed);
     setup.prompt_tokens.push_back(std::int64_t(ids[i].size()));
+    setup.first_tokens.push_back(ids[i].empty() ? -1 : ids[i].front());
     std::string echo;
     if (r.echo) {
       if (!in.is_ids) {
@@ -264,7 +273,10 @@ service::outcome service::chat_completions(const incoming_request& req, const st
   fit_to_context(params, r.max_tokens, std::nullopt, std::int64_t(ids.size()), context_, "messages", r.max_tokens_param);
   if (r.seed) params.seed = std::uint64_t(*r.seed);
   job_setup setup{.kind = api_kind::chat, .stream = r.stream, .include_usage = r.include_usage};
+  setup.n = std::size_t(params.n);
   setup.logprobs = params.logprobs.has_value();
+  setup.prompt_logprobs = params.prompt_logprobs;
+  setup.first_tokens.push_back(ids.empty() ? -1 : ids.front());
   setup.tok = pipe_.has_tokenizer() ? &pipe_.tok() : nullptr;
   setup.prompt_tokens.push_back(std::int64_t(ids.size()));
   setup.meta = {.id = next_id("chatcmpl-"), .created = std::int64_t(std::time(nullptr)), .model = opts_.served_model_name};

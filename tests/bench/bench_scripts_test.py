@@ -153,6 +153,102 @@ class ResultsPage(unittest.TestCase):
             self.assertIn("2026-11-25-h100", p.stderr)
 
 
+def results_md_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("results_md", RESULTS_MD)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# The synthetic model of tests/model/bench_cost_test.cpp's throughput floor case, worked out by hand there.
+SYNTHETIC_COST = {"weight_bytes": 2e9, "table_bytes": 0, "table_row_bytes": 0, "expert_bytes": 0, "sparse_layers": 0,
+                  "experts": 0, "top_k": 0, "matmul_params": 1e9, "head_params": 1e8, "kv_bytes_per_token": 1e5,
+                  "attn_flops_per_pair": 1e6}
+SYNTHETIC_ROOF = {"copy_bytes_per_s": 1e12, "bf16_flops_per_s": 1e14}
+
+
+class GridFloor(unittest.TestCase):
+    """bench/results_md.py's copy of bench/cost_model.hpp's throughput floor, on numbers worked out by hand."""
+
+    def test_memory_bound_and_compute_bound_steps(self):
+        m = results_md_module()
+        # 40 requests of (100, 11), 20 in flight: prompts 40 x 2.052e11 FLOPs at 1e14 FLOP/s = 0.08208 s; then
+        # 40 x 10 / 20 = 20 steps, each max((2e9 + 20 x 105.5 x 1e5) / 1e12, 20 x 2.3055e9 / 1e14) = 2.211e-3 s.
+        total, step, memory_bound = m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 40, 20)
+        self.assertAlmostEqual(step, 2.211e-3, places=12)
+        self.assertTrue(memory_bound)
+        self.assertAlmostEqual(total, 0.08208 + 20 * 2.211e-3, places=10)
+        # 2000 in flight: the step's 4.611e-2 s of FLOPs outweigh its 2.31e-2 s of bytes.
+        total, step, memory_bound = m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 4000, 2000)
+        self.assertFalse(memory_bound)
+        self.assertAlmostEqual(step, 0.04611, places=10)
+        self.assertAlmostEqual(total, 8.208 + 20 * 0.04611, places=8)
+        # Concurrency above the request count runs them all at once; no ceilings, no floor.
+        self.assertEqual(m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 20, 500),
+                         m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 20, 20))
+        self.assertEqual(m.grid_floor(SYNTHETIC_COST, {"copy_bytes_per_s": 0, "bf16_flops_per_s": 0}, 100, 11, 40, 20)[0], 0)
+
+    def test_moe_step_reads_the_experts_its_tokens_touch(self):
+        m = results_md_module()
+        cost = dict(SYNTHETIC_COST, experts=8, top_k=2, sparse_layers=32, expert_bytes=1e6, weight_bytes=300e6)
+        self.assertAlmostEqual(m.experts_touched(cost, 1), 2.0)
+        self.assertAlmostEqual(m.experts_touched(cost, 2), 3.5)  # 8 (1 - (3/4)^2)
+        self.assertAlmostEqual(m.step_weight_bytes(cost, 1), 300e6 - 32 * 6 * 1e6)
+        self.assertAlmostEqual(m.step_weight_bytes(cost, 64), 300e6, delta=10)  # (3/4)^64: 3 bytes short
+
+
+class GridTable(unittest.TestCase):
+    """The grid-table block: our cells beside TensorRT-LLM's published FP8 figures, floors checked."""
+
+    def grid_doc(self, value=10000.0, floor_scale=1.0):
+        m = results_md_module()
+        results = []
+        for (p, o), n, b in (((128, 128), 2048, 512), ((2048, 2048), 97, 97)):
+            total, _, _ = m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, p, o, n, b)
+            results.append({"scenario": "grid",
+                            "config": {"prompt": str(p), "gen": str(o), "requests": str(n), "concurrency": str(b),
+                                       "concurrency_cap": "sequences" if b == 512 else "time", "max_seqs": "512",
+                                       "max_batch_tokens": "2048", "kv_blocks": "6000", "kv_block_size": "64",
+                                       "preemptions": "0" if b == 512 else "3"},
+                            "figures": {"output_tokens_per_s": {"value": value, "unit": "tok/s",
+                                                                "floor": floor_scale * n * o / total}}})
+        return doc("mii", "bench/configs/llama3-8b", results, commit="abc1234", roofline=SYNTHETIC_ROOF,
+                   cost_model=SYNTHETIC_COST)
+
+    def render(self, grid):
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "results", "run"))
+            with open(os.path.join(d, "results", "run", "mii-grid-llama3-8b.json"), "w") as f:
+                json.dump(grid, f)
+            page = os.path.join(d, "RESULTS.md")
+            with open(page, "w") as f:
+                f.write("<!-- generated: grid-table run=run shape=llama3-8b -->\n<!-- end generated -->\n")
+            p = subprocess.run([sys.executable, RESULTS_MD, "--file", page, "--results", os.path.join(d, "results")],
+                               capture_output=True, text=True)
+            with open(page) as f:
+                return p, f.read()
+
+    def test_cells_beside_the_published_figures(self):
+        p, text = self.render(self.grid_doc())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("TensorRT-LLM (published, FP8, not run here)", text)
+        self.assertIn("perf-overview.md", text)
+        rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+                for line in text.splitlines() if line.startswith("| 128 / 128") or line.startswith("| 2048 / 2048")}
+        # 128/128: published 27,911 tok/s, mii 10,000: 0.36x of it.
+        self.assertEqual(rows["128 / 128"][0:2], ["2,048", "512 (sequences)"])
+        self.assertEqual(rows["128 / 128"][-2:], ["27,911", "0.36×"])
+        self.assertEqual(rows["2048 / 2048"][-2:], ["12,194", "0.82×"])
+        self.assertEqual(rows["2048 / 2048"][1], "97 (time)")
+        self.assertIn("2048/2048: 3", text)  # preemptions are reported
+
+    def test_a_floor_the_cost_model_does_not_give_stops_the_page(self):
+        p, _ = self.render(self.grid_doc(floor_scale=1.02))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("disagree", p.stderr)
+
+
 @unittest.skipUnless(shutil.which("cmake") and shutil.which("git"), "needs cmake and git")
 class BenchCommit(unittest.TestCase):
     """bench/commit.cmake: what the result JSON records as the commit."""

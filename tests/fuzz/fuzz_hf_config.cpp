@@ -2,6 +2,8 @@
 // model_type) and what the loader does next with it: the config checked against each built-in
 // architecture (model::resolve_shape, rope tables included), and generation_config.json. The
 // only acceptable failure is a mii::error.
+#include <cmath>
+
 #include <boost/hana/for_each.hpp>
 
 #include <mii/io/hf_config.hpp>
@@ -22,8 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const model::model_shape s = model::resolve_shape(M::describe(M::name), config);
         if (s.head_dim <= 0 || s.heads <= 0 || s.kv_heads <= 0 || s.layers <= 0 || s.vocab <= 0)
           fuzz::finding("resolve_shape accepted a non-positive size");
-        // The engine asks for dynamic-NTK tables up to the longest sequence it serves.
-        if (s.rope.is_dynamic()) (void)s.rope.dynamic_inv_freq(s.max_positions);
+        // Length-dependent ropes compute frequencies per forward length, up to the longest
+        // sequence served: none may be NaN or infinite.
+        for (const std::int64_t len : {std::int64_t(1), s.rope.switch_length + 1, s.max_positions})
+          for (const float f : s.rope.inv_freq_for(len))
+            if (!std::isfinite(f)) fuzz::finding("a rope frequency is not finite");
       });
     });
   }

@@ -42,7 +42,7 @@ TEST_CASE("cuda upload_step puts the step's arrays on the device, growing its bu
       std::iota(blocks.back().begin(), blocks.back().end(), s * 7);
     }
     for (int s = 0; s < n_seqs; ++s)
-      chunks.push_back({tokens[std::size_t(s)], std::int64_t(s), blocks[std::size_t(s)], s % 2,
+      chunks.push_back({tokens[std::size_t(s)], std::int64_t(s), blocks[std::size_t(s)], 40 * (s % 2),
                         s % 3 == 0 ? runtime::step_chunk::logits::all : runtime::step_chunk::logits::last});
     runtime::step_builder builder;
     builder.build(chunks);
@@ -59,7 +59,7 @@ TEST_CASE("cuda upload_step puts the step's arrays on the device, growing its bu
     CHECK(same(b.seq_start, h.seq_start, h.n_seqs + 1));
     CHECK(same(b.seq_kv_len, h.seq_kv_len, h.n_seqs));
     CHECK(same(b.block_tables, h.block_tables, std::int64_t(h.n_seqs) * h.max_blocks_per_seq));
-    CHECK(same(b.rope_row, h.rope_row, h.n_seqs));
+    CHECK(same(b.seq_rope_len, h.seq_rope_len, h.n_seqs));
     CHECK(same(b.sample_rows, h.sample_rows, h.n_sample));
   }
 }

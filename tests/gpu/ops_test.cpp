@@ -352,14 +352,14 @@ TEMPLATE_TEST_CASE("cuda moe matches host", "[gpu]", bf16_t, fp16_t) {
       auto router = upload<D>(ctx, router_h);
       auto out = B::template alloc<D>(ctx, rows * c.hidden);
       poison<D>(ctx, out.data(), rows * c.hidden);
-      B::template moe<layers::activation::silu>(ctx, x.data(), rows, c.hidden, router.data(), c.experts, c.top_k,
-                                                std::span<const D* const>(up_ptrs), std::span<const D* const>(down_ptrs),
-                                                c.ffn, out.data());
+      const backend::moe_weights<D> w{.router = router.data(), .experts = c.experts, .top_k = c.top_k,
+                                      .up = up_ptrs, .down = down_ptrs, .ffn = c.ffn};
+      B::template moe<layers::activation::silu>(ctx, x.data(), rows, c.hidden, w, out.data());
       const auto got = download<D>(ctx, out.data(), rows * c.hidden);
       std::vector<float> ref(static_cast<std::size_t>(rows * c.hidden));
-      backend::host::moe<layers::activation::silu>(host_context(), x_h.data(), rows, c.hidden, router_h.data(),
-                                                   c.experts, c.top_k, std::span<const float* const>(up_ptrs_h),
-                                                   std::span<const float* const>(down_ptrs_h), c.ffn, ref.data());
+      const backend::moe_weights<float> w_h{.router = router_h.data(), .experts = c.experts, .top_k = c.top_k,
+                                            .up = up_ptrs_h, .down = down_ptrs_h, .ffn = c.ffn};
+      backend::host::moe<layers::activation::silu>(host_context(), x_h.data(), rows, c.hidden, w_h, ref.data());
       CHECK(count_nan(got) == 0);
       CHECK(rel_l2(got, ref) <= gemm_tolerance);
     }

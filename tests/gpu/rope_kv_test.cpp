@@ -1,6 +1,8 @@
 // cuda rope_store_kv against the host reference on fresh random inputs: all rotary styles,
-// full and partial rot_dim (16-byte and scalar kernel variants), one- and two-row (longrope
-// short/long) tables with a per-sequence row and a cos/sin scale, shuffled block tables, block
+// full and partial rot_dim (16-byte and scalar kernel variants), each length rule (fixed one-row
+// tables; longrope short/long rows with a cos/sin scale; dynamic NTK, whose frequencies the kernel
+// computes per token) with per-sequence rope_len (0: each token's own length, or a prompt longer
+// than the chunk) and a switch length that falls inside a chunk, shuffled block tables, block
 // sizes 8..64, positions far past the first block. Set MII_TEST_SEED to replay a run.
 #include <algorithm>
 #include <cmath>
@@ -28,6 +30,7 @@ using mii::bf16_t;
 using mii::fp16_t;
 using mii::backend::attention_shape;
 using mii::backend::kv_layer;
+using mii::backend::rope_length_rule;
 using mii::backend::rope_table;
 using mii::backend::step_batch;
 using mii::layers::rotary_style;
@@ -49,8 +52,13 @@ const char* style_name(rotary_style s) {
 
 struct rope_case {
   rotary_style style;
-  int heads, kv_heads, head_dim, rot_dim, rows, block_size;
+  int heads, kv_heads, head_dim, rot_dim, block_size;
+  rope_length_rule rule = rope_length_rule::fixed;
+  int rows() const { return rule == rope_length_rule::longrope ? 2 : 1; }
 };
+const char* rule_name(rope_length_rule r) {
+  return r == rope_length_rule::fixed ? "fixed" : r == rope_length_rule::longrope ? "longrope" : "dynamic";
+}
 
 double rel_l2(const std::vector<float>& got, const std::vector<float>& want, std::int64_t* non_finite) {
   double num = 0, den = 0;
@@ -78,14 +86,15 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
   std::vector<std::int64_t> starts;
   std::vector<int> fresh;
   std::vector<std::vector<std::int32_t>> blocks(static_cast<std::size_t>(n_seqs));
-  std::vector<std::int32_t> rope_rows;
+  std::vector<std::int64_t> rope_lens;
   int next_block = 1;  // block 0 is the trap
   for (int s = 0; s < n_seqs; ++s) {
     const int start = uniform(0, 3) == 0 ? uniform(0, 3 * bs) : uniform(0, 40000);
     const int n = uniform(1, 40);
     starts.push_back(start);
     fresh.push_back(n);
-    rope_rows.push_back(uniform(0, c.rows - 1));
+    // The token's own length, or a prompt that goes past this chunk (all its tokens see that).
+    rope_lens.push_back(uniform(0, 1) == 0 ? 0 : start + n + uniform(0, 50));
     const int first_block = start / bs, last_block = (start + n - 1) / bs;
     blocks[std::size_t(s)].assign(std::size_t(last_block + 1), 0);
     for (int b = first_block; b <= last_block; ++b) blocks[std::size_t(s)][std::size_t(b)] = next_block++;
@@ -102,18 +111,24 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
   for (int s = 0; s < n_seqs; ++s) {
     tokens[std::size_t(s)].assign(std::size_t(fresh[std::size_t(s)]), 0);
     chunks.push_back({tokens[std::size_t(s)], starts[std::size_t(s)], blocks[std::size_t(s)],
-                      rope_rows[std::size_t(s)], step_chunk::logits::last});
+                      rope_lens[std::size_t(s)], step_chunk::logits::last});
   }
   step_builder builder;
   builder.build(chunks);
   const int n_tokens = builder.n_tokens();
 
   // Rotary table: row 0 plain theta=10000 frequencies, row 1 longrope-style rescaled per dim
-  // with a cos/sin scale.
+  // with a cos/sin scale. The switch length falls inside one sequence's chunk, so that a chunk
+  // of tokens at their own length has tokens on both sides of it.
   const int half = c.rot_dim / 2;
-  std::vector<float> inv_freq(static_cast<std::size_t>(c.rows * std::max(half, 1)));
-  std::vector<float> scale(static_cast<std::size_t>(c.rows));
-  for (int r = 0; r < c.rows; ++r) {
+  const int rows = c.rows();
+  const int crossing = uniform(0, n_seqs - 1);
+  const auto original_len = std::int32_t(std::max<std::int64_t>(
+      1, starts[std::size_t(crossing)] + uniform(0, fresh[std::size_t(crossing)])));
+  const double factor = 1.0 + 0.5 * uniform(1, 14);
+  std::vector<float> inv_freq(static_cast<std::size_t>(rows * std::max(half, 1)));
+  std::vector<float> scale(static_cast<std::size_t>(rows));
+  for (int r = 0; r < rows; ++r) {
     scale[std::size_t(r)] = r == 0 ? 1.f : 1.19f;
     for (int i = 0; i < half; ++i) {
       const float base = std::pow(10000.f, -2.f * float(i) / float(c.rot_dim));
@@ -133,7 +148,11 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
 
   const attention_shape shape{c.heads, kvh, hd, 1.f, 0};
   const step_batch hb = builder.bind(builder.data().data());
-  host::rope_store_kv<S>(hctx, hb, qkv_h.data(), shape, rope_table{inv_freq.data(), scale.data(), c.rows, c.rot_dim},
+  auto table = [&](const float* f, const float* sc) {
+    rope_table t{f, sc, rows, c.rot_dim, c.rule, original_len, 10000.0, factor};
+    return t;
+  };
+  host::rope_store_kv<S>(hctx, hb, qkv_h.data(), shape, table(inv_freq.data(), scale.data()),
                          kv_layer<float>{cache_h.data(), bs, kvh, hd});
 
   auto g_qkv = B::template alloc<D>(ctx, std::int64_t(qkv_in.size()));
@@ -145,7 +164,7 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
   B::copy_to_device(ctx, g_freq.data(), inv_freq.data(), std::int64_t(inv_freq.size()));
   B::copy_to_device(ctx, g_scale.data(), scale.data(), std::int64_t(scale.size()));
   const step_batch db = B::upload_step(ctx, builder);
-  B::template rope_store_kv<S>(ctx, db, g_qkv.data(), shape, rope_table{g_freq.data(), g_scale.data(), c.rows, c.rot_dim},
+  B::template rope_store_kv<S>(ctx, db, g_qkv.data(), shape, table(g_freq.data(), g_scale.data()),
                                kv_layer<D>{g_cache.data(), bs, kvh, hd});
   std::vector<D> qkv_out(qkv_in.size()), cache_out(cache_in.size());
   B::copy_to_host(ctx, qkv_out.data(), g_qkv.data(), std::int64_t(qkv_out.size()));
@@ -193,7 +212,8 @@ double run_rope_case(typename mii::backend::cuda<D>::context& ctx, host::context
     if (!written[i]) exact_mismatch += !same(cache_out[i], cache_in[i]);
 
   INFO(dtype_label<D> << " " << style_name(S) << " heads " << c.heads << "/" << kvh << " head_dim " << hd << " rot_dim "
-                  << c.rot_dim << " rows " << c.rows << " block " << bs << ": qkv rel_l2 " << err_qkv
+                  << c.rot_dim << " rule " << rule_name(c.rule) << " (switch " << original_len << ", factor " << factor
+                  << ") block " << bs << ": qkv rel_l2 " << err_qkv
                   << ", cache rel_l2 " << err_cache << ", non-finite " << non_finite << ", exact mismatches "
                   << exact_mismatch);
   CHECK(non_finite == 0);
@@ -216,10 +236,11 @@ void run_all_styles(const std::vector<int>& head_dims) {
     // Full, half (16-byte path where the slices align) and an odd partial width (scalar path).
     const int odd = std::max(2, (hd * 3 / 8) & ~1);
     for (const int rot : {hd & ~1, hd / 2 & ~1, odd}) {
-      for (const int rows : {1, 2}) {
+      for (const auto rule : {rope_length_rule::fixed, rope_length_rule::longrope, rope_length_rule::dynamic_ntk}) {
+        if (rule == rope_length_rule::dynamic_ntk && rot <= 2) continue;  // its exponent is rot / (rot - 2)
         const auto& g = gqa[std::uniform_int_distribution<int>(0, 3)(rng)];
-        const rope_case c{rotary_style::neox, g[0], g[1], hd, rot, rows,
-                          block_sizes[std::uniform_int_distribution<int>(0, 3)(rng)]};
+        const rope_case c{rotary_style::neox, g[0], g[1], hd, rot,
+                          block_sizes[std::uniform_int_distribution<int>(0, 3)(rng)], rule};
         worst = std::max(worst, run_rope_case<D, rotary_style::neox>(ctx, hctx, c, rng));
         rope_case cg = c;
         cg.style = rotary_style::gptj;
@@ -227,7 +248,7 @@ void run_all_styles(const std::vector<int>& head_dims) {
         n += 2;
       }
     }
-    rope_case cn{rotary_style::none, 8, 2, hd, 0, 1, 16};
+    rope_case cn{rotary_style::none, 8, 2, hd, 0, 16};
     worst = std::max(worst, run_rope_case<D, rotary_style::none>(ctx, hctx, cn, rng));
     ++n;
   }

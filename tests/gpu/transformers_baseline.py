@@ -22,7 +22,8 @@ MODELS = os.path.join(HERE, "..", "fixtures", "models")
 FIXTURES = [("llama2", "llama2"), ("llama3", "llama3"), ("mistral", "mistral"), ("qwen2", "qwen2"),
             ("mixtral", "mixtral"), ("mixtral_v5layout", "mixtral"), ("phi3", "phi3"), ("falcon_new", "falcon_new"),
             ("falcon_old", "falcon_old"), ("falcon_rw", "falcon_rw"), ("opt", "opt"), ("opt_postln", "opt_postln"),
-            ("phi2", "phi2")]
+            ("phi2", "phi2"), ("gemma2", "gemma2"), ("gemma3", "gemma3"), ("qwen3", "qwen3"),
+            ("qwen3_moe", "qwen3_moe"), ("qwen3_moe_v5layout", "qwen3_moe"), ("qwen2_moe", "qwen2_moe")]
 
 
 def main():

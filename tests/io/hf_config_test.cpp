@@ -143,7 +143,8 @@ TEST_CASE("config.json of every fixture (transformers 5.x form)", "[io][config]"
     CHECK_FALSE(p.final_layer_norm);
   }
   SECTION("every fixture's summary names its architecture") {
-    for (const char* name : {"llama2", "llama3", "mistral", "mixtral", "qwen2", "phi3", "phi2", "falcon_new", "opt", "demo-llama"}) {
+    for (const char* name : {"llama2", "llama3", "mistral", "mixtral", "qwen2", "phi3", "phi2", "falcon_new", "opt", "demo-llama",
+                             "qwen3", "qwen3_moe", "qwen2_moe", "gemma2", "gemma3"}) {
       const auto c = io::load_hf_config(mii::test::fixture_dir(name));
       CHECK_THAT(io::summarize(c), Contains(c.architectures.at(0)) && Contains(std::to_string(c.num_hidden_layers) + " layers"));
     }

@@ -83,11 +83,12 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
       const auto& expected = ref.greedy[std::size_t(s)];
       const auto blocks = test::interleaved_blocks(h.runner, std::int64_t(tokens.size() + expected.size()), 0, 1);
       std::int64_t cached = 0;
+      const auto rope_len = std::int64_t(tokens.size());  // the prompt's forward length (step_chunk)
       runtime::sample_params greedy;
       for (std::size_t step = 0; step < expected.size(); ++step) {
         const std::int64_t total = std::int64_t(tokens.size());
-        const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, blocks,
-                                        h.runner.rope_row(total), runtime::step_chunk::logits::last};
+        const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, blocks, rope_len,
+                                        runtime::step_chunk::logits::last};
         h.runner.forward(std::span(&chunk, 1));
         cached = total;
         tokens.push_back(h.runner.sample(std::span(&greedy, 1), {})[0]);

@@ -70,7 +70,7 @@ run_result run_fixture(Comm& comm, const std::string& fixture, const test::model
     std::vector<runtime::step_chunk> chunks;
     for (const auto& p : step)
       chunks.push_back({std::span(ref.prompts[std::size_t(p.seq)]).subspan(std::size_t(p.begin), std::size_t(p.end - p.begin)),
-                        p.begin, seq_blocks[std::size_t(p.seq)], runner.rope_row(p.end), runtime::step_chunk::logits::all});
+                        p.begin, seq_blocks[std::size_t(p.seq)], len(p.seq), runtime::step_chunk::logits::all});
     runner.forward(chunks);
     const auto logits = runner.logits();
     std::size_t row = 0;
@@ -87,10 +87,11 @@ run_result run_fixture(Comm& comm, const std::string& fixture, const test::model
     const std::size_t steps_wanted = ref.greedy[std::size_t(s)].size();
     const auto b = blocks(std::int64_t(tokens.size() + steps_wanted), 0, 1);
     std::int64_t cached = 0;
+    const auto rope_len = std::int64_t(tokens.size());  // the prompt's forward length (step_chunk)
     runtime::sample_params greedy;
     for (std::size_t i = 0; i < steps_wanted; ++i) {
       const std::int64_t total = std::int64_t(tokens.size());
-      const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, b, runner.rope_row(total),
+      const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, b, rope_len,
                                       runtime::step_chunk::logits::last};
       runner.forward(std::span(&chunk, 1));
       cached = total;
@@ -165,6 +166,27 @@ TEST_CASE("tp 2/4: opt post-norm with project_in/out", "[parallel][tp]") {
 }
 TEST_CASE("tp 2/4: phi-2 (partial rotary, parallel block, lm_head bias)", "[parallel][tp]") {
   check_tp<models::phi>("phi2", "phi2", {2, 4});
+}
+
+TEST_CASE("tp 2/4: qwen3 (q/k norm weights replicated, head_dim 32 != hidden / heads, tied)", "[parallel][tp]") {
+  check_tp<models::qwen3>("qwen3", "qwen3", {2, 4});
+}
+TEST_CASE("tp 2/4: qwen3-moe (experts and the dense layer sliced, router replicated)", "[parallel][tp]") {
+  check_tp<models::qwen3_moe>("qwen3_moe", "qwen3_moe", {2, 4});
+}
+TEST_CASE("tp 2: qwen3-moe in transformers 5's stacked-expert layout", "[parallel][tp]") {
+  check_tp<models::qwen3_moe>("qwen3_moe_v5layout", "qwen3_moe", {2});
+}
+TEST_CASE("tp 2/4: qwen2-moe (shared expert sliced, its sigmoid gate replicated)", "[parallel][tp]") {
+  check_tp<models::qwen2_moe>("qwen2_moe", "qwen2_moe", {2, 4});
+}
+
+TEST_CASE("tp 2/4: gemma2 (post-norms after the all-reduces, soft-capped logit shards, kv replicated at 4)",
+          "[parallel][tp]") {
+  check_tp<models::gemma2>("gemma2", "gemma2", {2, 4});
+}
+TEST_CASE("tp 2/4: gemma3 (one kv head replicated, (1 + w) q/k norms, a rope per layer type)", "[parallel][tp]") {
+  check_tp<models::gemma3>("gemma3", "gemma3", {2, 4});
 }
 
 TEST_CASE("a tensor-parallel degree the model does not divide fails on every rank, naming the field", "[parallel][tp]") {

@@ -93,7 +93,7 @@ bool same_on_all_ranks(cuda::context& ctx, parallel::nccl& comm, std::int64_t h)
 template <class Model>
 void compare_with_tp1(cuda::context& ctx, parallel::nccl& comm, const std::string& fixture, const std::string& reference) {
   INFO("fixture " << fixture << ", rank " << comm.rank() << " of " << comm.size());
-  const test::logit_budget limits = test::logit_budget_for<bf16_t>(std::is_same_v<Model, models::mixtral>);
+  const test::logit_budget limits = test::logit_budget_for<bf16_t>(Model::traits::mlp_kind == layers::mlp_kind::moe);
   const auto ref = test::load_reference(reference);
   const auto dir = test::fixture_dir(fixture);
   std::optional<runtime::model_runner<Model, cuda, parallel::nccl>> tp;
@@ -123,7 +123,7 @@ void compare_with_tp1(cuda::context& ctx, parallel::nccl& comm, const std::strin
   for (int s = 0; s < n; ++s) seq_blocks.push_back(blocks(len(s), s, n));
   std::vector<runtime::step_chunk> chunks;
   for (int s = 0; s < n; ++s)
-    chunks.push_back({std::span(ref.prompts[std::size_t(s)]), 0, seq_blocks[std::size_t(s)], tp->rope_row(len(s)),
+    chunks.push_back({std::span(ref.prompts[std::size_t(s)]), 0, seq_blocks[std::size_t(s)], len(s),
                       runtime::step_chunk::logits::all});
   tp->forward(chunks);
   const auto tp_logits = tp->logits();
@@ -143,9 +143,10 @@ void compare_with_tp1(cuda::context& ctx, parallel::nccl& comm, const std::strin
     const auto& forced = ref.greedy[std::size_t(s)];
     const auto b = blocks(std::int64_t(tokens.size() + forced.size()), 0, 1);
     std::int64_t cached = 0;
+    const auto rope_len = std::int64_t(tokens.size());  // the prompt's forward length (step_chunk)
     for (std::size_t step = 0; step < forced.size(); ++step) {
       const std::int64_t total = std::int64_t(tokens.size());
-      const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, b, tp->rope_row(total),
+      const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, b, rope_len,
                                       runtime::step_chunk::logits::last};
       tp->forward(std::span(&chunk, 1));
       const auto logits = tp->logits();
@@ -248,6 +249,12 @@ TEST_CASE("tp worker: every fixture sharded over the launched GPUs against tp = 
   compare_with_tp1<models::opt>(ctx, comm, "opt", "opt");
   compare_with_tp1<models::opt>(ctx, comm, "opt_postln", "opt_postln");
   compare_with_tp1<models::phi>(ctx, comm, "phi2", "phi2");
+  compare_with_tp1<models::qwen3>(ctx, comm, "qwen3", "qwen3");
+  compare_with_tp1<models::qwen3_moe>(ctx, comm, "qwen3_moe", "qwen3_moe");
+  compare_with_tp1<models::qwen3_moe>(ctx, comm, "qwen3_moe_v5layout", "qwen3_moe");
+  compare_with_tp1<models::qwen2_moe>(ctx, comm, "qwen2_moe", "qwen2_moe");
+  compare_with_tp1<models::gemma2>(ctx, comm, "gemma2", "gemma2");
+  compare_with_tp1<models::gemma3>(ctx, comm, "gemma3", "gemma3");
   check_outputs<models::llama>(ctx, comm, "llama2");
   check_outputs<models::mixtral>(ctx, comm, "mixtral");
 }

@@ -100,7 +100,9 @@ TEST_CASE("model_config: a smaller max_length limits every request", "[pipeline]
 TEST_CASE("mii::pipeline(dir) dispatches on config.json and lists what it knows", "[pipeline][config]") {
   const auto known = mii::builtin_architectures();
   for (std::string_view name : {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "MixtralForCausalLM",
-                                "Phi3ForCausalLM", "FalconForCausalLM", "OPTForCausalLM", "PhiForCausalLM"})
+                                "Phi3ForCausalLM", "FalconForCausalLM", "OPTForCausalLM", "PhiForCausalLM",
+                                "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM",
+                                "Qwen2MoeForCausalLM"})
     CHECK(std::find(known.begin(), known.end(), name) != known.end());
   auto pipe = mii::pipeline(mii::test::fixture_dir("mistral"), mii::test::host_config());
   CHECK(pipe.model_name() == "mii::models::mistral");

@@ -1,5 +1,5 @@
-// Issue 5's done criterion: the 64 long prompts (lengths 1..2000) of the llama2 and mistral
-// fixtures, served as one mixed list through the pipeline (Dynamic SplitFuse splits the long ones
+// Issue 5's done criterion: the 64 long prompts (lengths 1..2000) of the llama2, mistral, qwen3 and
+// gemma2 fixtures, served as one mixed list through the pipeline (Dynamic SplitFuse splits the long ones
 // across steps and packs the short ones with other sequences' decodes), give exactly the greedy
 // tokens transformers gives, and exactly what each prompt gives when served alone.
 #include <catch2/catch.hpp>
@@ -59,4 +59,13 @@ TEST_CASE("llama2: 64 long prompts in one mixed list match transformers' greedy 
 
 TEST_CASE("mistral (sliding window): 64 long prompts in one mixed list match transformers' greedy tokens", "[pipeline][long]") {
   check_long_prompts("mistral");
+}
+
+TEST_CASE("qwen3 (q/k norms): 64 long prompts in one mixed list match transformers' greedy tokens", "[pipeline][long]") {
+  check_long_prompts("qwen3");
+}
+
+TEST_CASE("gemma2 (sliding and global layers, soft-caps): 64 long prompts in one mixed list match transformers' greedy tokens",
+          "[pipeline][long]") {
+  check_long_prompts("gemma2");
 }

@@ -1,6 +1,7 @@
 // kv_cache_manager: distinct blocks, all-or-nothing allocation, double-free detection, a cost per
 // operation that does not grow with the pool; and prefix caching: blocks found again by their
-// tokens, shared with reference counts, evicted least recently used, never handed out while held.
+// tokens, shared with reference counts, evicted least recently used, never handed out while held;
+// and the blocks samples of one prompt share: counted per holder, copied on write.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -301,5 +302,98 @@ TEST_CASE("prefix caching: random use keeps every held block distinct and every 
   }
   CHECK(hits > 0);
   for (auto& s : seqs) a.release(s.blocks);
+  CHECK(a.used_count() == 0);
+}
+
+// ---- samples of one prompt (generate_params.n): shared blocks, copy on write ----------------------
+
+TEST_CASE("shared blocks: counted once, freed with their last holder, copied on write", "[runtime][blocks][samples]") {
+  kv_cache_manager a(8, 4, false);
+  std::vector<std::int32_t> parent, child;
+  REQUIRE(a.allocate(3, parent));  // two full blocks and a partial one
+  child = parent;
+  a.share(child);
+  CHECK(a.used_count() == 3);
+  CHECK(a.refs(parent[2]) == 2);
+  CHECK(a.shared(parent[2]));
+  // The child writes into the partial block: it gets a copy, the parent keeps the original.
+  const auto copy = a.copy_on_write(child, 2);
+  REQUIRE(copy);
+  CHECK(copy->src == parent[2]);
+  CHECK(copy->dst == child[2]);
+  CHECK(child[2] != parent[2]);
+  CHECK(a.refs(parent[2]) == 1);
+  CHECK(a.refs(child[2]) == 1);
+  CHECK(a.used_count() == 4);
+  CHECK(a.copies() == 1);
+  // A block held once is written in place.
+  CHECK_FALSE(a.copy_on_write(parent, 2));
+  CHECK(a.copies() == 1);
+  // The full blocks stay shared until both let go.
+  a.release(parent);
+  CHECK(a.used_count() == 3);
+  CHECK(a.refs(child[0]) == 1);
+  a.release(child);
+  CHECK(a.used_count() == 0);
+  // Sharing a block nobody holds is an internal error, not a silent count.
+  std::vector<std::int32_t> stale = {0};
+  CHECK_THAT(MII_ERROR_MESSAGE(a.share(stale)), Contains("block 0"));
+}
+
+TEST_CASE("copy on write needs a free block and changes nothing without one", "[runtime][blocks][samples]") {
+  kv_cache_manager a(2, 4, false);
+  std::vector<std::int32_t> x, y;
+  REQUIRE(a.allocate(1, x));
+  y = x;
+  a.share(y);
+  REQUIRE(a.allocate(1, x));  // the pool is now empty
+  const std::vector<std::int32_t> before = y;
+  CHECK_FALSE(a.copy_on_write(y, 0));
+  CHECK(y == before);
+  CHECK(a.refs(y[0]) == 2);
+}
+
+TEST_CASE("shared blocks: random forks, copies and releases keep every count right", "[runtime][blocks][samples]") {
+  const std::uint64_t seed = mii::test::test_seed("kv_cache_manager shared random use");
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  constexpr std::int32_t total = 40;
+  kv_cache_manager a(total, 4, true);
+  std::vector<std::vector<std::int32_t>> holders(12);
+  for (int op = 0; op < 20000; ++op) {
+    auto& h = holders[rng() % holders.size()];
+    const auto what = rng() % 5;
+    if (what == 0) {
+      a.release(h);
+    } else if (what == 1 && h.empty()) {  // fork another holder's blocks
+      const auto& from = holders[rng() % holders.size()];
+      if (&from != &h && !from.empty()) {
+        h = from;
+        a.share(h);
+      }
+    } else if (what == 2 && !h.empty()) {  // write into one of its blocks
+      const std::size_t i = rng() % h.size();
+      const bool was_shared = a.shared(h[i]);
+      const std::int32_t old = h[i];
+      const auto c = a.copy_on_write(h, i);
+      if (c) {
+        REQUIRE(was_shared);
+        REQUIRE(c->src == old);
+        REQUIRE(c->dst == h[i]);
+      } else {
+        REQUIRE((!was_shared || a.free_count() == 0));
+      }
+    } else {
+      a.allocate(std::int32_t(rng() % 3), h);
+    }
+    // Every block's count is its number of holders; used blocks are the distinct held ones.
+    std::map<std::int32_t, int> count;
+    for (const auto& x : holders)
+      for (auto b : x) ++count[b];
+    INFO("after operation " << op);
+    for (const auto& [b, n] : count) REQUIRE(a.refs(b) == n);
+    REQUIRE(a.used_count() == std::int32_t(count.size()));
+  }
+  for (auto& h : holders) a.release(h);
   CHECK(a.used_count() == 0);
 }

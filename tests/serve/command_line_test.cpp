@@ -98,3 +98,12 @@ TEST_CASE("mii-serve options: usage errors name the option and the value", "[ser
   CHECK_THAT(usage_error_of({"m", "--backend", "tpu"}), Contains("--backend must be auto, cuda or host, got 'tpu'"));
   CHECK(usage_error_of({"m", "--api-key", ""}) == "--api-key is empty");
 }
+
+TEST_CASE("mii-serve options: a Hub id is served under its own name, at --revision", "[serve][cli][hub]") {
+  const auto c = parse({"mistralai/Mistral-7B-v0.1", "--revision", "refs/pr/3"});
+  CHECK(c.model_dir == "mistralai/Mistral-7B-v0.1");
+  CHECK(c.engine.revision == "refs/pr/3");
+  CHECK(c.server.service.served_model_name == "mistralai/Mistral-7B-v0.1");  // as vLLM names it
+  CHECK(parse({"m"}).engine.revision == "main");
+  CHECK(usage_error_of({"m", "--revision"}) == "--revision needs a value");
+}

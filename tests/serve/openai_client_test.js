@@ -1,13 +1,15 @@
 // The official `openai` npm client against mii-serve (run by openai_client_test.sh):
-//   node openai_client_test.js OPENAI_MODULE_DIR BASE_URL API_KEY EXPECTED_JSON
-// EXPECTED_JSON maps prompts to mii-generate --greedy's completions of 16 tokens.
+//   node openai_client_test.js OPENAI_MODULE_DIR BASE_URL API_KEY EXPECTED_JSON SAMPLES_JSON
+// EXPECTED_JSON maps prompts to mii-generate --greedy's completions of 16 tokens, SAMPLES_JSON to
+// mii-generate --n 2 --seed 7 --temperature 1.5 --top-p 1's two samples of 12 tokens.
 'use strict';
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
-const [moduleDir, baseURL, apiKey, expectedPath] = process.argv.slice(2);
+const [moduleDir, baseURL, apiKey, expectedPath, samplesPath] = process.argv.slice(2);
 const OpenAI = require(moduleDir);
 const expected = JSON.parse(fs.readFileSync(expectedPath, 'utf8'));
+const samples = JSON.parse(fs.readFileSync(samplesPath, 'utf8'));
 const model = 'demo-llama';
 // No retries: a refusal must reach the test as the server sent it.
 const client = new OpenAI({ baseURL: baseURL + '/v1', apiKey, maxRetries: 0, timeout: 60000 });
@@ -76,6 +78,38 @@ test('streamed completions add up to the greedy answer', async () => {
   assert.ok(usage && usage.completion_tokens > 0 && usage.total_tokens === usage.prompt_tokens + usage.completion_tokens);
 });
 
+test('n = 2 over a prompt list: choice index = prompt * 2 + sample, each mii-generate --n 2\'s sample', async () => {
+  const prompts = Object.keys(samples);
+  const r = await client.completions.create({ model, prompt: prompts, n: 2, seed: 7, temperature: 1.5, max_tokens: 12 });
+  assert.equal(r.choices.length, 2 * prompts.length);
+  r.choices.forEach((c, i) => {
+    assert.equal(c.index, i);
+    assert.equal(c.text, samples[prompts[Math.floor(i / 2)]][i % 2], `choice ${i}`);
+    assert.ok(['stop', 'length'].includes(c.finish_reason));
+  });
+  // Two different samples somewhere (they are draws, not copies).
+  assert.ok(prompts.some((p) => samples[p][0] !== samples[p][1]));
+});
+
+test('streamed n = 2: chunks carry their choice index, each choice adds up and ends', async () => {
+  const prompts = Object.keys(samples).slice(0, 2);
+  const stream = await client.completions.create({
+    model, prompt: prompts, n: 2, seed: 7, temperature: 1.5, max_tokens: 12, stream: true,
+  });
+  const text = {};
+  const ends = {};
+  for await (const chunk of stream) {
+    assert.equal(chunk.choices.length, 1);
+    const c = chunk.choices[0];
+    text[c.index] = (text[c.index] ?? '') + c.text;
+    if (c.finish_reason) ends[c.index] = (ends[c.index] ?? 0) + 1;
+  }
+  for (let i = 0; i < 4; ++i) {
+    assert.equal(text[i], samples[prompts[Math.floor(i / 2)]][i % 2], `choice ${i}`);
+    assert.equal(ends[i], 1, `choice ${i} ends once`);
+  }
+});
+
 test('chat completions through the model\'s chat template', async () => {
   for (const [prompt, text] of Object.entries(expected)) {
     const r = await client.chat.completions.create({
@@ -115,10 +149,10 @@ test('streamed chat: role first, content adds up, usage last', async () => {
 });
 
 test('the client\'s exceptions carry our status, message and field', async () => {
-  let e = await refusal(client.completions.create({ model, prompt: 'x', max_tokens: 4, n: 2 }));
+  let e = await refusal(client.completions.create({ model, prompt: 'x', max_tokens: 4, n: 2, best_of: 3 }));
   assert.equal(e.status, 400);
-  assert.equal(e.param, 'n');
-  assert.match(e.message, /'n' is not supported by mii-serve yet \(got 2\)/);
+  assert.equal(e.param, 'best_of');
+  assert.match(e.message, /'best_of' is not supported by mii-serve yet \(got 3\)/);
   e = await refusal(client.completions.create({ model, prompt: 'x', max_tokens: 5000 }));
   assert.equal(e.status, 400);
   assert.equal(e.param, 'max_tokens');

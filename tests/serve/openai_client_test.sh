@@ -27,8 +27,20 @@ prompts = sys.argv[3:]
 json.dump({prompts[r["index"]]: r["generated_text"] for r in rows}, open(sys.argv[2], "w"))
 ' "$WORK/greedy.jsonl" "$WORK/expected.json" "${prompts[@]}"
 
+# mii-generate --n 2's seeded samples (top_p 1: OpenAI's default), keyed by prompt: the choices
+# prompt * 2 + k of a completions request with n = 2 and the same seed.
+"$MII_GENERATE" "$MODEL" --backend host --n 2 --seed 7 --temperature 1.5 --top-p 1 --max-new-tokens 12 --json \
+  "${args[@]}" >"$WORK/samples.jsonl" 2>/dev/null || fail "mii-generate --n 2 failed"
+"$PYTHON" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+prompts = sys.argv[3:]
+json.dump({prompts[r["index"]]: [s["generated_text"] for s in r["samples"]] for r in rows}, open(sys.argv[2], "w"))
+' "$WORK/samples.jsonl" "$WORK/samples.json" "${prompts[@]}"
+
 start_server --api-key oracle-key
-node "$ROOT/tests/serve/openai_client_test.js" "$NPM_DIR/node_modules/openai" "$SERVER_URL" oracle-key "$WORK/expected.json" ||
+node "$ROOT/tests/serve/openai_client_test.js" "$NPM_DIR/node_modules/openai" "$SERVER_URL" oracle-key "$WORK/expected.json" \
+  "$WORK/samples.json" ||
   fail "the openai client's checks failed"
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || fail "mii-serve exited with $? after SIGTERM"

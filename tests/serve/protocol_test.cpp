@@ -119,8 +119,13 @@ TEST_CASE("completions: each invalid field is refused with its name and value", 
       {R"({"prompt": "x", "seed": "7"})", 400, "seed", "must be an integer"},
       {R"({"prompt": "x", "echo": 1})", 400, "echo", "true or false"},
       {R"({"prompt": "x", "user": 5})", 400, "user", "must be a string"},
-      {R"({"prompt": "x", "n": 2})", 400, "n", "not supported by mii-serve yet (got 2)"},
+      {R"({"prompt": "x", "n": 0})", 400, "n", "must be an integer in [1, 128], got 0"},
+      {R"({"prompt": "x", "n": 129})", 400, "n", "must be an integer in [1, 128], got 129"},
+      {R"({"prompt": "x", "n": "2"})", 400, "n", "must be an integer"},
       {R"({"prompt": "x", "best_of": 3})", 400, "best_of", "not supported"},
+      {R"({"prompt": "x", "n": 2, "best_of": 3})", 400, "best_of", "use n for several choices"},
+      {R"({"prompt": "x", "prompt_logprobs": 21})", 400, "prompt_logprobs", "must be an integer in [0, 20], got 21"},
+      {R"({"prompt": "x", "prompt_logprobs": -1})", 400, "prompt_logprobs", "[0, 20]"},
       {R"({"prompt": "x", "logprobs": 21})", 400, "logprobs", "must be an integer in [0, 20], got 21"},
       {R"({"prompt": "x", "logprobs": true})", 400, "logprobs", "must be an integer"},
       {R"({"prompt": "x", "presence_penalty": 2.5})", 400, "presence_penalty", "must be in [-2, 2]"},
@@ -252,7 +257,9 @@ TEST_CASE("chat: each invalid field is refused with its name", "[serve][protocol
       {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs", "[0, 20]"},
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})", "response_format",
        "not supported"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "n": 3})", "n", "not supported"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "n": 0})", "n", "must be an integer in [1, 128]"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "stream": true, "prompt_logprobs": 1})", "prompt_logprobs",
+       "leave it out with \"stream\": true"},
       {R"({"messages": [{"role": "user", "content": "x"}], "echo": true})", "echo", "unknown field"},
       {R"({"messages": [{"role": "user", "content": "x"}], "store": true})", "store", "not supported"},
       {R"({"messages": [{"role": "user", "content": "x"}], "metadata": 3})", "metadata", "must be a JSON object"},
@@ -323,4 +330,19 @@ TEST_CASE("fit_to_context: max_tokens against the prompt and the context", "[ser
   q.min_new_tokens = 8;
   e = refusal([&] { fit_to_context(q, std::nullopt, 16, 95, 100, "prompt", "max_tokens"); });
   CHECK(e.param == "min_tokens");
+}
+
+TEST_CASE("n and prompt_logprobs: OpenAI's n choices, vLLM's prompt_logprobs", "[serve][protocol][samples]") {
+  const auto c = decode_completion_request(R"({"prompt": ["a", "b"], "n": 3, "prompt_logprobs": 2, "logprobs": 1, "echo": true})", "demo");
+  CHECK(c.params.n == 3);
+  CHECK(c.prompt_logprobs == 2);
+  CHECK(c.params.logprobs == 1);
+  CHECK(decode_completion_request(R"({"prompt": "a"})", "demo").params.n == 1);
+  const auto chat = decode_chat_request(R"({"messages": [{"role": "user", "content": "x"}], "n": 2, "prompt_logprobs": 0})", "demo");
+  CHECK(chat.params.n == 2);
+  CHECK(chat.params.prompt_logprobs == 0);
+  // MII's REST form has one response per prompt.
+  const auto e = mii_refusal(R"({"prompts": ["a"], "n": 2})");
+  CHECK(e.param == "n");
+  CHECK_THAT(e.what(), Contains("/v1/completions has n"));
 }

@@ -149,7 +149,27 @@ TEST_CASE("bad config.json and generation_config.json get a mii::error naming th
               cfg(base + R"(,"rope_scaling":{"type":"longrope","short_factor":[1,1,0,1,1,1,1,1],"long_factor":[1,1,1,1,1,1,1,1]}})"),
               "'rope_scaling.short_factor'"},
              {"opt word_embed_proj_dim 0 †", cfg(R"({"model_type":"opt","word_embed_proj_dim":0})"), "'word_embed_proj_dim'"},
-             {"falcon num_ln_in_parallel_attn 3 †", cfg(R"({"model_type":"falcon","num_ln_in_parallel_attn":3})"), "'num_ln_in_parallel_attn'"}});
+             {"falcon num_ln_in_parallel_attn 3 †", cfg(R"({"model_type":"falcon","num_ln_in_parallel_attn":3})"), "'num_ln_in_parallel_attn'"},
+             {"gemma2 layer_types entry unknown",
+              cfg(R"({"model_type":"gemma2","num_hidden_layers":2,"layer_types":["sliding_attention","chunked_attention"]})"),
+              "'layer_types'"},
+             {"gemma2 layer_types of the wrong length",
+              cfg(R"({"model_type":"gemma2","num_hidden_layers":2,"layer_types":["full_attention"]})"), "'layer_types'"},
+             {"gemma2 attn_logit_softcapping 0", cfg(R"({"model_type":"gemma2","attn_logit_softcapping":0})"),
+              "'attn_logit_softcapping'"},
+             {"gemma3 rope_parameters for an unknown layer type",
+              cfg(R"({"model_type":"gemma3_text","rope_parameters":{"local_attention":{"rope_type":"default"}}})"),
+              "'rope_parameters.local_attention'"},
+             {"qwen3 use_sliding_window", cfg(R"({"model_type":"qwen3","use_sliding_window":true})"), "'use_sliding_window'"},
+             {"qwen3_moe num_experts_per_tok 9 of 8 experts",
+              cfg(R"({"model_type":"qwen3_moe","num_experts":8,"num_experts_per_tok":9})"), "'num_experts_per_tok'"},
+             {"qwen2_moe num_experts 0", cfg(R"({"model_type":"qwen2_moe","num_experts":0})"), "'num_experts'"},
+             {"qwen2_moe decoder_sparse_step 0", cfg(R"({"model_type":"qwen2_moe","decoder_sparse_step":0})"),
+              "'decoder_sparse_step'"},
+             {"qwen3_moe mlp_only_layers past the last layer",
+              cfg(R"({"model_type":"qwen3_moe","num_hidden_layers":2,"mlp_only_layers":[2]})"), "'mlp_only_layers'"},
+             {"qwen2_moe shared_expert_intermediate_size 0",
+              cfg(R"({"model_type":"qwen2_moe","shared_expert_intermediate_size":0})"), "'shared_expert_intermediate_size'"}});
 
   test::temp_dir dir("bad-gen");
   const auto gen = [&](std::string json) {

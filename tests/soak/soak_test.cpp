@@ -4,7 +4,11 @@
 // request); lengths, stop strings and sampling parameters are random, and some requests are
 // invalid. Checked:
 //  - every valid request completes with exactly the result it gets when run alone (same tokens,
-//    text and finish reason: greedy and seeded sampling are deterministic per request);
+//    text and finish reason: greedy and seeded sampling are deterministic per request), its n
+//    samples included (generate_params.n: they share the prompt's KV blocks and copy them on
+//    write, and are preempted and recomputed like any sequence), and so do its prompt
+//    log-probabilities; a sample of a seeded request equals the prompt alone with n = 1 and
+//    seed + its index;
 //  - every invalid prompt gets finish_reason error with a message, and the rest of its call runs;
 //  - invalid parameters make a batch call throw mii::error before any work, and make a serve()
 //    request end with an error response while the others are served;
@@ -124,13 +128,17 @@ class request_maker {
     }
     static const char* const stops[] = {"the", " a", ".", ",", "ing", "\n", "is", "model", "ed ", "on", "e", "Monday"};
     for (std::size_t n = chance(0.5) ? 1 + below(3) : 0; n > 0; --n) p.stop.emplace_back(stops[below(std::size(stops))]);
+    if (chance(0.2)) p.n = 2 + std::int32_t(below(3));
+    if (chance(0.1)) p.prompt_logprobs = std::int32_t(below(3));
     return p;
   }
 
   // Parameters that validate() must refuse.
   generate_params invalid_params() {
     generate_params p;
-    switch (below(9)) {
+    switch (below(11)) {
+      case 9: p.n = chance(0.5) ? 0 : 129; break;
+      case 10: p.prompt_logprobs = 21; break;
       case 0: p.max_length = 0; break;
       case 1: p.max_new_tokens = 0; break;
       case 2: p.max_new_tokens = 2, p.min_new_tokens = 3; break;
@@ -150,7 +158,7 @@ class request_maker {
 };
 
 struct figures {
-  std::size_t requests = 0, valid = 0, error_responses = 0, refused_calls = 0, calls = 0, tokens = 0;
+  std::size_t requests = 0, valid = 0, error_responses = 0, refused_calls = 0, calls = 0, tokens = 0, samples = 0;
 };
 
 bool params_valid(const generate_params& p) {
@@ -174,7 +182,37 @@ void same_as_alone(const response& got, const response& alone, const std::string
   CHECK(got.token_ids == alone.token_ids);
   CHECK(got.generated_text == alone.generated_text);
   CHECK(got.prompt_length == alone.prompt_length);
+  REQUIRE(got.samples.size() == alone.samples.size());
+  for (std::size_t k = 0; k < got.samples.size(); ++k) {
+    INFO("sample " << k);
+    CHECK(got.samples[k].token_ids == alone.samples[k].token_ids);
+    CHECK(got.samples[k].generated_text == alone.samples[k].generated_text);
+    CHECK(got.samples[k].finish_reason == alone.samples[k].finish_reason);
+  }
+  REQUIRE(got.prompt_logprobs.size() == alone.prompt_logprobs.size());
+  for (std::size_t j = 0; j < got.prompt_logprobs.size(); ++j) {
+    CHECK(got.prompt_logprobs[j].logprob == alone.prompt_logprobs[j].logprob);
+    CHECK(got.prompt_logprobs[j].top == alone.prompt_logprobs[j].top);
+  }
 }
+
+// Sample k of a seeded request with n > 1 is the prompt alone with n = 1 and seed + k.
+template <class Run>
+void sample_as_alone(const response& got, const generate_params& p, std::size_t k, Run&& run) {
+  if (p.n < 2 || !p.seed || got.samples.size() != std::size_t(p.n)) return;
+  generate_params one = p;
+  one.n = 1;
+  one.seed = *p.seed + k;
+  one.stream = nullptr;
+  const response alone = run(one);
+  INFO("sample " << k << " against n = 1 with seed + " << k);
+  CHECK(got.samples[k].token_ids == alone.token_ids);
+  CHECK(got.samples[k].generated_text == alone.generated_text);
+  CHECK(got.samples[k].finish_reason == alone.finish_reason);
+}
+
+// The streamed text of prompt i's sample k, as the response holds it.
+std::string sample_text(const response& r, std::size_t k) { return r.samples.empty() ? r.generated_text : r.samples[k].generated_text; }
 
 }  // namespace
 
@@ -194,13 +232,13 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
       const generate_params p_call = make.params();
       std::vector<std::string> prompts(1 + make.below(40));
       for (auto& s : prompts) s = make.prompt();
-      std::map<std::size_t, std::string> streamed;
+      std::map<std::pair<std::size_t, std::size_t>, std::string> streamed;  // (prompt, sample)
       std::map<std::size_t, int> finished_events;
       generate_params p = p_call;
       const bool streaming = make.chance(0.3);
       if (streaming)
         p.stream = [&](const stream_event& e) {
-          streamed[e.prompt_index] += e.text;
+          streamed[{e.prompt_index, e.sample}] += e.text;
           if (e.finished) ++finished_events[e.prompt_index];
         };
       const auto out = engine.generate(prompts, p);
@@ -223,11 +261,16 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
         }
         ++fig.valid;
         fig.tokens += r.token_ids.size();
+        fig.samples += std::max<std::size_t>(r.samples.size(), 1);
         const generate_params& alone = p_call;  // a seeded prompt samples as it does alone
         same_as_alone(r, engine.generate(std::vector<std::string>{prompts[i]}, alone).at(0), "batch prompt alone");
+        sample_as_alone(r, p_call, make.below(std::size_t(p_call.n)),
+                        [&](const generate_params& one) { return engine.generate(std::vector<std::string>{prompts[i]}, one).at(0); });
         if (streaming) {
-          const std::string expect = p.return_full_text ? r.generated_text.substr(prompts[i].size()) : r.generated_text;
-          CHECK(streamed[i] == expect);
+          for (std::size_t k = 0; k < std::size_t(p_call.n); ++k) {
+            const std::string text = sample_text(r, k);
+            CHECK(streamed[{i, k}] == (p.return_full_text ? text.substr(prompts[i].size()) : text));
+          }
           CHECK(finished_events[i] == 1);
         }
       }
@@ -250,7 +293,7 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
       std::vector<generate_params> params(n);  // outlive their requests
       std::vector<std::vector<token_id>> prompts(n);
       std::vector<bool> params_ok(n), can_run(n);
-      std::vector<std::string> streamed(n);
+      std::vector<std::map<std::size_t, std::string>> streamed(n);  // per sample
       std::vector<int> finished_events(n);
       for (std::size_t i = 0; i < n; ++i) {
         params[i] = make.chance(0.03) ? make.invalid_params() : make.params();
@@ -264,7 +307,7 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
         if (make.chance(0.3))
           params[i].stream = [&, i](const stream_event& e) {
             REQUIRE(e.prompt_index == i);
-            streamed[i] += e.text;
+            streamed[i][e.sample] += e.text;
             if (e.finished) ++finished_events[i];
           };
       }
@@ -297,14 +340,20 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
         }
         ++fig.valid;
         fig.tokens += r.token_ids.size();
+        fig.samples += std::max<std::size_t>(r.samples.size(), 1);
         generate_params alone = params[i];
         alone.stream = nullptr;
         alone.seed = params[i].seed.value_or(i);  // serve()'s default seed is the request id
         same_as_alone(r, engine.generate_ids(std::vector<std::vector<token_id>>{prompts[i]}, alone).at(0), "serve request alone");
+        sample_as_alone(r, params[i], make.below(std::size_t(params[i].n)), [&](const generate_params& one) {
+          return engine.generate_ids(std::vector<std::vector<token_id>>{prompts[i]}, one).at(0);
+        });
         if (params[i].stream) {
-          // return_full_text puts the prompt (decoded from its ids) before what was streamed.
-          if (params[i].return_full_text) CHECK(r.generated_text.ends_with(streamed[i]));
-          else CHECK(streamed[i] == r.generated_text);
+          for (std::size_t k = 0; k < std::size_t(params[i].n); ++k) {
+            // return_full_text puts the prompt (decoded from its ids) before what was streamed.
+            if (params[i].return_full_text) CHECK(sample_text(r, k).ends_with(streamed[i][k]));
+            else CHECK(streamed[i][k] == sample_text(r, k));
+          }
           CHECK(finished_events[i] == 1);
         }
       }
@@ -315,12 +364,15 @@ TEST_CASE("soak: mixed requests through one engine with a tiny KV cache", "[soak
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::size_t rss_end = resident_bytes();
   std::printf(
-      "[soak] requests %zu (valid %zu, error responses %zu) in %zu calls, %zu refused calls, %zu tokens generated, "
-      "%lld preemptions, %.1f s, RSS %.1f MiB -> %.1f MiB, KV blocks in use %d of %d\n",
-      fig.requests, fig.valid, fig.error_responses, fig.calls, fig.refused_calls, fig.tokens,
-      static_cast<long long>(engine.sched().preemptions()), seconds, double(rss_start) / (1 << 20),
+      "[soak] requests %zu (valid %zu, error responses %zu, %zu samples) in %zu calls, %zu refused calls, %zu tokens "
+      "generated, %lld preemptions, %lld block copies, %.1f s, RSS %.1f MiB -> %.1f MiB, KV blocks in use %d of %d\n",
+      fig.requests, fig.valid, fig.error_responses, fig.samples, fig.calls, fig.refused_calls, fig.tokens,
+      static_cast<long long>(engine.sched().preemptions()), static_cast<long long>(engine.sched().blocks().copies()),
+      seconds, double(rss_start) / (1 << 20),
       double(rss_end) / (1 << 20), engine.sched().blocks().used_count(), engine.sched().blocks().total());
   CHECK(engine.sched().preemptions() > 0);  // the cache was small enough to exercise preemption
+  CHECK(engine.sched().blocks().copies() > 0);  // samples shared blocks and copied them on write
+  CHECK(fig.samples > fig.valid);
   CHECK(fig.error_responses > 0);
   CHECK(fig.valid > fig.requests / 2);
   // Flat memory: what the first round allocated is reused; allow allocator slack, not growth with

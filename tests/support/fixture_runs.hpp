@@ -38,6 +38,8 @@ struct piece {
 };
 
 // Runs `steps` (each a list of prompt pieces) and returns each prompt's logits for every position.
+// Every piece sees its whole prompt's length (step_chunk::rope_len), as transformers computes the
+// prompt in one forward however the pieces split it.
 template <class Runner>
 std::vector<std::vector<float>> run_pieces(Runner& runner, const model_reference& ref,
                                            const std::vector<std::vector<piece>>& steps) {
@@ -51,7 +53,7 @@ std::vector<std::vector<float>> run_pieces(Runner& runner, const model_reference
     for (const auto& p : step) {
       const auto& prompt = ref.prompts[std::size_t(p.seq)];
       chunks.push_back({std::span(prompt).subspan(std::size_t(p.begin), std::size_t(p.end - p.begin)), p.begin,
-                        blocks[std::size_t(p.seq)], runner.rope_row(p.end), runtime::step_chunk::logits::all});
+                        blocks[std::size_t(p.seq)], std::int64_t(prompt.size()), runtime::step_chunk::logits::all});
     }
     runner.forward(chunks);
     const auto logits = runner.logits();

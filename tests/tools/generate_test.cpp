@@ -226,3 +226,72 @@ TEST_CASE("mii-generate --logprobs N --json: one entry per generated token with 
   CHECK(bad.code != 0);
   CHECK_THAT(bad.err, Catch::Matchers::Contains("generate_params.logprobs"));
 }
+
+TEST_CASE("mii-generate --n N: a line per sample; --json lists them, --stream --json says which", "[tools][generate][samples]") {
+  const std::vector<std::string> base = {"--n", "3", "--seed", "4", "--temperature", "2", "--top-p", "1",
+                                         "--max-new-tokens", "8", "--ignore-eos", "--prompt", "DeepSpeed is", "--prompt", "Seattle is"};
+  // Sample k is the prompt with seed 4 + k.
+  std::vector<std::string> alone;
+  for (const std::string prompt : {"DeepSpeed is", "Seattle is"})
+    for (int k = 0; k < 3; ++k) {
+      const auto one = test::generate({"--seed", std::to_string(4 + k), "--temperature", "2", "--top-p", "1",
+                                       "--max-new-tokens", "8", "--ignore-eos", "--prompt", prompt});
+      REQUIRE(one.code == 0);
+      alone.push_back(test::lines_of(one.out).at(0));
+    }
+  const auto text = test::generate(base);
+  REQUIRE(text.code == 0);
+  CHECK(test::lines_of(text.out) == alone);
+  auto streamed = base;
+  streamed.push_back("--stream");
+  CHECK(test::lines_of(test::generate(streamed).out) == alone);  // the same lines, in the same order
+
+  auto json = base;
+  json.push_back("--json");
+  const auto j = test::generate(json);
+  const auto lines = test::lines_of(j.out);
+  REQUIRE(lines.size() == 2);
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  REQUIRE(parser.parse(lines[1]).get(e) == simdjson::SUCCESS);
+  simdjson::dom::array samples = e["samples"];
+  REQUIRE(samples.size() == 3);
+  for (std::size_t k = 0; k < 3; ++k) {
+    CHECK(std::int64_t(samples.at(k)["index"]) == std::int64_t(k));
+    CHECK("Seattle is" + std::string(std::string_view(samples.at(k)["generated_text"])) == alone[3 + k]);
+  }
+  json.push_back("--stream");
+  bool saw_sample_2 = false;
+  for (const auto& line : test::lines_of(test::generate(json).out)) {
+    simdjson::dom::element d;
+    REQUIRE(parser.parse(line).get(d) == simdjson::SUCCESS);
+    std::int64_t k = -1;
+    if (d["text"].error() == simdjson::SUCCESS) {
+      REQUIRE(d["sample"].get(k) == simdjson::SUCCESS);
+      saw_sample_2 = saw_sample_2 || k == 2;
+    }
+  }
+  CHECK(saw_sample_2);
+  const auto bad = test::generate({"--n", "0", "--prompt", "x"});
+  CHECK(bad.code != 0);
+  CHECK_THAT(bad.err, Catch::Matchers::Contains("generate_params.n"));
+}
+
+TEST_CASE("mii-generate --prompt-logprobs N --json: null, then one entry per prompt token", "[tools][generate][logprobs]") {
+  const auto r = test::generate({"--greedy", "--json", "--max-new-tokens", "2", "--prompt-logprobs", "2", "--prompt",
+                                 "DeepSpeed is"});
+  REQUIRE(r.code == 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element e;
+  REQUIRE(parser.parse(test::lines_of(r.out).at(0)).get(e) == simdjson::SUCCESS);
+  simdjson::dom::array plp = e["prompt_logprobs"];
+  REQUIRE(plp.size() == std::size_t(std::int64_t(e["prompt_length"])));
+  CHECK(plp.at(0).is_null());
+  for (std::size_t j = 1; j < plp.size(); ++j) {
+    CHECK(double(plp.at(j)["logprob"]) <= 0.0);
+    CHECK(simdjson::dom::array(plp.at(j)["top_logprobs"]).size() == 2);
+  }
+  const auto bad = test::generate({"--prompt-logprobs", "21", "--prompt", "x"});
+  CHECK(bad.code != 0);
+  CHECK_THAT(bad.err, Catch::Matchers::Contains("generate_params.prompt_logprobs"));
+}

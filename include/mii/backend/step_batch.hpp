@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 
+#include <mii/backend/rope_table.hpp>
+
 namespace mii::backend {
 
 struct step_batch {
@@ -26,7 +28,7 @@ struct step_batch {
   const std::int32_t* seq_start = nullptr;   // [n_seqs + 1] token offsets
   const std::int32_t* seq_kv_len = nullptr;  // [n_seqs] cached + new tokens after this step
   const std::int32_t* block_tables = nullptr;// [n_seqs][max_blocks_per_seq] KV block ids
-  const std::int32_t* rope_row = nullptr;    // [n_seqs] row of the rope table each sequence uses
+  const std::int32_t* seq_rope_len = nullptr;// [n_seqs] length of the forward that computed the prompt (rope_table.hpp)
   const std::int32_t* sample_rows = nullptr; // [n_sample] token index whose logits are needed
 };
 
@@ -42,13 +44,11 @@ struct kv_layer {
   std::int64_t block_stride() const { return std::int64_t(2) * kv_heads * block_size * head_dim; }
 };
 
-// Rotary frequencies: `rows` tables of rot_dim/2 inverse frequencies, and a cos/sin scale per row.
-// Sequences pick a row through step_batch::rope_row (longrope short/long tables, dynamic NTK).
-struct rope_table {
-  const float* inv_freq = nullptr;  // [rows][rot_dim / 2]
-  const float* scale = nullptr;     // [rows]
-  std::int32_t rows = 0;
-  std::int32_t rot_dim = 0;         // rotated dims per head; the rest pass through
+// One whole KV block copied onto another: keys and values of every layer. Copy-on-write of the
+// block samples of one prompt shared (generate_params.n), done before the step that writes into it.
+struct block_copy {
+  std::int32_t src = 0;
+  std::int32_t dst = 0;
 };
 
 // Attention geometry of one layer on this rank.
@@ -58,6 +58,7 @@ struct attention_shape {
   std::int32_t head_dim = 0;
   float scale = 1.0f;          // softmax scale, 1/sqrt(head_dim)
   std::int32_t window = 0;     // 0: full causal; else keys with position > p - window
+  float softcap = 0.0f;        // > 0: scores become softcap * tanh(score / softcap) before the mask
 };
 
 }  // namespace mii::backend

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mii::io {
@@ -18,6 +19,7 @@ struct rope_config {
   std::string type = "default";
   double theta = 10000.0;
   double factor = 1.0;                      // linear, dynamic, llama3, longrope
+  bool factor_given = false;                // longrope: "factor" was given (it sets the default attention_factor)
   double low_freq_factor = 1.0;             // llama3
   double high_freq_factor = 4.0;            // llama3
   std::int64_t original_max_position_embeddings = 0;  // llama3, longrope, dynamic (0: unset)
@@ -50,9 +52,17 @@ struct hf_config {
   bool mlp_bias = false;                    // MLP projections carry biases
   bool lm_head_bias = false;                // Phi-2
 
-  // Mixture of experts (Mixtral)
+  // Mixture of experts (Mixtral; Qwen2-MoE and Qwen3-MoE spell the count 'num_experts')
   std::int64_t num_local_experts = 0;
   std::int64_t num_experts_per_tok = 0;
+  std::int64_t moe_intermediate_size = 0;   // one expert's inner size; 0: intermediate_size (Mixtral)
+  std::int64_t shared_expert_intermediate_size = 0;  // Qwen2-MoE's shared expert (0: none)
+  bool norm_topk_prob = false;              // Qwen MoE: renormalise the top-k router weights
+  // Which layers are sparse, as transformers decides: layer L routes to experts when L is not in
+  // mlp_only_layers and (L + 1) % decoder_sparse_step == 0; the others are dense MLPs of
+  // intermediate_size. Mixtral: every layer (step 1, no exceptions).
+  std::int64_t decoder_sparse_step = 1;
+  std::vector<std::int64_t> mlp_only_layers;
 
   // Falcon
   bool new_decoder_architecture = false;
@@ -68,6 +78,19 @@ struct hf_config {
 
   // Phi
   bool qk_layernorm = false;
+
+  // Per-layer attention: transformers 5's `layer_types`, one of "full_attention" or
+  // "sliding_attention" per layer (Gemma 2/3 configs without it get transformers' alternation:
+  // layer i slides unless (i + 1) % sliding_window_pattern == 0). Empty: every layer alike.
+  std::vector<std::string> layer_types;
+  // Layer types with a rope of their own (Gemma 3: transformers 5's rope_parameters keyed by layer
+  // type, or 4.x's rope_local_base_freq for the sliding layers); other layers use `rope`.
+  std::vector<std::pair<std::string, rope_config>> layer_type_ropes;
+
+  // Gemma 2/3
+  std::optional<double> query_pre_attn_scalar;   // softmax scale query_pre_attn_scalar^-0.5 (else head_dim^-0.5)
+  std::optional<double> attn_logit_softcapping;  // attention scores become cap * tanh(score / cap)
+  std::optional<double> final_logit_softcapping; // logits become cap * tanh(logit / cap)
 
   std::optional<std::int64_t> bos_token_id;
   std::vector<std::int64_t> eos_token_ids;

@@ -25,6 +25,10 @@ struct tensor_view {
   std::vector<std::int64_t> shape;
   std::span<const std::byte> bytes;       // points into the mapped file
   const std::filesystem::path* file = nullptr;
+  // The same bytes through the file's open descriptor (-1: none, read `bytes`): loaders read
+  // large ranges with pread, without a page fault per mapped page. Valid while the file is open.
+  int fd = -1;
+  std::uint64_t file_offset = 0;
 
   std::int64_t numel() const;
   // No data: a tensor of a synthetic (random-weight) checkpoint.
@@ -47,6 +51,7 @@ class safetensors_file {
   // The header's __metadata__ (a string-to-string map in the format), in file order.
   std::span<const std::pair<std::string, std::string>> metadata() const { return metadata_; }
   std::size_t file_size() const { return size_; }
+  int fd() const { return fd_; }  // open as long as this object (tensor_view::fd)
   // Tells the kernel we will read the whole file soon (overlaps disk reads with our work).
   void prefetch() const;
 
@@ -55,6 +60,7 @@ class safetensors_file {
   std::filesystem::path path_;
   void* map_ = nullptr;
   std::size_t size_ = 0;
+  int fd_ = -1;  // the mapped file, kept open for pread (the same inode as the map)
   std::vector<tensor_view> tensors_;  // sorted by name
   std::vector<std::pair<std::string, std::string>> metadata_;
 };

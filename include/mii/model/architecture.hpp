@@ -43,6 +43,7 @@ struct attention_tag {};
 struct mlp_tag {};
 struct block_tag {};
 struct embeddings_tag {};
+struct soft_capping_tag {};
 struct weights_tag {};
 
 // The `architectures` strings of config.json this type serves.
@@ -59,15 +60,19 @@ struct hf_model_type : hf_model_type_tag {
 };
 template <class Kind> struct norm : norm_tag { using type = Kind; };
 template <class Style> struct rotary : rotary_tag { using type = Style; };
-template <class Heads, class Window = layers::window::none, class Bias = layers::bias::none>
+template <class Heads, class Window = layers::window::none, class Bias = layers::bias::none,
+          class QkNorm = layers::qk_norm::none>
 struct attention : attention_tag {
   using heads = Heads;
   using window = Window;
   using bias = Bias;
+  using qk_norm = QkNorm;  // per-head q/k norms (layers::qk_norm)
 };
 template <class Mlp> struct mlp : mlp_tag { using type = Mlp; };
 template <class Wiring> struct block : block_tag { using type = Wiring; };
 template <class Embedding> struct embeddings : embeddings_tag { using type = Embedding; };
+// Which soft-caps (x -> cap * tanh(x / cap)) the architecture applies when config.json sets them.
+template <class Which> struct soft_capping : soft_capping_tag { using type = Which; };
 template <class Naming> struct weights : weights_tag { static constexpr const weight_names& names = Naming::value; };
 
 // Everything the non-template loader needs to know about an architecture, as plain values.
@@ -86,7 +91,14 @@ struct arch_description {
   bool wiring_from_config;
   bool learned_positions;
   int position_offset;
+  bool attn_softcap_allowed, final_softcap_allowed;
   const weight_names* names;
+  bool qk_norm;                             // per-head q/k RMSNorm (layers::qk_norm)
+  int qk_norm_offset;                       // ... multiplying by (offset + w)
+  // Mixture of experts: the router and shared-expert policies' decisions from a config.
+  bool (*renormalise_topk)(const io::hf_config&);
+  std::int64_t (*shared_expert_size)(const io::hf_config&);
+  bool shared_expert, shared_expert_gated;
 };
 
 namespace detail {
@@ -107,6 +119,18 @@ constexpr auto find_policy() {
 }
 template <class Tag, class Default, class... Policies>
 using policy_t = typename decltype(find_policy<Tag, Default, Policies...>())::type;
+
+// The router and shared-expert policies of an MoE MLP; Mixtral's defaults for other MLPs.
+template <class Mlp>
+struct moe_policies {
+  using router = layers::router::softmax_topk;
+  using shared = layers::shared_expert::none;
+};
+template <class Expert, class Router, class Shared>
+struct moe_policies<layers::moe<Expert, Router, Shared>> {
+  using router = Router;
+  using shared = Shared;
+};
 }  // namespace detail
 
 template <class... Policies>
@@ -119,6 +143,7 @@ struct architecture {
   using mlp_policy = detail::policy_t<mlp_tag, void, Policies...>;
   using block_policy = detail::policy_t<block_tag, block<layers::pre_norm_sequential>, Policies...>;
   using embeddings_policy = detail::policy_t<embeddings_tag, embeddings<layers::token_embedding>, Policies...>;
+  using soft_capping_policy = detail::policy_t<soft_capping_tag, soft_capping<layers::softcap::none>, Policies...>;
   using weights_policy = detail::policy_t<weights_tag, void, Policies...>;
 
   // Compile-time traits: what kernels and code paths this architecture instantiates.
@@ -127,10 +152,14 @@ struct architecture {
     using rotary = typename rotary_policy::type;
     using window = typename attention_policy::window;
     using bias = typename attention_policy::bias;
+    using qk_norm = typename attention_policy::qk_norm;
     using mlp = typename mlp_policy::type;
+    using router = typename detail::moe_policies<mlp>::router;
+    using shared_expert = typename detail::moe_policies<mlp>::shared;
     using act = typename mlp::act;
     using wiring = typename block_policy::type;
     using embedding = typename embeddings_policy::type;
+    using softcap = typename soft_capping_policy::type;
     static constexpr layers::norm_kind norm_kind = norm::kind;
     static constexpr layers::rotary_style rotary_style = rotary::style;
     static constexpr layers::mlp_kind mlp_kind = mlp::kind;
@@ -160,7 +189,15 @@ struct architecture {
         .wiring_from_config = t::wiring::from_config,
         .learned_positions = t::embedding::has_positions,
         .position_offset = t::embedding::position_offset,
+        .attn_softcap_allowed = t::softcap::scores,
+        .final_softcap_allowed = t::softcap::logits,
         .names = &t::names,
+        .qk_norm = t::qk_norm::enabled,
+        .qk_norm_offset = t::qk_norm::weight_offset,
+        .renormalise_topk = &t::router::renormalise,
+        .shared_expert_size = &t::shared_expert::size,
+        .shared_expert = t::shared_expert::enabled,
+        .shared_expert_gated = t::shared_expert::gated,
     };
   }
 };

@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/error.hpp>
 #include <mii/model/architecture.hpp>
@@ -51,13 +52,6 @@ class transformer {
     return std::int64_t(2) * shape_.local_kv_heads * block_size * shape_.head_dim;
   }
 
-  // The rope table row a sequence whose positions reach len - 1 uses this step.
-  std::int32_t rope_row(std::int64_t len) const {
-    if (shape_.rope.is_dynamic())
-      fail(shape_.config_file.string(), ": rope type \"dynamic\" is not supported by this backend yet");
-    return shape_.rope.uses_long(len) ? 1 : 0;
-  }
-
   // One step. `kv` points at the whole cache ([layers][blocks][2][kv_heads][block_size][head_dim]);
   // `logits` receives [n_sample, vocab] fp32 (the full vocabulary, on every rank).
   template <class Comm>
@@ -81,6 +75,8 @@ class transformer {
     }
     if constexpr (traits::embedding::has_positions)
       Backend::add_positions(ctx, b, g(global_slot::positions), traits::embedding::position_offset, H, x);
+    if constexpr (requires { traits::embedding::scale(H); })  // Gemma: x sqrt(hidden)
+      Backend::scale(ctx, x, n * H, float(traits::embedding::scale(H)));
 
     const T* delta = nullptr;  // the previous sub-block's output, not yet added to x
     for (std::int64_t L = 0; L < shape_.layers; ++L) {
@@ -111,6 +107,13 @@ class transformer {
           delta = a;  // consumed by the next norm() before anything writes a_ again
           break;
         }
+        case layers::wiring::sandwich:  // wirings that carry their own forward (layers::sandwich_norms)
+          if constexpr (requires(layer_view<Comm>& v) { traits::wiring::forward(v); }) {
+            layer_view<Comm> v{*this, ctx, comm, b, L, cache, n, x, delta, h_.data(), a, m_.data()};
+            traits::wiring::forward(v);
+            delta = v.pending;
+          }
+          break;
         case layers::wiring::post_norm:
           attention_block(ctx, b, L, x, cache, a);
           if (tp) comm.all_reduce_sum(ctx, a, n * H);
@@ -144,6 +147,8 @@ class transformer {
     float* local_logits = tp ? shard_logits_.data() : logits;
     Backend::linear_f32(ctx, final_rows, ns, shape_.embed_dim, head, shape_.local_vocab, g(global_slot::lm_head_b),
                         local_logits);
+    if (shape_.final_softcap > 0)  // Gemma 2: element-wise, so each rank caps its own shard
+      Backend::softcap(ctx, local_logits, ns * shape_.local_vocab, shape_.final_softcap);
     if (tp) {
       // [tp][ns][local_vocab] -> [ns][vocab]
       comm.all_gather(ctx, shard_logits_.data(), ns * shape_.local_vocab, gathered_logits_.data());
@@ -165,6 +170,36 @@ class transformer {
     return b.empty() ? nullptr : b.data();
   }
 
+  // What a wiring policy with its own forward (layers::sandwich_norms) sees of layer L: its norms
+  // by role, attention and MLP with their all-reduces, the residual stream and scratch rows.
+  template <class Comm>
+  struct layer_view {
+    transformer& t;
+    context& ctx;
+    Comm& comm;
+    const backend::step_batch& b;
+    std::int64_t L;
+    backend::kv_layer<T> cache;
+    std::int64_t n;
+    T* x;              // residual stream
+    const T* pending;  // a sub-block output not yet added to x (the next norm adds it)
+    T *h, *a, *m;      // scratch rows [n, hidden]
+
+    void norm(layers::block_norm which, T* residual, const T* delta, T* out) {
+      constexpr layer_slot slots[] = {layer_slot::attn_norm_w, layer_slot::mlp_norm_w, layer_slot::post_attn_norm_w,
+                                      layer_slot::post_mlp_norm_w};
+      t.norm(ctx, L, slots[std::size_t(which)], residual, delta, out, n);
+    }
+    void attention(const T* in, T* out) {
+      t.attention_block(ctx, b, L, in, cache, out);
+      if (comm.size() > 1) comm.all_reduce_sum(ctx, out, n * t.shape_.hidden);
+    }
+    void mlp(const T* in, T* out) {
+      t.mlp_block(ctx, L, in, n, out, false);
+      if (comm.size() > 1) comm.all_reduce_sum(ctx, out, n * t.shape_.hidden);
+    }
+  };
+
   // residual += delta; out = norm_L(residual). The bias slot follows the weight slot.
   void norm(context& ctx, std::int64_t L, layer_slot weight, T* residual, const T* delta, T* out, std::int64_t n) {
     Backend::template add_norm<traits::norm_kind>(ctx, residual, delta, lw(L, weight),
@@ -177,10 +212,15 @@ class transformer {
     const std::int64_t n = b.n_tokens;
     Backend::linear(ctx, in, n, shape_.hidden, lw(L, layer_slot::qkv_w), shape_.qkv_dim(), lw(L, layer_slot::qkv_b),
                     qkv_.data());
+    const layer_attributes la = shape_.layer(L);  // window, rope and soft-cap of this layer
     const backend::attention_shape as{std::int32_t(shape_.local_heads), std::int32_t(shape_.local_kv_heads),
                                       std::int32_t(shape_.head_dim), shape_.attention_scale(),
-                                      std::int32_t(shape_.window.value_or(0))};
-    Backend::template rope_store_kv<traits::rotary_style>(ctx, b, qkv_.data(), as, rope_view_, cache);
+                                      std::int32_t(la.window), la.attn_softcap};
+    const backend::rope_table& rope = la.rope > 0 ? layer_rope_views_[std::size_t(la.rope - 1)] : rope_view_;
+    if constexpr (traits::qk_norm::enabled)  // per-head RMSNorm of q and k, before rope (Qwen3)
+      Backend::head_rms_norm(ctx, qkv_.data(), n, as, lw(L, layer_slot::q_norm_w), lw(L, layer_slot::k_norm_w),
+                             shape_.eps, shape_.qk_norm_offset);
+    Backend::template rope_store_kv<traits::rotary_style>(ctx, b, qkv_.data(), as, rope, cache);
     Backend::attention(ctx, b, qkv_.data(), as,
                        backend::kv_layer<const T>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
                        att_.data());
@@ -189,24 +229,49 @@ class transformer {
   }
 
   void mlp_block(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
+    if constexpr (traits::mlp_kind == layers::mlp_kind::moe) {
+      if (shape_.sparse(L)) return moe_block(ctx, L, in, n, out, accumulate);
+      dense_mlp<traits::mlp::expert::kind>(ctx, L, in, n, out, accumulate);  // Qwen MoE's dense layers
+    } else {
+      dense_mlp<traits::mlp_kind>(ctx, L, in, n, out, accumulate);
+    }
+  }
+
+  template <layers::mlp_kind K>
+  void dense_mlp(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
     const std::int64_t H = shape_.hidden, F = shape_.local_ffn;
     constexpr auto A = traits::activation;
-    if constexpr (traits::mlp_kind == layers::mlp_kind::moe) {
-      const auto& lay = layers_[std::size_t(L)];
-      T* dst = accumulate ? moe_out_.data() : out;
-      Backend::template moe<A>(ctx, in, n, H, lw(L, layer_slot::router_w), shape_.experts, shape_.top_k,
-                               std::span<const T* const>(lay.expert_up_ptrs), std::span<const T* const>(lay.expert_down_ptrs),
-                               F, dst);
-      if (accumulate) Backend::add(ctx, out, dst, n * H);
-    } else if constexpr (traits::mlp_kind == layers::mlp_kind::gated) {
+    if constexpr (K == layers::mlp_kind::gated) {
       Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), 2 * F, nullptr, gu_.data());
       Backend::template gated_act<A>(ctx, gu_.data(), n, F, inner_.data());
       Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
     } else {
+      static_assert(K == layers::mlp_kind::plain, "an MoE architecture's dense layers are of its experts' kind");
       Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), F, lw(L, layer_slot::up_b), inner_.data());
       Backend::template act<A>(ctx, inner_.data(), n, F);
       Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
     }
+  }
+
+  void moe_block(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
+    const auto& lay = layers_[std::size_t(L)];
+    T* dst = accumulate ? moe_out_.data() : out;
+    backend::moe_weights<T> w;
+    w.router = lw(L, layer_slot::router_w);
+    w.experts = shape_.experts;
+    w.top_k = shape_.top_k;
+    w.renormalise = shape_.renormalise_topk;
+    w.up = std::span<const T* const>(lay.expert_up_ptrs);
+    w.down = std::span<const T* const>(lay.expert_down_ptrs);
+    w.ffn = shape_.local_expert_ffn;
+    if (shape_.shared_ffn) {
+      w.shared_up = lw(L, layer_slot::shared_up_w);
+      w.shared_down = lw(L, layer_slot::shared_down_w);
+      w.shared_gate = lw(L, layer_slot::shared_gate_w);
+      w.shared_ffn = shape_.local_shared_ffn;
+    }
+    Backend::template moe<traits::activation>(ctx, in, n, shape_.hidden, w, dst);
+    if (accumulate) Backend::add(ctx, out, dst, n * shape_.hidden);
   }
 
   void load_weights(context& ctx, const weight_plan& plan, load_progress progress, void* user) {
@@ -245,8 +310,10 @@ class transformer {
     m_ = make(n * H);
     qkv_ = make(n * shape_.qkv_dim());
     att_ = make(n * shape_.q_dim());
-    gu_ = make(traits::mlp_kind == layers::mlp_kind::gated ? n * 2 * shape_.local_ffn : 1);
-    inner_ = make(n * shape_.local_ffn);
+    const bool gated_dense = traits::mlp_kind == layers::mlp_kind::gated ||
+                             (traits::mlp_kind == layers::mlp_kind::moe && shape_.has_dense_mlp());
+    gu_ = make(gated_dense ? n * 2 * shape_.local_ffn : 1);
+    inner_ = make(traits::mlp_kind != layers::mlp_kind::moe || shape_.has_dense_mlp() ? n * shape_.local_ffn : 1);
     moe_out_ = make(traits::mlp_kind == layers::mlp_kind::moe ? n * H : 1);
     emb_ = make(shape_.project_in_out ? n * shape_.embed_dim : 1);
     gx_ = make(ns * H);
@@ -259,19 +326,35 @@ class transformer {
   }
 
   void upload_rope(context& ctx) {
-    const auto& r = shape_.rope;
-    if (r.style == layers::rotary_style::none) return;
+    if (shape_.rope.style == layers::rotary_style::none) return;
+    rope_view_ = upload_rope_table(ctx, shape_.rope, rope_inv_freq_, rope_scale_);
+    // Layer types with a rope of their own (Gemma 3's local layers): one table each.
+    layer_rope_freq_.resize(shape_.layer_ropes.size());
+    layer_rope_scale_.resize(shape_.layer_ropes.size());
+    for (std::size_t i = 0; i < shape_.layer_ropes.size(); ++i)
+      layer_rope_views_.push_back(upload_rope_table(ctx, shape_.layer_ropes[i], layer_rope_freq_[i], layer_rope_scale_[i]));
+  }
+
+  // One rope variant's tables in backend memory (`freq`, `scale` own them) and the descriptor the
+  // rope op takes: its rows (longrope: short, long) and the rule that picks them per token.
+  static backend::rope_table upload_rope_table(context& ctx, const rope_frequencies& r, buffer<float>& freq,
+                                               buffer<float>& scale) {
     std::vector<float> table(r.inv_freq);
-    std::vector<float> scale{r.attention_factor};
+    std::vector<float> scales{r.attention_factor};
     if (!r.long_inv_freq.empty()) {
       table.insert(table.end(), r.long_inv_freq.begin(), r.long_inv_freq.end());
-      scale.push_back(r.attention_factor);
+      scales.push_back(r.attention_factor);
     }
-    rope_inv_freq_ = Backend::template alloc<float>(ctx, std::int64_t(table.size()));
-    rope_scale_ = Backend::template alloc<float>(ctx, std::int64_t(scale.size()));
-    Backend::copy_to_device(ctx, rope_inv_freq_.data(), table.data(), std::int64_t(table.size()));
-    Backend::copy_to_device(ctx, rope_scale_.data(), scale.data(), std::int64_t(scale.size()));
-    rope_view_ = backend::rope_table{rope_inv_freq_.data(), rope_scale_.data(), std::int32_t(scale.size()), r.rot_dim};
+    freq = Backend::template alloc<float>(ctx, std::int64_t(table.size()));
+    scale = Backend::template alloc<float>(ctx, std::int64_t(scales.size()));
+    Backend::copy_to_device(ctx, freq.data(), table.data(), std::int64_t(table.size()));
+    Backend::copy_to_device(ctx, scale.data(), scales.data(), std::int64_t(scales.size()));
+    backend::rope_table t{freq.data(), scale.data(), std::int32_t(scales.size()), r.rot_dim};
+    t.rule = r.rule();
+    t.original_len = std::int32_t(r.switch_length);
+    t.theta = r.theta;
+    t.factor = r.dynamic_factor;
+    return t;
   }
 
   struct layer_buffers {
@@ -287,6 +370,8 @@ class transformer {
   buffer<T> x_, h_, h2_, a_, m_, qkv_, att_, gu_, inner_, moe_out_, emb_, gx_, gd_, gp_;
   buffer<float> shard_logits_, gathered_logits_, rope_inv_freq_, rope_scale_;
   backend::rope_table rope_view_{};
+  std::vector<buffer<float>> layer_rope_freq_, layer_rope_scale_;
+  std::vector<backend::rope_table> layer_rope_views_;
 };
 
 }  // namespace mii::model

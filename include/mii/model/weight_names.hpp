@@ -28,12 +28,15 @@ struct weight_names {
   std::string_view layer;                 // e.g. "model.layers."
   std::string_view attn_norm;             // norm before attention (or the only one)
   std::string_view mlp_norm = {};         // norm before the MLP (sequential) / second parallel norm
+  std::string_view post_attn_norm = {};   // sandwich norms (Gemma): norm of the attention output
+  std::string_view post_mlp_norm = {};    // sandwich norms (Gemma): norm of the MLP output
   std::string_view alt_attn_norm = {};    // Falcon: the name the two-norm variant uses (ln_attn)
   std::string_view alt_mlp_norm = {};     // Falcon: ln_mlp
   qkv_layout qkv = qkv_layout::separate;
   std::string_view q = {}, k = {}, v = {};
   std::string_view fused_qkv = {};
   std::string_view o;
+  std::string_view q_norm = {}, k_norm = {};  // per-head q/k norm weights [head_dim] (layers::qk_norm)
   gate_up_layout gate_up = gate_up_layout::separate;
   std::string_view gate = {};             // gated MLPs only
   std::string_view up;                    // gated: up; plain: the first projection (fc1)
@@ -47,9 +50,12 @@ struct weight_names {
   std::string_view router_v5 = {};        // "mlp.gate"
   std::string_view experts_gate_up_v5 = {};  // [E, 2*ffn, hidden], gate rows first
   std::string_view experts_down_v5 = {};     // [E, hidden, ffn]
+  // A shared expert (Qwen2-MoE): a gated MLP and the [1, hidden] gate of its output.
+  std::string_view shared_gate = {}, shared_up = {}, shared_down = {};
+  std::string_view shared_expert_gate = {};
 };
 
-// The Llama family's names (Llama, Mistral, Qwen2, Mixtral): shared by several model files.
+// The Llama family's names (Llama, Mistral, Qwen2, Qwen3, Mixtral): shared by several model files.
 struct llama_naming {
   static constexpr weight_names value{
       .embed = "model.embed_tokens",
@@ -62,6 +68,8 @@ struct llama_naming {
       .k = "self_attn.k_proj",
       .v = "self_attn.v_proj",
       .o = "self_attn.o_proj",
+      .q_norm = "self_attn.q_norm",
+      .k_norm = "self_attn.k_norm",
       .gate = "mlp.gate_proj",
       .up = "mlp.up_proj",
       .down = "mlp.down_proj",
@@ -73,6 +81,66 @@ struct llama_naming {
       .router_v5 = "mlp.gate",
       .experts_gate_up_v5 = "mlp.experts.gate_up_proj",
       .experts_down_v5 = "mlp.experts.down_proj",
+  };
+};
+
+// Qwen2-MoE and Qwen3-MoE: Llama's attention names (+ q/k norms) and, under "mlp.", a router
+// ("gate"), per-expert gate_proj / up_proj / down_proj (transformers 5: stacked, as Mixtral's),
+// dense layers' gate_proj / up_proj / down_proj, and Qwen2-MoE's shared expert.
+struct qwen_moe_naming {
+  static constexpr weight_names value{
+      .embed = "model.embed_tokens",
+      .final_norm = "model.norm",
+      .lm_head = "lm_head",
+      .layer = "model.layers.",
+      .attn_norm = "input_layernorm",
+      .mlp_norm = "post_attention_layernorm",
+      .q = "self_attn.q_proj",
+      .k = "self_attn.k_proj",
+      .v = "self_attn.v_proj",
+      .o = "self_attn.o_proj",
+      .q_norm = "self_attn.q_norm",
+      .k_norm = "self_attn.k_norm",
+      .gate = "mlp.gate_proj",
+      .up = "mlp.up_proj",
+      .down = "mlp.down_proj",
+      .router = "mlp.gate",
+      .expert = "mlp.experts.",
+      .expert_gate = "gate_proj",
+      .expert_up = "up_proj",
+      .expert_down = "down_proj",
+      .router_v5 = "mlp.gate",
+      .experts_gate_up_v5 = "mlp.experts.gate_up_proj",
+      .experts_down_v5 = "mlp.experts.down_proj",
+      .shared_gate = "mlp.shared_expert.gate_proj",
+      .shared_up = "mlp.shared_expert.up_proj",
+      .shared_down = "mlp.shared_expert.down_proj",
+      .shared_expert_gate = "mlp.shared_expert_gate",
+  };
+};
+
+// Gemma 2 and 3: Llama's projection names, four norms per layer (layers::sandwich_norms; Gemma's
+// "post_attention_layernorm" normalises the attention output, not the MLP input), q/k norms
+// (Gemma 3).
+struct gemma_naming {
+  static constexpr weight_names value{
+      .embed = "model.embed_tokens",
+      .final_norm = "model.norm",
+      .lm_head = "lm_head",
+      .layer = "model.layers.",
+      .attn_norm = "input_layernorm",
+      .mlp_norm = "pre_feedforward_layernorm",
+      .post_attn_norm = "post_attention_layernorm",
+      .post_mlp_norm = "post_feedforward_layernorm",
+      .q = "self_attn.q_proj",
+      .k = "self_attn.k_proj",
+      .v = "self_attn.v_proj",
+      .o = "self_attn.o_proj",
+      .q_norm = "self_attn.q_norm",
+      .k_norm = "self_attn.k_norm",
+      .gate = "mlp.gate_proj",
+      .up = "mlp.up_proj",
+      .down = "mlp.down_proj",
   };
 };
 

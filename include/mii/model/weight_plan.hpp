@@ -20,10 +20,14 @@ namespace mii::model {
 enum class global_slot { embed, positions, project_in, project_out, final_norm_w, final_norm_b, lm_head_w, lm_head_b, count };
 enum class layer_slot {
   attn_norm_w, attn_norm_b, mlp_norm_w, mlp_norm_b,
+  post_attn_norm_w, post_attn_norm_b, post_mlp_norm_w, post_mlp_norm_b,  // sandwich norms (Gemma)
   qkv_w, qkv_b, o_w, o_b,
   up_w, up_b,      // gated: [gate | up] rows (2 * local_ffn); plain: fc1
   down_w, down_b,
   router_w,        // MoE router [experts, hidden]
+  q_norm_w, k_norm_w,  // per-head q/k norm weights [head_dim] (layers::qk_norm), replicated
+  shared_up_w, shared_down_w,  // shared expert: [gate | up] rows (2 * local_shared_ffn), down
+  shared_gate_w,   // shared expert's output gate [1, hidden], replicated
   count
 };
 

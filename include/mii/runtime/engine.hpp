@@ -2,7 +2,9 @@
 // tokenizer and the Dynamic SplitFuse scheduler. The core is vLLM's shape: add() requests,
 // cancel() them, step() (admit → schedule → forward → sample → stop criteria → stream → answer
 // finished requests through their channels). The async front (async_engine.hpp) runs step() on
-// its own thread; generate()/serve() below run it on the caller's thread.
+// its own thread; generate()/serve() below run it on the caller's thread. A request with
+// generate_params.n > 1 forks into n sequences at its first sample (fork(); docs/architecture.md),
+// and one with prompt_logprobs records its prompt's log-probabilities as its prefill runs.
 //
 // Thread safety: make_request(), tok(), shape(), limits() and memory() may be called from any
 // thread; everything else from one thread at a time (the engine thread, or the one caller of the
@@ -168,7 +170,8 @@ class engine final : public engine_core {
     for (std::size_t i = 0; i < count; ++i) {
       std::unique_ptr<request> r;
       try {
-        r = make(i, p.seed ? *p.seed : random_base + i);
+        // Unseeded: prompt i's samples draw with random_base + i * n + k, no seed twice in a call.
+        r = make(i, p.seed ? *p.seed : random_base + i * std::uint64_t(p.n));
       } catch (const error& e) {
         r = failed_request(e.what());
       }
@@ -239,6 +242,11 @@ class engine final : public engine_core {
                                 r.prompt_vocabulary.end());
     }
     if (tok_) r.detok.emplace(tok_->make_stream_decoder(/*skip_special_tokens=*/true, r.tokens));
+    // What the scheduler counts in logits rows: n samples from the prompt's last row, and a row of
+    // its own for every prompt position whose next token's log-probability is asked for.
+    r.fanout = r.n;
+    r.rows_begin = 0;
+    r.rows_end = r.prompt_logprobs >= 0 && r.sample_index == 0 ? std::max<std::int64_t>(r.prompt_len - 1, 0) : 0;
   }
 
   void add(std::unique_ptr<request> r) override {
@@ -253,20 +261,23 @@ class engine final : public engine_core {
     }
   }
 
+  // Ends every sample of the request (generate_params.n) that still runs.
   void cancel(const cancel_order& c) override {
     const auto it = live_.find(c.id);
-    if (it == live_.end() || it->second->done) return;
+    if (it == live_.end() || it->second->all_done()) return;
     request& r = *it->second;
-    if (r.in_scheduler) {
-      sched_->finish(&r);
-      r.in_scheduler = false;
-      --tracked_;
-    } else {
-      std::erase(queued_, &r);
-    }
-    r.done = true;
-    r.reason = c.why;
-    if (c.why == generation_finish_reason::error) r.error = c.message;
+    if (!r.done && !r.in_scheduler) std::erase(queued_, &r);
+    for_each_sample(r, [&](request& s) {
+      if (s.done) return;
+      if (s.in_scheduler) {
+        sched_->finish(&s);
+        s.in_scheduler = false;
+        --tracked_;
+      }
+      s.done = true;
+      s.reason = c.why;
+      if (c.why == generation_finish_reason::error) s.error = c.message;
+    });
     finished_now_.push_back(&r);
   }
 
@@ -275,12 +286,15 @@ class engine final : public engine_core {
     queued_.clear();
     tracked_ = 0;
     for (auto& [id, r] : live_) {
-      r->in_scheduler = false;
-      if (r->done) continue;
-      r->done = true;
-      r->reason = why;
-      if (why == generation_finish_reason::error) r->error = message;
-      finished_now_.push_back(r.get());
+      const bool answered_already = r->all_done();  // in finished_now_
+      for_each_sample(*r, [&](request& s) {
+        s.in_scheduler = false;
+        if (s.done) return;
+        s.done = true;
+        s.reason = why;
+        if (why == generation_finish_reason::error) s.error = message;
+      });
+      if (!answered_already) finished_now_.push_back(r.get());
     }
     answer_finished();
   }
@@ -325,6 +339,7 @@ class engine final : public engine_core {
     s.prefix_cache_queried_tokens = sched_->prefix_cache().queried;
     s.prefix_cache_hit_tokens = sched_->prefix_cache().hit;
     s.kv_blocks_cached = sched_->blocks().cached_count();
+    s.kv_block_copies = sched_->blocks().copies();
     const std::lock_guard lock(stats_mutex_);
     stats_ = s;
   }
@@ -406,6 +421,10 @@ class engine final : public engine_core {
       fail("generate_params.stop needs a tokenizer (stop strings are matched on the generated text) but the model "
            "directory has no tokenizer.json: give model_config.tokenizer or leave generate_params.stop empty");
     r.prompt_len = len;
+    // transformers computes the prompt in one forward: rope variants that depend on the length
+    // see the prompt's length for all its tokens, however the scheduler splits it.
+    r.rope_len = len;
+    r.kv_variant = runner_->shape().rope.kv_variant(len);
     // Both limits apply, as in DeepSpeed-MII's Request.stop_generation: the sequence reaches
     // max_length, or max_new_tokens are generated, whichever comes first.
     r.max_new = std::min({p.max_new_tokens.value_or(std::numeric_limits<std::int64_t>::max()), p.max_length - len,
@@ -436,6 +455,14 @@ class engine final : public engine_core {
       r.logit_bias.emplace_back(id, float(bias));
     }
     r.logprobs = p.logprobs ? *p.logprobs : -1;
+    r.prompt_logprobs = p.prompt_logprobs ? *p.prompt_logprobs : -1;
+    // The n samples decode side by side: each is a sequence of the step, and the first sample
+    // draws n rows of logits at once.
+    const std::int64_t most = std::min(sched_->max_rows(), sched_->limits().max_seqs);
+    if (p.n > most)
+      fail("generate_params.n is ", p.n, ", but one step holds at most ", most,
+           " sequences (model_config.max_ragged_sequence_count and max_ragged_batch_size)");
+    r.n = p.n;
     r.stop_strings = p.stop;
     adopt(r);
   }
@@ -473,19 +500,40 @@ class engine final : public engine_core {
   }
 
   void run(const std::vector<scheduled_chunk>& plan) {
+    runner_->copy_blocks(sched_->block_copies());  // copy on write, before anything writes
     chunks_.clear();
     params_.clear();
     edits_.clear();
     logprob_rows_.clear();
-    std::int32_t top_n = 0;
+    prompt_rows_.clear();
+    prompt_targets_.clear();
+    std::int32_t top_n = 0, prompt_top_n = 0;
+    // Logits rows: the sampled ones first (a request's first sample draws its n samples from n
+    // copies of its last row), then the rows of prompt positions whose log-probabilities are asked for.
+    std::int32_t extra_row = 0;
+    for (const auto& c : plan)
+      if (c.sample) extra_row += static_cast<request&>(*c.seq).fanout;
     for (const auto& c : plan) {
       auto& r = static_cast<request&>(*c.seq);
-      const std::int64_t end = r.kv_len + c.tokens;
-      chunks_.push_back({std::span(r.tokens).subspan(std::size_t(r.kv_len), std::size_t(c.tokens)), r.kv_len, r.blocks,
-                         runner_->rope_row(end), c.sample ? step_chunk::logits::last : step_chunk::logits::none});
-      if (c.sample) {
+      step_chunk chunk{std::span(r.tokens).subspan(std::size_t(r.kv_len), std::size_t(c.tokens)), r.kv_len, r.blocks,
+                       r.rope_len, c.sample ? step_chunk::logits::last : step_chunk::logits::none};
+      chunk.copies = c.sample ? r.fanout : 1;
+      const auto [from, to] = prompt_rows_of(r, c.tokens);
+      if (from < to) {
+        chunk.extra_begin = std::int32_t(from - r.kv_len);
+        chunk.extra_end = std::int32_t(to - r.kv_len);
+        for (std::int64_t pos = from; pos < to; ++pos) {
+          prompt_rows_.push_back(extra_row++);
+          prompt_targets_.push_back(r.tokens[std::size_t(pos + 1)]);
+        }
+        prompt_top_n = std::max(prompt_top_n, r.prompt_logprobs);
+      }
+      chunks_.push_back(chunk);
+      if (!c.sample) continue;
+      for (std::int32_t k = 0; k < r.fanout; ++k) {
         const auto row = std::int32_t(params_.size());
         sample_params sp = r.sampling;
+        sp.seed = sample_seed(r.sampling.seed, k);
         sp.step = std::uint64_t(r.generated());
         sp.suppress_eos = r.generated() < r.min_new;
         params_.push_back(sp);
@@ -499,21 +547,105 @@ class engine final : public engine_core {
     runner_->forward(chunks_);
     std::vector<std::int32_t> ids;
     if (!params_.empty()) ids = runner_->sample(params_, limits_.eos_ids, edits_, logprob_rows_, top_n, logprobs_);
+    if (!prompt_rows_.empty()) {
+      runner_->summarize(prompt_rows_, prompt_targets_, prompt_top_n, prompt_logprobs_);
+      prompt_top_n_ = prompt_top_n;
+      std::size_t next_row = 0;
+      for (const auto& c : plan) record_prompt_logprobs(static_cast<request&>(*c.seq), c.tokens, next_row);
+    }
     sched_->commit(plan);
     ++steps_;
     std::size_t next = 0, next_logprob = 0;
     for (const auto& c : plan) {
       if (!c.sample) continue;
       auto& r = static_cast<request&>(*c.seq);
-      if (r.logprobs >= 0) record_logprobs(r, next_logprob++, top_n, ids[next]);
-      accept(r, ids[next++]);
-      if (r.done) {
-        sched_->finish(&r);
-        r.in_scheduler = false;
-        --tracked_;
-        finished_now_.push_back(&r);
+      const std::int32_t samples = r.fanout;
+      if (samples > 1) fork(r);
+      for (std::int32_t k = 0; k < samples; ++k) {
+        request& s = k == 0 ? r : *r.siblings[std::size_t(k - 1)];
+        if (s.logprobs >= 0) record_logprobs(s, next_logprob++, top_n, ids[next]);
+        accept(s, ids[next++]);
+        after_sample(s);
       }
     }
+  }
+
+  // Prompt positions [from, to) of a chunk of `tokens` tokens from r.kv_len whose next token's
+  // log-probability is still to be recorded (each gets a logits row of its own).
+  static std::pair<std::int64_t, std::int64_t> prompt_rows_of(const request& r, std::int64_t tokens) {
+    return {std::max(r.kv_len, r.rows_begin), std::min(r.kv_len + tokens, r.rows_end)};
+  }
+
+  void record_prompt_logprobs(request& r, std::int64_t tokens, std::size_t& next_row) {
+    const auto [from, to] = prompt_rows_of(r, tokens);
+    for (std::int64_t pos = from; pos < to; ++pos, ++next_row) {
+      if (std::int64_t(r.prompt_logprobs_out.size()) != pos)
+        fail("internal: prompt log-probability of position ", pos, " after ", r.prompt_logprobs_out.size());
+      const float lse = prompt_logprobs_.lse[next_row];
+      token_logprobs out;
+      out.token = r.tokens[std::size_t(pos + 1)];
+      out.logprob = prompt_logprobs_.sampled[next_row] - lse;
+      for (std::int32_t k = 0; k < r.prompt_logprobs; ++k) {
+        const std::size_t at = next_row * std::size_t(prompt_top_n_) + std::size_t(k);
+        if (prompt_logprobs_.top_ids[at] < 0) break;
+        out.top.emplace_back(prompt_logprobs_.top_ids[at], prompt_logprobs_.top_logits[at] - lse);
+      }
+      r.prompt_logprobs_out.push_back(std::move(out));
+    }
+    if (from >= to) return;
+    r.rows_begin = to;  // recorded: a recomputation (after preemption) needs no rows for them
+    if (r.rows_begin == r.rows_end && r.channel && output_rank())
+      guard_callback(r, [&] { r.channel->push_prompt_logprobs(r.prompt_logprobs_out); });
+  }
+
+  // Request r (sample 0) drew its n samples: samples 1..n-1 become sequences of their own that
+  // share r's KV blocks from here on.
+  void fork(request& r) {
+    for (std::int32_t i = 1; i < r.n; ++i) {
+      std::unique_ptr<request> s = make_sample(r, i);
+      adopt(*s);
+      sched_->fork(&r, s.get());
+      s->in_scheduler = true;
+      ++tracked_;
+      r.siblings.push_back(std::move(s));
+    }
+    r.fanout = 1;
+  }
+
+  // After a sample's token was accepted: a finished sample leaves the scheduler (the request is
+  // answered once all of its samples have).
+  void after_sample(request& s) {
+    if (s.done) {
+      sched_->finish(&s);
+      s.in_scheduler = false;
+      --tracked_;
+      request& first = s.first ? *s.first : s;
+      if (first.n > 1 && s.channel && output_rank()) end_sample(s);
+      if (first.all_done()) finished_now_.push_back(&first);
+    }
+  }
+
+  void end_sample(request& s) {
+    guard_callback(s, [&] { s.channel->end_sample(std::size_t(s.sample_index), s.reason); });
+  }
+
+  // Runs f, which calls r's stream callback: one that throws does not unwind the step (the batch
+  // would be left half-updated); its request is cancelled with an error before the next step.
+  template <class F>
+  void guard_callback(request& r, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      callback_failed(r, e.what());
+    } catch (...) {
+      callback_failed(r, "an exception that is not a std::exception");
+    }
+  }
+
+  template <class F>
+  static void for_each_sample(request& r, F&& f) {
+    f(r);
+    for (auto& s : r.siblings) f(*s);
   }
 
   // A sampled token: append it, decode text, apply stop criteria, stream.
@@ -548,13 +680,10 @@ class engine final : public engine_core {
   void emit(request& r, const std::string& text, token_id t) {
     r.text += text;
     if (!r.channel || !output_rank() || (t < 0 && text.empty())) return;
-    try {
-      r.channel->push(text, t, t >= 0 && r.logprobs >= 0 ? &r.token_logprobs_out.back() : nullptr);
-    } catch (const std::exception& e) {
-      callback_failed(r, e.what());
-    } catch (...) {
-      callback_failed(r, "an exception that is not a std::exception");
-    }
+    guard_callback(r, [&] {
+      r.channel->push(text, t, t >= 0 && r.logprobs >= 0 ? &r.token_logprobs_out.back() : nullptr,
+                      std::size_t(r.sample_index));
+    });
   }
   void callback_failed(request& r, std::string_view what) {
     for (const auto& c : callback_failures_)
@@ -580,22 +709,50 @@ class engine final : public engine_core {
     finished_now_.clear();
   }
 
+  // Sample 0's output and, with n > 1, every sample's. An error in any sample (a stream callback
+  // that threw) is the request's; so is a cancellation that ended samples still running.
   response make_response(const request& r) const {
     response x;
     x.prompt_length = r.prompt_len ? r.prompt_len : std::int64_t(r.tokens.size());
     x.finish_reason = r.reason;
     x.error = r.error;
-    if (r.reason != generation_finish_reason::error && output_rank()) {
-      x.token_ids.assign(r.tokens.begin() + std::ptrdiff_t(r.prompt_len), r.tokens.end());
-      x.generated_length = std::int64_t(x.token_ids.size());
-      std::string prompt = r.prompt_text;
-      if (r.return_full_text && prompt.empty() && tok_)  // a prompt given as ids
-        prompt = tok_->decode(std::span(r.tokens).first(std::size_t(r.prompt_len)), /*skip_special_tokens=*/true);
-      x.generated_text = r.return_full_text ? prompt + r.text : r.text;
-      x.logprobs = r.token_logprobs_out;
+    for (const auto& s : r.siblings) {
+      if (s->reason == generation_finish_reason::error && x.finish_reason != generation_finish_reason::error) {
+        x.finish_reason = s->reason;
+        x.error = s->error;
+      } else if (s->reason == generation_finish_reason::cancelled && x.finish_reason != generation_finish_reason::error) {
+        x.finish_reason = s->reason;
+      }
+    }
+    if (x.finish_reason != generation_finish_reason::error && output_rank()) {
+      const sample_output first = output_of(r);
+      x.token_ids = first.token_ids;
+      x.generated_length = first.generated_length;
+      x.generated_text = first.generated_text;
+      x.logprobs = first.logprobs;
+      x.prompt_logprobs = r.prompt_logprobs_out;
+      if (r.forked()) {
+        x.samples.push_back(first);
+        for (const auto& s : r.siblings) x.samples.push_back(output_of(*s));
+      }
     }
     return x;
   }
+
+  sample_output output_of(const request& r) const {
+    sample_output o;
+    o.index = std::size_t(r.sample_index);
+    o.token_ids.assign(r.tokens.begin() + std::ptrdiff_t(r.prompt_len), r.tokens.end());
+    o.generated_length = std::int64_t(o.token_ids.size());
+    o.finish_reason = r.reason;
+    std::string prompt = r.prompt_text;
+    if (r.return_full_text && prompt.empty() && tok_)  // a prompt given as ids
+      prompt = tok_->decode(std::span(r.tokens).first(std::size_t(r.prompt_len)), /*skip_special_tokens=*/true);
+    o.generated_text = r.return_full_text ? prompt + r.text : r.text;
+    o.logprobs = r.token_logprobs_out;
+    return o;
+  }
+
 
   // Row `row`'s logit edits for request r: transformers' repetition penalty on every token of
   // the prompt and the output, then OpenAI's presence and frequency penalties on the output's
@@ -655,6 +812,9 @@ class engine final : public engine_core {
   std::vector<logit_edit> edits_;
   std::vector<std::int32_t> logprob_rows_;
   sampled_logprobs logprobs_;
+  std::vector<std::int32_t> prompt_rows_, prompt_targets_;  // prompt_logprobs: rows and the tokens they predict
+  sampled_logprobs prompt_logprobs_;
+  std::int32_t prompt_top_n_ = 0;
   mutable std::mutex stats_mutex_;
   engine_stats stats_;
 };

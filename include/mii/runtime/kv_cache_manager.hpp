@@ -11,12 +11,19 @@
 // against the stored token ids on every hit, so a hash collision can cost a miss, never wrong
 // keys and values. Everything is a function of the tokens and the order of calls: ranks that make
 // the same calls make the same decisions.
+//
+// Samples of one prompt (generate_params.n) share all of the prompt's blocks, its partial last one
+// included (share()); a sample about to write into a block it shares gets its own copy first
+// (copy_on_write()), as vLLM's v0 block manager does.
 #pragma once
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
+
+#include <mii/backend/step_batch.hpp>
 
 namespace mii::runtime {
 
@@ -46,17 +53,35 @@ class kv_cache_manager {
   bool allocate(std::int32_t n, std::vector<std::int32_t>& out);
   // Drops one reference to each block and clears `blocks`.
   void release(std::vector<std::int32_t>& blocks);
+  // One more reference to each of `blocks`, which must all be held (a sequence forked from
+  // another takes its blocks this way).
+  void share(std::span<const std::int32_t> blocks);
+  // References to block b (0: free or cached unheld).
+  std::int32_t refs(std::int32_t b) const;
+  bool shared(std::int32_t b) const { return refs(b) > 1; }
+  // Copy on write: when blocks[i] has other holders, it is replaced by a fresh block (evicting an
+  // unheld cached one when needed) and this holder's reference to it is dropped; returns
+  // {old, new} for the caller to copy the keys and values before anything writes into the new
+  // block. Returns nullopt, changing nothing, when blocks[i] is this holder's alone or when no
+  // block is free (check free_count() first).
+  std::optional<backend::block_copy> copy_on_write(std::vector<std::int32_t>& blocks, std::size_t i);
+  // Blocks copied by copy_on_write so far.
+  std::int64_t copies() const { return copies_; }
 
   // The longest run of registered blocks that starts `tokens`, covering at most `max_tokens`
   // tokens: appended to `blocks` (one more reference each) with their keys to `keys`. Returns
   // the tokens covered (a multiple of the block size). `blocks` and `keys` must be empty.
+  // `variant` separates sequences whose keys differ for the same tokens (rope variants that
+  // depend on the prompt's length): it roots the chain of keys.
   std::int64_t match_prefix(std::span<const std::int32_t> tokens, std::int64_t max_tokens,
-                            std::vector<std::int32_t>& blocks, std::vector<block_key>& keys);
+                            std::vector<std::int32_t>& blocks, std::vector<block_key>& keys,
+                            std::uint64_t variant = 0);
   // Registers the blocks of a sequence that became full: the first `computed` of `tokens` have
   // keys and values in `blocks`. `keys` holds the keys of the blocks registered or checked so far
   // and grows; a block whose key another block already has stays unregistered.
   void register_full_blocks(std::span<const std::int32_t> tokens, std::int64_t computed,
-                            const std::vector<std::int32_t>& blocks, std::vector<block_key>& keys);
+                            const std::vector<std::int32_t>& blocks, std::vector<block_key>& keys,
+                            std::uint64_t variant = 0);
 
  private:
   struct block_state {
@@ -71,6 +96,7 @@ class kv_cache_manager {
 
   std::int32_t total_, block_size_;
   bool prefix_caching_;
+  std::int64_t copies_ = 0;
   std::vector<block_state> state_;
   std::vector<std::int32_t> free_;  // unregistered and unheld; handed out lowest id first
   std::list<std::int32_t> lru_;     // registered and unheld, least recently released first

@@ -2,6 +2,7 @@
 // through the scheduler; tests drive it directly (whole prompts, chunks, ragged mixes) and
 // compare its logits with transformers'.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -50,6 +51,9 @@ class model_runner {
   // allocates the KV cache (model_config.kv_cache_blocks, or the memory fraction).
   model_runner(context& ctx, Comm& comm, const std::filesystem::path& dir, const model_config& cfg)
       : ctx_(ctx), comm_(comm) {
+    using clock = std::chrono::steady_clock;
+    auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+    const auto t_open = clock::now();
     config_ = io::load_hf_config(dir);
     shape_ = model::resolve_shape(Model::describe(Model::name), config_, comm.size(), comm.rank());
     const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
@@ -59,10 +63,17 @@ class model_runner {
     if (cfg.check_weights && !ckpt.is_synthetic()) io::require_finite(ckpt);
     const std::int64_t max_tokens = std::max<std::int64_t>(cfg.max_ragged_batch_size, 1);
     const std::int64_t max_sample = std::max<std::int64_t>(std::min(cfg.max_ragged_sequence_count, max_tokens), 1);
+    load_open_s_ = since(t_open);
+    const auto t_weights = clock::now();
     io::progress_bar bar("loading " + dir.filename().string(), cfg.show_progress && comm.rank() == 0);
+    // A backend that can place every weight in one allocation does so before the uploads start.
+    if constexpr (requires { Backend::reserve_weights(ctx, plan); }) Backend::reserve_weights(ctx, plan);
     model_.emplace(ctx, shape_, plan, max_tokens, max_sample, &io::progress_bar::callback, &bar);
     weight_bytes_ = plan.total_bytes(Backend::compute_dtype);
+    ctx.synchronize();  // uploads run asynchronously: the weights phase ends when they are on the device
+    load_weights_s_ = since(t_weights);
     bar.finish();
+    const auto t_kv = clock::now();
     block_size_ = cfg.kv_block_size;
     if (block_size_ < 1) fail("model_config.kv_block_size must be >= 1, got ", block_size_);
     const std::int64_t per_block = model_->kv_block_elements(block_size_) * shape_.layers * std::int64_t(sizeof(T));
@@ -88,6 +99,7 @@ class model_runner {
     kv_total_blocks_ = kv_blocks_;
     kv_ = Backend::template alloc<T>(ctx, std::int64_t(kv_blocks_) * model_->kv_block_elements(block_size_) * shape_.layers);
     logits_ = Backend::template alloc<float>(ctx, max_sample * shape_.vocab);
+    load_kv_s_ = since(t_kv);
     if constexpr (graph_capable) {
       // Decode steps replay CUDA graphs captured per (batch bucket, KV-length bucket). Padding
       // rows of a bucket write their keys into one block kept aside for them. MoE layers wait on
@@ -107,9 +119,9 @@ class model_runner {
   std::int32_t block_size() const { return block_size_; }
   std::int64_t max_tokens() const { return model_->max_tokens(); }
   std::int64_t max_sample() const { return model_->max_sample(); }
-  std::int32_t rope_row(std::int64_t len) const { return model_->rope_row(len); }
   memory_report memory() const {
-    return {weight_bytes_, std::size_t(kv_.size()) * sizeof(T), kv_blocks_, block_size_};
+    return {weight_bytes_, std::size_t(kv_.size()) * sizeof(T), kv_blocks_, block_size_, load_open_s_, load_weights_s_,
+            load_kv_s_};
   }
 
   // Runs one step; logits of the requested rows stay on the backend until sample()/logits().
@@ -126,6 +138,12 @@ class model_runner {
     model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
     n_sample_ = b.n_sample;
   }
+  // Copy-on-write of KV blocks before the step that writes into them (scheduler::block_copies).
+  void copy_blocks(std::span<const backend::block_copy> copies) {
+    if (copies.empty()) return;
+    Backend::copy_kv_blocks(ctx_, kv_.data(), shape_.layers, kv_total_blocks_, model_->kv_block_elements(block_size_),
+                            copies);
+  }
   // The last step's logits, [n_sample, vocab], copied to the host.
   std::vector<float> logits() {
     std::vector<float> out(static_cast<std::size_t>(n_sample_ * shape_.vocab));
@@ -133,12 +151,29 @@ class model_runner {
     ctx_.synchronize();
     return out;
   }
-  // One id per sampled row of the last step.
+  // One id for each of the last step's first params.size() rows (the rows to sample come first:
+  // step_chunk), drawn with params[i].
   std::vector<std::int32_t> sample(std::span<const sample_params> params, std::span<const std::int32_t> eos_ids) {
-    std::vector<std::int32_t> ids(static_cast<std::size_t>(n_sample_));
-    Backend::sample(ctx_, logits_.data(), n_sample_, shape_.vocab, params, eos_ids, ids.data());
+    if (std::int64_t(params.size()) > n_sample_)
+      fail("internal: sampling ", params.size(), " rows of a step that computed ", n_sample_);
+    std::vector<std::int32_t> ids(params.size());
+    Backend::sample(ctx_, logits_.data(), std::int32_t(params.size()), shape_.vocab, params, eos_ids, ids.data());
     ctx_.synchronize();
     return ids;
+  }
+  // Log-probability inputs of rows of the last step that are not sampled (prompt log-probabilities):
+  // log(sum(exp)), the logit of tokens[i] in rows[i] (in `sampled`) and the top_n largest logits.
+  void summarize(std::span<const std::int32_t> rows, std::span<const std::int32_t> tokens, std::int32_t top_n,
+                 sampled_logprobs& lp) {
+    const std::size_t n = rows.size();
+    lp.lse.resize(n);
+    lp.sampled.resize(n);
+    lp.top_ids.resize(n * std::size_t(top_n));
+    lp.top_logits.resize(n * std::size_t(top_n));
+    if (n == 0) return;
+    Backend::summarize_rows(ctx_, logits_.data(), shape_.vocab, rows, top_n, lp.lse.data(), lp.top_ids.data(),
+                            lp.top_logits.data());
+    Backend::gather_logits(ctx_, logits_.data(), shape_.vocab, rows, tokens, lp.sampled.data());
   }
   // The same, after `edits` (penalties, biases) change the logits; for `logprob_rows`, their
   // log-probability inputs from the logits before the edits (top_n alternatives each).
@@ -175,7 +210,8 @@ class model_runner {
   bool decode_only(std::span<const step_chunk> chunks) const {
     if (chunks.empty() || std::int64_t(chunks.size()) > max_graph_batch_) return false;
     for (const auto& c : chunks)
-      if (c.tokens.size() != 1 || c.want != step_chunk::logits::last) return false;
+      if (c.tokens.size() != 1 || c.want != step_chunk::logits::last || c.copies != 1 || c.extra_end > c.extra_begin)
+        return false;
     return true;
   }
 
@@ -236,6 +272,7 @@ class model_runner {
   typename Backend::template buffer<float> logits_;
   std::int32_t kv_blocks_ = 0, block_size_ = 0, n_sample_ = 0;
   std::size_t weight_bytes_ = 0;
+  double load_open_s_ = 0, load_weights_s_ = 0, load_kv_s_ = 0;  // memory_report's load phases
   step_builder builder_;
   // CUDA graphs (cuda backend): one per (batch bucket, KV-length bucket)
   struct graph_holder {

@@ -26,13 +26,17 @@
 
 namespace mii {
 
-// New output of one request since the last pull.
+// New output of one request since the last pull. With generate_params.n > 1 a delta holds one
+// sample's output (`sample`); the samples' deltas come in index order when several have some.
 struct output_delta {
   std::string text;                 // may be empty (a token that completes no character yet)
   std::vector<token_id> token_ids;  // the tokens sampled since the last pull
   std::vector<token_logprobs> logprobs;  // theirs, when generate_params.logprobs is set
   bool finished = false;            // the last delta of the request
-  generation_finish_reason finish_reason = generation_finish_reason::none;
+  generation_finish_reason finish_reason = generation_finish_reason::none;  // with finished or sample_finished
+  std::size_t sample = 0;           // generate_params.n > 1: whose output this is
+  bool sample_finished = false;     // n > 1: that sample ended (finish_reason says why)
+  std::vector<token_logprobs> prompt_logprobs;  // generate_params.prompt_logprobs: in the first delta after they are known
 };
 
 // When a request passed through the engine (steady clock), for latency figures.
@@ -55,9 +59,13 @@ class request_channel {
 
   // ---- engine thread ----
   // Text and the token that produced it (token -1: text flushed at the end, no new token), with
-  // the token's log-probabilities when asked for. Calls the request's stream callback, then
-  // wakes pullers.
-  void push(std::string_view text, token_id token, const token_logprobs* logprobs = nullptr);
+  // the token's log-probabilities when asked for, for sample `sample` of the request. Calls the
+  // request's stream callback, then wakes pullers.
+  void push(std::string_view text, token_id token, const token_logprobs* logprobs = nullptr, std::size_t sample = 0);
+  // generate_params.n > 1: sample `sample` ended (the request goes on until every sample has).
+  void end_sample(std::size_t sample, generation_finish_reason why);
+  // generate_params.prompt_logprobs, once all are known.
+  void push_prompt_logprobs(const std::vector<token_logprobs>& lps);
   // The final response, then the stream callback's final event, then waiters wake: get()
   // returns only after every event of the request ran (inside the callback it returns at once).
   void complete(response r);
@@ -84,9 +92,19 @@ class request_channel {
   std::atomic<bool> cancel_{false};
   mutable std::mutex m_;
   mutable std::condition_variable cv_;
-  std::string pending_text_;
-  std::vector<token_id> pending_tokens_;
-  std::vector<token_logprobs> pending_logprobs_;
+  // What pullers have not taken yet, per sample (one entry unless generate_params.n > 1).
+  struct pending_output {
+    std::string text;
+    std::vector<token_id> tokens;
+    std::vector<token_logprobs> logprobs;
+    bool ended = false;  // end_sample() came and no delta has said so yet
+    generation_finish_reason why = generation_finish_reason::none;
+    bool empty() const { return text.empty() && tokens.empty() && !ended; }
+  };
+  std::vector<pending_output> pending_{1};
+  std::vector<token_logprobs> pending_prompt_logprobs_;
+  pending_output& pending_for(std::size_t sample);  // with m_ held
+  bool nothing_pending() const;                     // with m_ held
   bool visible() const;  // with m_ held
 
   bool done_ = false, published_ = false, end_pulled_ = false;

@@ -9,11 +9,20 @@
 // or restart, never fail. With prefix caching (kv_cache_manager.hpp) a sequence that starts with
 // tokens whose keys and values are still cached takes those blocks at admission and computes only
 // the rest; a recomputed (preempted) sequence usually finds its own blocks again.
+//
+// Logits rows are a third budget (the model computes at most max_rows per step): a sampled chunk
+// needs its sequence's `fanout` rows (generate_params.n samples drawn from one prompt's last row)
+// and a chunk over prompt positions whose log-probabilities are asked for needs one row each.
+// After the sample that fans out, fork() makes each further sample a sequence of its own that
+// shares the prompt's blocks; a sample about to write into a shared block gets a copy of it
+// first, listed in block_copies() for the step to make before its forward pass.
 #pragma once
 #include <cstdint>
 #include <deque>
 #include <span>
 #include <vector>
+
+#include <mii/backend/step_batch.hpp>
 
 #include <mii/runtime/kv_cache_manager.hpp>
 
@@ -31,8 +40,20 @@ struct sequence_state {
   // keys of its first full blocks.
   const std::vector<std::int32_t>* token_ids = nullptr;
   std::vector<block_key> block_keys;
+  // Rope: the length of the forward that computed the prompt (step_chunk::rope_len), and the
+  // prefix-cache variant of its keys (model::rope_frequencies::kv_variant): blocks are shared
+  // only between sequences of one variant.
+  std::int64_t rope_len = 0;
+  std::uint64_t kv_variant = 0;
+  // Logits rows: positions [rows_begin, rows_end) want their own row (prompt log-probabilities
+  // not yet recorded; cached blocks are not taken for them), and the next sample draws `fanout`
+  // tokens from the last row (generate_params.n, until the samples fork).
+  std::int64_t rows_begin = 0, rows_end = 0;
+  std::int32_t fanout = 1;
 
   std::int64_t pending() const { return total_tokens - kv_len; }
+  // Logits rows a chunk of `tokens` tokens from kv_len needs.
+  std::int64_t rows_for(std::int64_t tokens) const;
 };
 
 struct scheduled_chunk {
@@ -46,6 +67,7 @@ struct scheduler_limits {
   std::int64_t max_seqs = 512;
   std::int32_t block_size = 64;
   bool prefix_caching = false;
+  std::int64_t max_rows = 0;  // logits rows per step (0: max_seqs)
 };
 
 // Prefix-cache figures since the scheduler was made, in tokens of admitted prompts.
@@ -71,9 +93,15 @@ class scheduler {
   void abandon_all();
   // Plans the next step; chunk order: decodes, continuing prefills, new prefills.
   std::vector<scheduled_chunk> schedule();
+  // Block copies the last schedule()'s plan needs before its forward pass (copy on write), in order.
+  const std::vector<backend::block_copy>& block_copies() const { return copies_; }
   // After the step ran: the scheduled tokens are in the cache (callers then append sampled
   // tokens), and blocks that became full are registered for prefix caching.
   void commit(const std::vector<scheduled_chunk>& plan);
+  // After commit(): `child` is a further sample of `parent`, which just sampled from its prompt.
+  // The child runs from here with the parent's keys and values (kv_len) and shares its blocks;
+  // the caller has set its tokens. It counts as admitted after every running sequence.
+  void fork(const sequence_state* parent, sequence_state* child);
 
   bool idle() const { return running_.empty() && waiting_.empty(); }
   std::size_t running() const { return running_.size(); }
@@ -82,12 +110,15 @@ class scheduler {
   const prefix_cache_counters& prefix_cache() const { return prefix_; }
   const scheduler_limits& limits() const { return limits_; }
   std::int64_t preemptions() const { return preemptions_; }
+  std::int64_t max_rows() const { return max_rows_; }
 
  private:
   bool grow(sequence_state* s, std::int64_t tokens);  // blocks for kv_len + tokens
   void preempt(sequence_state* s);
   void drop_blocks(sequence_state* s);  // back to the pool; the sequence restarts from token 0
   std::int64_t reuse_cached_prefix(sequence_state* s);
+  bool shares_next_block(const sequence_state* s) const;  // the block kv_len writes into is shared
+  std::int64_t fit_rows(const sequence_state* s, std::int64_t chunk, std::int64_t rows) const;
   sequence_state* youngest_running_except(const std::vector<scheduled_chunk>& plan, const sequence_state* keep) const;
 
   scheduler_limits limits_;
@@ -97,6 +128,8 @@ class scheduler {
   std::deque<sequence_state*> waiting_;    // arrival order; preempted ones go to the front
   std::uint64_t next_admission_ = 1;
   std::int64_t preemptions_ = 0;
+  std::int64_t max_rows_;
+  std::vector<backend::block_copy> copies_;
 };
 
 }  // namespace mii::runtime

@@ -14,8 +14,17 @@ struct step_chunk {
   std::span<const std::int32_t> tokens;  // the new tokens
   std::int64_t start;                    // position of tokens[0] (= tokens already cached)
   std::span<const std::int32_t> blocks;  // the sequence's KV blocks (enough for start + size)
-  std::int32_t rope_row = 0;             // rope table row (longrope long/short)
+  // Length of the forward transformers computes the sequence's prompt in (its prompt length; after
+  // a Phi-3 long-rope restart, the restart's length): a token at position p gets the rope
+  // frequencies of a forward of max(rope_len, p + 1) tokens (backend/rope_table.hpp). 0: p + 1.
+  std::int64_t rope_len = 0;
   enum class logits { none, last, all } want = logits::last;
+  // Rows in the step's logits, in this order: every chunk's `want` rows in chunk order, the last
+  // token's row repeated `copies` times for want == last (generate_params.n samples drawn from
+  // one prompt); then every chunk's rows of tokens [extra_begin, extra_end) (prompt
+  // log-probabilities), so that the rows to sample come first.
+  std::int32_t copies = 1;
+  std::int32_t extra_begin = 0, extra_end = 0;
 };
 
 // Lower bounds for the step's shape scalars. A CUDA graph captured for one shape replays any

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
 #include <mii/layers/policies.hpp>
@@ -25,30 +26,40 @@ namespace cuda_detail {
 void* device_alloc(std::size_t bytes);   // throws mii::error naming the size and free memory
 void device_free(void* p) noexcept;
 
-// Owning device memory (move-only). Default-constructed: empty.
+// Owning device memory (move-only). Default-constructed: empty. A buffer made from a slice of a
+// larger allocation (the weight arena) shares that allocation's ownership instead: the
+// allocation is freed with the last buffer that holds a slice of it.
 template <class T>
 class device_buffer {
  public:
   device_buffer() = default;
   explicit device_buffer(std::int64_t n) : data_(static_cast<T*>(device_alloc(std::size_t(n) * sizeof(T)))), size_(n) {}
-  device_buffer(device_buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  device_buffer(T* slice, std::int64_t n, std::shared_ptr<void> owner) : data_(slice), size_(n), owner_(std::move(owner)) {}
+  device_buffer(device_buffer&& o) noexcept
+      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), owner_(std::move(o.owner_)) {}
   device_buffer& operator=(device_buffer&& o) noexcept {
     if (this != &o) {
-      device_free(data_);
+      release();
       data_ = std::exchange(o.data_, nullptr);
       size_ = std::exchange(o.size_, 0);
+      owner_ = std::move(o.owner_);
     }
     return *this;
   }
-  ~device_buffer() { device_free(data_); }
+  ~device_buffer() { release(); }
   T* data() { return data_; }
   const T* data() const { return data_; }
   std::int64_t size() const { return size_; }
   bool empty() const { return data_ == nullptr; }
 
  private:
+  void release() noexcept {
+    if (owner_) owner_.reset();
+    else device_free(data_);
+  }
   T* data_ = nullptr;
   std::int64_t size_ = 0;
+  std::shared_ptr<void> owner_;  // set for a slice: the allocation it lives in
 };
 // An instantiated CUDA graph (move-only). Empty when default-constructed.
 class graph_exec {
@@ -110,6 +121,8 @@ struct cuda {
   template <layers::norm_kind K>
   static void add_norm(context&, T* residual, const T* delta, const T* w, const T* bias, float eps, std::int64_t rows,
                        std::int64_t cols, T* out);
+  static void scale(context&, T* x, std::int64_t n, float factor);  // factor rounded to T first
+  static void softcap(context&, float* x, std::int64_t n, float cap);
   static void linear(context&, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,
                      const T* bias, T* y, bool accumulate = false);
   static void linear_f32(context&, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,
@@ -128,9 +141,13 @@ struct cuda {
   static void copy_2d(context&, float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch,
                       std::int64_t width, std::int64_t height);
   template <layers::activation A>
-  static void moe(context&, const T* x, std::int64_t rows, std::int64_t hidden, const T* router_w,
-                  std::int64_t experts, std::int64_t top_k, std::span<const T* const> expert_up,
-                  std::span<const T* const> expert_down, std::int64_t ffn, T* out);
+  static void moe(context&, const T* x, std::int64_t rows, std::int64_t hidden, const moe_weights<T>& w, T* out);
+  static void head_rms_norm(context&, T* qkv, std::int64_t rows, const attention_shape& as, const T* q_w,
+                            const T* k_w, float eps, float weight_offset);
+
+  // Copies whole KV blocks (keys and values of every layer) in list order, as the host backend's.
+  static void copy_kv_blocks(context&, T* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                             std::int64_t block_elements, std::span<const block_copy> copies);
 
   static step_batch upload_step(context&, const runtime::step_builder&);
   // Grows the step-metadata buffers to hold `elements` int32 values now, so that later steps
@@ -157,6 +174,14 @@ struct cuda {
                             std::span<const std::int32_t> tokens, float* out);
   // memory_fraction of the device memory free now (after weights and workspace).
   static std::size_t kv_budget_bytes(context&, double memory_fraction);
+  // Weights. reserve_weights makes one allocation for every entry of the plan; the load() calls
+  // that follow take their buffers from it in any order (a load that does not fit allocates its
+  // own). load() reads the entry's rows on several host threads into pinned staging buffers
+  // (pread from the checkpoint file where the rows are contiguous), copies them on two copy
+  // streams and converts dtypes on the device; it returns once every copy is queued, and work
+  // issued later on the context's stream runs after them. MII_LOAD_THREADS sets the number of
+  // reading threads (default: min(8, cores)).
+  static void reserve_weights(context&, const model::weight_plan& plan);
   static buffer<T> load(context&, const model::plan_entry& e);
 };
 

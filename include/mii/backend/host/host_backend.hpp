@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
 #include <mii/layers/policies.hpp>
@@ -69,6 +70,19 @@ struct host {
   static void add_norm(context&, float* residual, const float* delta, const float* w, const float* bias, float eps,
                        std::int64_t rows, std::int64_t cols, float* out);
 
+  // x[i] *= factor rounded to the compute dtype (Gemma's embedding normalizer: transformers
+  // multiplies by a tensor of the activations' dtype).
+  static void scale(context&, float* x, std::int64_t n, float factor);
+  // Soft-capping of fp32 logits: x[i] = cap * tanh(x[i] / cap).
+  static void softcap(context&, float* x, std::int64_t n, float cap);
+
+  // Per-head RMSNorm of q and k (layers::qk_norm), in place in qkv[rows][q heads | k heads | v
+  // heads] (as.heads q heads, then as.kv_heads k heads, head_dim each): every head vector becomes
+  // x * rsqrt(mean(x^2) + eps) * (weight_offset + w), with q_w for q heads and k_w for k heads.
+  // v is untouched.
+  static void head_rms_norm(context&, float* qkv, std::int64_t rows, const attention_shape& as, const float* q_w,
+                            const float* k_w, float eps, float weight_offset);
+
   // y[rows, out] = x[rows, in] * w[out, in]^T (+ bias[out]) (+ y when accumulate).
   static void linear(context&, const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out,
                      const float* bias, float* y, bool accumulate = false);
@@ -85,8 +99,9 @@ struct host {
   static void rope_store_kv(context&, const step_batch&, float* qkv, const attention_shape&, const rope_table&,
                             kv_layer<float> cache);
 
-  // out[t][heads * head_dim] = softmax(q k^T * scale) v over the keys token t may see (causal,
-  // optional window), read from the cache through the block tables.
+  // out[t][heads * head_dim] = softmax(cap(q k^T * scale)) v over the keys token t may see (causal,
+  // optional window), read from the cache through the block tables; cap(s) = softcap * tanh(s /
+  // softcap) when attention_shape::softcap > 0, else s.
   static void attention(context&, const step_batch&, const float* qkv, const attention_shape&,
                         kv_layer<const float> cache, float* out);
 
@@ -103,6 +118,10 @@ struct host {
   // Copies `height` rows of `width` elements between pitched layouts (logits shards -> full rows).
   static void copy_2d(context&, float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch,
                       std::int64_t width, std::int64_t height);
+  // Copies whole KV blocks (keys and values of every layer) in list order, as if one after the
+  // other: `kv` is the cache, [layers][blocks_per_layer][block_elements].
+  static void copy_kv_blocks(context&, float* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                             std::int64_t block_elements, std::span<const block_copy> copies);
   // The step's metadata where ops can read it (host: the builder's own memory).
   static step_batch upload_step(context&, const runtime::step_builder& s) { return s.bind(s.data().data()); }
   // Samples one id per logits row (runtime::sample_row per row) into host memory.
@@ -127,13 +146,12 @@ struct host {
   // Weights: materializes a plan entry (checkpoint rows, columns, dtype conversion) into memory.
   static buffer<float> load(context&, const model::plan_entry& e);
 
-  // Mixture of experts: router logits -> softmax (fp32) -> top-k -> weights renormalised over the
-  // k chosen; out[r] = sum_k w_k * down_e(act(gate_e x) * up_e x). expert_up[e] is
-  // [2 * ffn, hidden] (gate rows first), expert_down[e] is [hidden, ffn].
+  // Mixture of experts (backend/moe_weights.hpp): router logits -> softmax (fp32) -> top-k ->
+  // weights (renormalised over the k chosen when w.renormalise); out[r] = sum_k w_k *
+  // down_e(act(gate_e x) * up_e x), plus the shared expert, scaled by sigmoid(x . shared_gate).
   template <layers::activation A>
-  static void moe(context&, const float* x, std::int64_t rows, std::int64_t hidden, const float* router_w,
-                  std::int64_t experts, std::int64_t top_k, std::span<const float* const> expert_up,
-                  std::span<const float* const> expert_down, std::int64_t ffn, float* out);
+  static void moe(context&, const float* x, std::int64_t rows, std::int64_t hidden, const moe_weights<float>& w,
+                  float* out);
 };
 
 }  // namespace mii::backend

@@ -1,0 +1,131 @@
+// check_fixture<Model, D>(fixture, reference): one architecture end to end on the GPU in bf16 or
+// fp16 against transformers' fp32 reference (whole prompts, chunks, ragged steps, teacher-forced
+// greedy), within the budgets explained in fixtures_gpu_test.cpp. Shared by the GPU fixture test
+// files (fixtures_gpu_test.cpp, rope_fixtures_gpu_test.cpp, ...).
+#pragma once
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <type_traits>
+
+#include <mii/models/all.hpp>
+#include <mii/parallel/single.hpp>
+#include <mii/runtime/model_runner.hpp>
+
+#include "fixture_runs.hpp"
+#include "fixtures.hpp"
+#include "gpu_support.hpp"
+#include "logit_budgets.hpp"
+#include "io/json_reader.hpp"
+
+namespace mii::test::gpu_fixtures {
+
+template <class Model, class D>
+struct harness {
+  typename backend::cuda<D>::context& ctx = test::gpu::shared_context<D>();
+  parallel::single comm;
+  runtime::model_runner<Model, backend::cuda<D>, parallel::single> runner;
+
+  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), test::fixture_config()) {}
+};
+
+using test::piece;
+
+inline std::vector<double> greedy_margins(const std::string& fixture) {
+  const auto doc = detail::json_document::from_file(test::fixture_dir(fixture) / "reference.json");
+  const auto root = detail::json_object::expect(doc.root(), doc.origin(), "");
+  std::vector<double> out;
+  if (auto e = root.raw("greedy_margins"))
+    for (simdjson::dom::element m : simdjson::dom::array(*e)) out.push_back(double(m));
+  return out;
+}
+
+template <class Model, class D = bf16_t>
+void check_fixture(const std::string& fixture, const std::string& reference_fixture, bool moe = false) {
+  const test::logit_budget limits = test::logit_budget_for<D>(moe);
+  INFO("fixture " << fixture << " in " << test::gpu::dtype_label<D>);
+  const auto ref = test::load_reference(reference_fixture);
+  const auto margins = greedy_margins(reference_fixture);
+  harness<Model, D> h(fixture);
+  const std::string label = fixture + " " + test::gpu::dtype_label<D>;
+  REQUIRE(h.runner.shape().vocab == ref.vocab);
+  const int n = int(ref.prompts.size());
+  auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
+  auto compare = [&](const std::vector<std::vector<float>>& got, const char* what) {
+    double worst = 0;
+    for (int s = 0; s < n; ++s) {
+      INFO(what << ", prompt " << s);
+      REQUIRE(got[std::size_t(s)].size() == ref.logits[std::size_t(s)].size());
+      const double err = test::gpu::rel_l2(got[std::size_t(s)], ref.logits[std::size_t(s)]);
+      CHECK(err <= limits.logits);
+      worst = std::max(worst, err);
+    }
+    std::printf("  %-23s %-9s logits relative L2 (worst prompt) %.2e\n", label.c_str(), what, worst);
+  };
+
+  {
+    std::vector<std::vector<piece>> steps;
+    for (int s = 0; s < n; ++s) steps.push_back({{s, 0, len(s)}});
+    compare(test::run_pieces(h.runner, ref, steps), "one-step");
+  }
+  {
+    std::vector<std::vector<piece>> steps;
+    for (int s = 0; s < n; ++s)
+      for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
+        steps.push_back({{s, b, std::min(len(s), b + size)}});
+    compare(test::run_pieces(h.runner, ref, steps), "chunked");
+  }
+  {
+    const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
+    const std::vector<std::vector<piece>> steps = {
+        {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
+    compare(test::run_pieces(h.runner, ref, steps), "ragged");
+  }
+
+  // Greedy, teacher-forced on the reference tokens so that every one of the 24 steps counts.
+  int mismatches = 0, steps_compared = 0;
+  for (int s = 0; s < n; ++s) {
+    std::vector<std::int32_t> tokens = ref.prompts[std::size_t(s)];
+    const auto& expected = ref.greedy[std::size_t(s)];
+    const auto blocks = test::interleaved_blocks(h.runner, std::int64_t(tokens.size() + expected.size()), 0, 1);
+    std::int64_t cached = 0;
+    const auto rope_len = std::int64_t(tokens.size());  // the prompt's forward length (step_chunk)
+    runtime::sample_params greedy;
+    for (std::size_t step = 0; step < expected.size(); ++step) {
+      const std::int64_t total = std::int64_t(tokens.size());
+      const runtime::step_chunk chunk{std::span(tokens).subspan(std::size_t(cached)), cached, blocks, rope_len,
+                                      runtime::step_chunk::logits::last};
+      h.runner.forward(std::span(&chunk, 1));
+      cached = total;
+      const auto logits = h.runner.logits();
+      const std::int32_t pick = h.runner.sample(std::span(&greedy, 1), {})[0];
+      const std::int32_t argmax = std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      CHECK(pick == argmax);  // the GPU sampler agrees with the logits it was given
+      const std::int32_t want = expected[step];
+      ++steps_compared;
+      if (pick != want) {
+        ++mismatches;
+        float scale = 0;
+        for (float v : logits) scale = std::max(scale, std::fabs(v));
+        const float gap = logits[std::size_t(pick)] - logits[std::size_t(want)];
+        // within the logits error budget, scaled to this row
+        const bool near_tie = test::near_tie(limits, gap, scale);
+        std::printf("  %-23s greedy prompt %d step %zu: GPU picks %d, transformers %d; GPU logit gap %.3g "
+                    "(%.2g of max |logit| %.3g), reference min top-2 margin of this prompt %.3g -> %s\n",
+                    label.c_str(), s, step, pick, want, double(gap), double(gap / scale), double(scale),
+                    std::size_t(s) < margins.size() ? margins[std::size_t(s)] : -1.0,
+                    near_tie ? "near-tie" : limits.strict_greedy ? "REAL DIVERGENCE" : "divergence (MoE routing flip allowed in bf16)");
+        if (limits.strict_greedy) CHECK(near_tie);
+      }
+      tokens.push_back(want);
+    }
+  }
+  std::printf("  %-23s greedy: %d of %d steps identical to transformers\n", label.c_str(), steps_compared - mismatches,
+              steps_compared);
+  std::fflush(stdout);
+}
+
+}  // namespace mii::test::gpu_fixtures
