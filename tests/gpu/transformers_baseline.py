@@ -4,7 +4,8 @@ GPU: the yardstick for mii's CUDA end-to-end errors (tests/gpu/fixtures_gpu_test
 
 For every fixture in tests/fixtures/models with reference logits: relative L2 error of the
 prompts' logits, and the greedy steps (teacher-forced on the reference tokens, as the C++ test
-does) whose argmax differs. Run on the GPU machine: python3 tests/gpu/transformers_baseline.py
+does) whose argmax differs. Run on the GPU machine: python3 tests/gpu/transformers_baseline.py [FIXTURE...]
+(default: all of them)
 """
 import json
 import os
@@ -30,15 +31,20 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, {device}")
     print(f"{'fixture':18} {'dtype':5} {'worst rel L2':>12}  greedy mismatches (teacher-forced)")
+    only = set(sys.argv[1:])
     for fixture, reference in FIXTURES:
+        if only and fixture not in only:
+            continue
         ref_dir = os.path.join(MODELS, reference)
         ref = json.load(open(os.path.join(ref_dir, "reference.json")))
         ref_logits = load_file(os.path.join(ref_dir, "reference.safetensors"))
         for dtype in (torch.bfloat16, torch.float16, torch.float32):
             try:
-                model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, fixture), dtype=dtype)
+                model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, fixture), dtype=dtype,
+                                                             attn_implementation="eager")
             except TypeError:
-                model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, fixture), torch_dtype=dtype)
+                model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, fixture), torch_dtype=dtype,
+                                                             attn_implementation="eager")
             model = model.to(device).eval()
             worst, mismatches, steps = 0.0, 0, 0
             with torch.no_grad():
