@@ -304,6 +304,16 @@ TEST_CASE("config.json errors name the file and the field", "[io][config]") {
              Contains("'layer_norm_elementwise_affine'"));
   CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "partial_rotary_factor": 1.5})")),
              Contains("'partial_rotary_factor'") && Contains("1.5"));
+  // Quantized checkpoints: refused at the config, naming the method (transformers' FP8 and AWQ
+  // spellings), not at the first tensor whose dtype or name mii does not expect.
+  CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "quantization_config":
+                                        {"quant_method": "fp8", "weight_block_size": [128, 128]}})")),
+             Contains(file) && Contains("'quantization_config.quant_method'") && Contains("\"fp8\"") &&
+                 Contains("unquantized"));
+  CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "mistral", "quantization_config": {"quant_method": "awq", "bits": 4}})")),
+             Contains("'quantization_config.quant_method'") && Contains("\"awq\""));
+  CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "quantization_config": {"bits": 4}})")),
+             Contains("'quantization_config.quant_method'") && Contains("is missing"));
 }
 
 // Values no model can have, which used to load and compute garbage (an eps <= 0 gives NaN

@@ -262,7 +262,13 @@ TEST_CASE("bad model_config and generate_params get a mii::error naming the fiel
   test::copy_dir(test::fixture_dir("llama2"), gpt2);
   test::write_text(gpt2 / "config.json", R"({"architectures":["GPT2LMHeadModel"],"model_type":"gpt2","vocab_size":512,)"
                                          R"("hidden_size":64,"num_attention_heads":4,"num_hidden_layers":2,"intermediate_size":128})");
-  check_all("config.json architectures", {{"unknown architecture", [&] { (void)mii::pipeline(gpt2, host_config()); }, "'architectures'"}},
+  check_all("config.json architectures",
+            {{"unknown architecture", [&] { (void)mii::pipeline(gpt2, host_config()); }, "'architectures'"},
+             {"a quantized checkpoint (transformers' FP8 quantization_config)",
+              edited("config.json", "\"num_hidden_layers\": 2,",
+                     "\"num_hidden_layers\": 2, \"quantization_config\": {\"quant_method\": \"fp8\", "
+                     "\"weight_block_size\": [128, 128]},"),
+              "'quantization_config.quant_method'"}},
             dir.path());
 
   auto pipe = mii::pipeline(model, host_config());
