@@ -84,64 +84,38 @@ struct llama_naming {
   };
 };
 
-// Qwen2-MoE and Qwen3-MoE: Llama's attention names (+ q/k norms) and, under "mlp.", a router
-// ("gate"), per-expert gate_proj / up_proj / down_proj (transformers 5: stacked, as Mixtral's),
-// dense layers' gate_proj / up_proj / down_proj, and Qwen2-MoE's shared expert.
+// Qwen2-MoE and Qwen3-MoE: Llama's names (+ q/k norms) except the experts, which sit under
+// "mlp.": a router ("gate"), per-expert gate_proj / up_proj / down_proj (transformers 5: stacked,
+// as Mixtral's), and Qwen2-MoE's shared expert. Dense layers keep Llama's mlp.*_proj.
 struct qwen_moe_naming {
-  static constexpr weight_names value{
-      .embed = "model.embed_tokens",
-      .final_norm = "model.norm",
-      .lm_head = "lm_head",
-      .layer = "model.layers.",
-      .attn_norm = "input_layernorm",
-      .mlp_norm = "post_attention_layernorm",
-      .q = "self_attn.q_proj",
-      .k = "self_attn.k_proj",
-      .v = "self_attn.v_proj",
-      .o = "self_attn.o_proj",
-      .q_norm = "self_attn.q_norm",
-      .k_norm = "self_attn.k_norm",
-      .gate = "mlp.gate_proj",
-      .up = "mlp.up_proj",
-      .down = "mlp.down_proj",
-      .router = "mlp.gate",
-      .expert = "mlp.experts.",
-      .expert_gate = "gate_proj",
-      .expert_up = "up_proj",
-      .expert_down = "down_proj",
-      .router_v5 = "mlp.gate",
-      .experts_gate_up_v5 = "mlp.experts.gate_up_proj",
-      .experts_down_v5 = "mlp.experts.down_proj",
-      .shared_gate = "mlp.shared_expert.gate_proj",
-      .shared_up = "mlp.shared_expert.up_proj",
-      .shared_down = "mlp.shared_expert.down_proj",
-      .shared_expert_gate = "mlp.shared_expert_gate",
-  };
+  static constexpr weight_names value = [] {
+    weight_names n = llama_naming::value;
+    n.router = "mlp.gate";
+    n.expert = "mlp.experts.";
+    n.expert_gate = "gate_proj";
+    n.expert_up = "up_proj";
+    n.expert_down = "down_proj";
+    n.shared_gate = "mlp.shared_expert.gate_proj";
+    n.shared_up = "mlp.shared_expert.up_proj";
+    n.shared_down = "mlp.shared_expert.down_proj";
+    n.shared_expert_gate = "mlp.shared_expert_gate";
+    return n;
+  }();
 };
 
-// Gemma 2 and 3: Llama's projection names, four norms per layer (layers::sandwich_norms; Gemma's
-// "post_attention_layernorm" normalises the attention output, not the MLP input), q/k norms
-// (Gemma 3).
+// Gemma 2 and 3: Llama's projection names (+ q/k norms, Gemma 3) with four norms per layer
+// (layers::sandwich_norms; Gemma's "post_attention_layernorm" normalises the attention output,
+// not the MLP input) and no experts.
 struct gemma_naming {
-  static constexpr weight_names value{
-      .embed = "model.embed_tokens",
-      .final_norm = "model.norm",
-      .lm_head = "lm_head",
-      .layer = "model.layers.",
-      .attn_norm = "input_layernorm",
-      .mlp_norm = "pre_feedforward_layernorm",
-      .post_attn_norm = "post_attention_layernorm",
-      .post_mlp_norm = "post_feedforward_layernorm",
-      .q = "self_attn.q_proj",
-      .k = "self_attn.k_proj",
-      .v = "self_attn.v_proj",
-      .o = "self_attn.o_proj",
-      .q_norm = "self_attn.q_norm",
-      .k_norm = "self_attn.k_norm",
-      .gate = "mlp.gate_proj",
-      .up = "mlp.up_proj",
-      .down = "mlp.down_proj",
-  };
+  static constexpr weight_names value = [] {
+    weight_names n = llama_naming::value;
+    n.mlp_norm = "pre_feedforward_layernorm";
+    n.post_attn_norm = "post_attention_layernorm";
+    n.post_mlp_norm = "post_feedforward_layernorm";
+    n.router = n.expert = n.expert_gate = n.expert_up = n.expert_down = {};
+    n.router_v5 = n.experts_gate_up_v5 = n.experts_down_v5 = {};
+    return n;
+  }();
 };
 
 }  // namespace mii::model
