@@ -58,7 +58,6 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
   const std::string label = fixture + " " + test::gpu::dtype_label<D>;
   REQUIRE(h.runner.shape().vocab == ref.vocab);
   const int n = int(ref.prompts.size());
-  auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
   auto compare = [&](const std::vector<std::vector<float>>& got, const char* what) {
     double worst = 0;
     for (int s = 0; s < n; ++s) {
@@ -71,24 +70,10 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
     std::printf("  %-23s %-9s logits relative L2 (worst prompt) %.2e\n", label.c_str(), what, worst);
   };
 
-  {
-    std::vector<std::vector<piece>> steps;
-    for (int s = 0; s < n; ++s) steps.push_back({{s, 0, len(s)}});
-    compare(test::run_pieces(h.runner, ref, steps), "one-step");
-  }
-  {
-    std::vector<std::vector<piece>> steps;
-    for (int s = 0; s < n; ++s)
-      for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
-        steps.push_back({{s, b, std::min(len(s), b + size)}});
-    compare(test::run_pieces(h.runner, ref, steps), "chunked");
-  }
-  {
-    const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
-    const std::vector<std::vector<piece>> steps = {
-        {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
-    compare(test::run_pieces(h.runner, ref, steps), "ragged");
-  }
+  const auto lens = test::prompt_lengths(ref);
+  compare(test::run_pieces(h.runner, ref, test::whole_prompt_steps(lens)), "one-step");
+  compare(test::run_pieces(h.runner, ref, test::chunked_steps(lens)), "chunked");
+  compare(test::run_pieces(h.runner, ref, test::ragged_steps(lens)), "ragged");
 
   // Greedy, teacher-forced on the reference tokens so that every one of the 24 steps counts.
   int mismatches = 0, steps_compared = 0;

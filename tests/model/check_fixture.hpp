@@ -38,11 +38,8 @@ struct harness {
 // Each prompt's logits in one step each.
 template <class Model>
 inline std::vector<std::vector<float>> whole_prompts(harness<Model>& h, const test::model_reference& ref) {
-  std::vector<std::vector<test::piece>> steps;
-  for (int s = 0; s < int(ref.prompts.size()); ++s) steps.push_back({{s, 0, std::int64_t(ref.prompts[std::size_t(s)].size())}});
-  return test::run_pieces(h.runner, ref, steps);
+  return test::run_pieces(h.runner, ref, test::whole_prompt_steps(test::prompt_lengths(ref)));
 }
-
 
 template <class Model>
 void check_fixture(const std::string& fixture, const std::string& reference_fixture) {
@@ -51,7 +48,6 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
   harness<Model> h(fixture);
   REQUIRE(h.runner.shape().vocab == ref.vocab);
   const int n = int(ref.prompts.size());
-  auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
   auto compare = [&](const std::vector<std::vector<float>>& got, const char* what) {
     for (int s = 0; s < n; ++s) {
       INFO(what << ", prompt " << s);
@@ -63,18 +59,10 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
 
   SECTION("each prompt in one step") { compare(whole_prompts(h, ref), "one step"); }
   SECTION("each prompt in chunks through the KV cache") {
-    std::vector<std::vector<piece>> steps;
-    for (int s = 0; s < n; ++s)
-      for (std::int64_t b = 0, size = 1; b < len(s); b += size, size = size % 7 + 2)
-        steps.push_back({{s, b, std::min(len(s), b + size)}});
-    compare(test::run_pieces(h.runner, ref, steps), "chunked");
+    compare(test::run_pieces(h.runner, ref, test::chunked_steps(test::prompt_lengths(ref))), "chunked");
   }
   SECTION("ragged steps mixing prompts and chunk sizes") {
-    // step 1: prompt 0 whole + the start of 1 and 2; step 2: the rest of 1 + more of 2; step 3: rest of 2
-    const std::int64_t c1 = len(1) / 2, c2 = len(2) / 3, c2b = 2 * len(2) / 3;
-    const std::vector<std::vector<piece>> steps = {
-        {{0, 0, len(0)}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, len(1)}}, {{2, c2b, len(2)}}};
-    compare(test::run_pieces(h.runner, ref, steps), "ragged");
+    compare(test::run_pieces(h.runner, ref, test::ragged_steps(test::prompt_lengths(ref))), "ragged");
   }
   SECTION("greedy continuation matches token for token") {
     for (int s = 0; s < n; ++s) {

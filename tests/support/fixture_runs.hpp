@@ -37,6 +37,32 @@ struct piece {
   std::int64_t begin, end;
 };
 
+// The step plans the fixture tests run (prompt lengths by index; the ragged plan needs 3 prompts):
+// every prompt whole in a step of its own; every prompt in chunks of 1, 3, 5, 7, 2, 4, ... tokens
+// through the KV cache; and three ragged steps that mix prompts and chunk sizes
+// (step 1: prompt 0 whole + the starts of 1 and 2; step 2: the rest of 1 + more of 2; step 3: the rest of 2).
+inline std::vector<std::vector<piece>> whole_prompt_steps(const std::vector<std::int64_t>& lens) {
+  std::vector<std::vector<piece>> steps;
+  for (int s = 0; s < int(lens.size()); ++s) steps.push_back({{s, 0, lens[std::size_t(s)]}});
+  return steps;
+}
+inline std::vector<std::vector<piece>> chunked_steps(const std::vector<std::int64_t>& lens) {
+  std::vector<std::vector<piece>> steps;
+  for (int s = 0; s < int(lens.size()); ++s)
+    for (std::int64_t b = 0, size = 1, len = lens[std::size_t(s)]; b < len; b += size, size = size % 7 + 2)
+      steps.push_back({{s, b, std::min(len, b + size)}});
+  return steps;
+}
+inline std::vector<std::vector<piece>> ragged_steps(const std::vector<std::int64_t>& lens) {
+  const std::int64_t c1 = lens.at(1) / 2, c2 = lens.at(2) / 3, c2b = 2 * lens.at(2) / 3;
+  return {{{0, 0, lens[0]}, {1, 0, c1}, {2, 0, c2}}, {{2, c2, c2b}, {1, c1, lens[1]}}, {{2, c2b, lens[2]}}};
+}
+inline std::vector<std::int64_t> prompt_lengths(const model_reference& ref) {
+  std::vector<std::int64_t> lens;
+  for (const auto& p : ref.prompts) lens.push_back(std::int64_t(p.size()));
+  return lens;
+}
+
 // Runs `steps` (each a list of prompt pieces) and returns each prompt's logits for every position.
 // Every piece sees its whole prompt's length (step_chunk::rope_len), as transformers computes the
 // prompt in one forward however the pieces split it.
