@@ -581,16 +581,8 @@ class engine final : public engine_core {
     for (std::int64_t pos = from; pos < to; ++pos, ++next_row) {
       if (std::int64_t(r.prompt_logprobs_out.size()) != pos)
         fail("internal: prompt log-probability of position ", pos, " after ", r.prompt_logprobs_out.size());
-      const float lse = prompt_logprobs_.lse[next_row];
-      token_logprobs out;
-      out.token = r.tokens[std::size_t(pos + 1)];
-      out.logprob = prompt_logprobs_.sampled[next_row] - lse;
-      for (std::int32_t k = 0; k < r.prompt_logprobs; ++k) {
-        const std::size_t at = next_row * std::size_t(prompt_top_n_) + std::size_t(k);
-        if (prompt_logprobs_.top_ids[at] < 0) break;
-        out.top.emplace_back(prompt_logprobs_.top_ids[at], prompt_logprobs_.top_logits[at] - lse);
-      }
-      r.prompt_logprobs_out.push_back(std::move(out));
+      r.prompt_logprobs_out.push_back(
+          logprobs_entry(prompt_logprobs_, next_row, prompt_top_n_, r.prompt_logprobs, r.tokens[std::size_t(pos + 1)]));
     }
     if (from >= to) return;
     r.rows_begin = to;  // recorded: a recomputation (after preemption) needs no rows for them
@@ -780,16 +772,23 @@ class engine final : public engine_core {
   }
 
   void record_logprobs(request& r, std::size_t i, std::int32_t top_n, token_id sampled) {
+    r.token_logprobs_out.push_back(logprobs_entry(logprobs_, i, top_n, r.logprobs, sampled));
+  }
+
+  // Row `row` of a summary with `top_n` alternatives per row as the entry of `token`: its
+  // log-probability and the first `wanted` alternatives (fewer where the vocabulary ran out).
+  static token_logprobs logprobs_entry(const sampled_logprobs& s, std::size_t row, std::int32_t top_n,
+                                       std::int32_t wanted, token_id token) {
     token_logprobs out;
-    out.token = sampled;
-    const float lse = logprobs_.lse[i];
-    out.logprob = logprobs_.sampled[i] - lse;
-    for (std::int32_t k = 0; k < r.logprobs; ++k) {
-      const std::size_t at = i * std::size_t(top_n) + std::size_t(k);
-      if (logprobs_.top_ids[at] < 0) break;
-      out.top.emplace_back(logprobs_.top_ids[at], logprobs_.top_logits[at] - lse);
+    out.token = token;
+    const float lse = s.lse[row];
+    out.logprob = s.sampled[row] - lse;
+    for (std::int32_t k = 0; k < wanted; ++k) {
+      const std::size_t at = row * std::size_t(top_n) + std::size_t(k);
+      if (s.top_ids[at] < 0) break;
+      out.top.emplace_back(s.top_ids[at], s.top_logits[at] - lse);
     }
-    r.token_logprobs_out.push_back(std::move(out));
+    return out;
   }
 
   model_config cfg_;
