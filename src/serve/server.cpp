@@ -38,6 +38,10 @@ struct server::impl {
         });
         return;
       }
+      // Streamed tokens are small writes: with Nagle's algorithm on, each waits for the ACK of
+      // the one before, which the client's delayed ACK holds back by up to 40 ms.
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       std::make_shared<http_session>(std::move(socket), env)->start();
       accept();
     });
