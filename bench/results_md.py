@@ -14,7 +14,7 @@ the blocks is prose and must hold no measured figure: a figure without a JSON fi
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
 Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
-serve-load, prefix-cache, grid-table (see the render_* functions). Shapes: the bench/configs/<shape>
+serve-load, serve-overhead, prefix-cache, grid-table (see the render_* functions). Shapes: the bench/configs/<shape>
 names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
 import argparse
@@ -382,6 +382,33 @@ def render_serve_load(run, args):
     return "\n".join(lines)
 
 
+def render_serve_overhead(run, args):
+    """What HTTP adds to one request: one client, requests one after another, fixed lengths, in-process
+    (mii-bench --scenario load --clients 1) against streamed HTTP (mii-serve + mii-serve-load --clients 1)."""
+    inproc = run.doc(args["inproc"])
+    http = run.doc(args["http"])
+    r = next(x for x in inproc["results"] if x["scenario"] == "load")
+    f = {k: x["value"] for k, x in r["figures"].items()}
+    c = r["config"]
+    if c["clients"] != "1" or int(http["clients"]) != 1 or c["prompt"] != http["prompt"] or c["gen"] != http["gen"]:
+        raise MissingData(f"serve-overhead needs one client and the same lengths on both paths: in-process "
+                          f"{c['clients']} clients {c['prompt']}/{c['gen']}, HTTP {http['clients']} clients "
+                          f"{http['prompt']}/{http['gen']}")
+    plen, glen = c["prompt"].split(":")[0], c["gen"].split(":")[0]
+    row = "| {} | {:.1f} / {:.1f} ms | {:.1f} / {:.1f} ms | {} |"
+    return "\n".join([
+        f"One client, {c['requests']} requests one after another, each {plen} prompt tokens and {glen} generated "
+        f"(greedy, EOS ignored); mii commit of the in-process run {commit_of(inproc)}.", "",
+        "| path | latency p50 / p99 | time to first token p50 / p99 | output tokens/s |", "|---|---|---|---|",
+        row.format("in-process (`mii-bench --scenario load --clients 1`)", 1000 * f["latency_p50"], 1000 * f["latency_p99"],
+                   1000 * f["ttft_p50"], 1000 * f["ttft_p99"], num(f["output_tokens_per_s"])),
+        row.format("HTTP, streamed (`mii-serve` + `mii-serve-load --clients 1`)", 1000 * http["latency_p50"],
+                   1000 * http["latency_p99"], 1000 * http["ttft_p50"], 1000 * http["ttft_p99"],
+                   num(http["output_tokens_per_s"])), "",
+        f"HTTP adds {1000 * (http['latency_p50'] - f['latency_p50']):+.1f} ms to the median request and "
+        f"{1000 * (http['ttft_p50'] - f['ttft_p50']):+.1f} ms to its median time to first token."])
+
+
 def render_prefix_cache(run, args):
     """Prefix caching on and off, through mii-serve: shared system prompt, and nothing shared."""
     shape = args["shape"]
@@ -490,7 +517,8 @@ def render_grid_table(run, args):
 RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title, "main-table": render_main_table,
              "load-table": render_load_table, "cold-table": render_cold_table, "same-call": render_same_call,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
-             "prefix-cache": render_prefix_cache, "grid-table": render_grid_table}
+             "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
+             "serve-overhead": render_serve_overhead}
 
 
 # ---- the file ---------------------------------------------------------------------------------
