@@ -1,5 +1,5 @@
 // The cuda backend's context services: allocation failures that explain themselves, step
-// metadata uploads, weight uploads through the pinned double buffer, the KV budget.
+// metadata uploads, weight loads that materialize plan entries as the host does, the KV budget.
 #include <catch2/catch.hpp>
 
 #include <cstring>
