@@ -23,14 +23,7 @@ using namespace mii::test::gpu;
 
 namespace {
 
-std::vector<double> log_softmax(const float* x, std::int64_t n) {
-  double mx = -INFINITY, sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, double(x[i]));
-  for (std::int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
-  std::vector<double> out(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) out[std::size_t(i)] = double(x[i]) - mx - std::log(sum);
-  return out;
-}
+using mii::test::log_softmax;
 
 model_config cuda_config() {
   model_config c;

@@ -22,14 +22,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-std::vector<double> log_softmax(const float* x, std::int64_t n) {
-  double mx = -INFINITY, sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, double(x[i]));
-  for (std::int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
-  std::vector<double> out(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) out[std::size_t(i)] = double(x[i]) - mx - std::log(sum);
-  return out;
-}
+using mii::test::log_softmax;
 
 // The response's prompt log-probabilities against the reference logits of prompt i.
 void check_against_reference(const mii::response& r, const mii::test::model_reference& ref, std::size_t i, std::int32_t top) {

@@ -1,6 +1,7 @@
 // Access to the model fixtures in tests/fixtures/models (made by tests/fixtures/make_fixtures.py
 // with transformers) and small comparison helpers shared by the test suites.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -66,6 +67,17 @@ inline double max_relative_error(const float* a, const float* b, std::size_t n) 
     scale = std::max(scale, double(std::fabs(b[i])));
   }
   return scale > 0 ? diff / scale : diff;
+}
+
+// log_softmax of one row of logits in double: the log-probabilities transformers' log_softmax
+// gives, which the logprobs tests compare against.
+inline std::vector<double> log_softmax(const float* x, std::int64_t n) {
+  double mx = -INFINITY, sum = 0;
+  for (std::int64_t i = 0; i < n; ++i) mx = std::max(mx, double(x[i]));
+  for (std::int64_t i = 0; i < n; ++i) sum += std::exp(double(x[i]) - mx);
+  std::vector<double> out(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) out[std::size_t(i)] = double(x[i]) - mx - std::log(sum);
+  return out;
 }
 
 }  // namespace mii::test
