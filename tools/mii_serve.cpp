@@ -59,15 +59,9 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a signal
 
   try {
-    // A Hub id becomes its snapshot in the Hugging Face cache (downloaded when missing).
-    cl.model_dir = mii::io::resolve_model(
-        cl.model_dir, {.revision = cl.engine.revision,
-                       .files = cl.engine.random_weights ? mii::io::hub_files::model_no_weights : mii::io::hub_files::model,
-                       .show_progress = false,
-                       .note = note});
+    cl.model_dir = mii::serve::resolve_model_dir(cl, note);  // a Hub id: its snapshot
     auto pipe = mii::pipeline(cl.model_dir, cl.engine);
-    std::optional<mii::chat_template> chat =
-        cl.chat_template ? std::optional(mii::chat_template::from_path(*cl.chat_template)) : mii::chat_template::find(cl.model_dir);
+    std::optional<mii::chat_template> chat = mii::serve::chat_template_of(cl);
     if (!cl.quiet) cl.server.log = note;
     mii::serve::server srv(pipe, std::move(chat), cl.server);
     note("serving " + cl.server.service.served_model_name + " (" + std::string(pipe.model_name()) + " on " +

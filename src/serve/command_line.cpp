@@ -35,6 +35,8 @@ void print_usage(std::ostream& os) {
         "  --quiet                     no line per request on stderr\n"
         "Engine:\n"
         "  --backend B                 auto (default: GPU when usable), cuda or host\n"
+        "  --quantization fp8          FP8 linear layers (e4m3 weights per channel, inputs per token),\n"
+        "                              quantized while loading (docs/quantization.md)\n"
         "  --max-model-len N           longest sequence, prompt + completion (alias --max-context)\n"
         "  --max-batch-tokens N        tokens per forward pass (default 768)\n"
         "  --max-sequences N           sequences per forward pass (default 512)\n"
@@ -130,6 +132,7 @@ command_line parse_command_line(const std::vector<std::string>& args, const char
     else if (a == "--http-threads") c.server.http_threads = number<int>(a, value(), 1, 256);
     else if (a == "--quiet") c.quiet = true;
     else if (a == "--backend") c.engine.backend = value();
+    else if (a == "--quantization") c.engine.quantization = value();
     else if (a == "--max-model-len" || a == "--max-context") {
       const auto n = number<std::int64_t>(a, value(), 2, imax);
       c.engine.max_context = n;
@@ -161,6 +164,18 @@ command_line parse_command_line(const std::vector<std::string>& args, const char
   if (api_key && api_key->empty()) throw usage_error("--api-key is empty");
   if (c.server.service.served_model_name.empty()) c.server.service.served_model_name = default_served_name(c.model_dir);
   return c;
+}
+
+std::filesystem::path resolve_model_dir(const command_line& c, void (*note)(const std::string&)) {
+  return io::resolve_model(c.model_dir, {.revision = c.engine.revision,
+                                         .files = c.engine.random_weights ? io::hub_files::model_no_weights
+                                                                          : io::hub_files::model,
+                                         .show_progress = false,
+                                         .note = note});
+}
+
+std::optional<chat_template> chat_template_of(const command_line& c) {
+  return c.chat_template ? std::optional(chat_template::from_path(*c.chat_template)) : chat_template::find(c.model_dir);
 }
 
 }  // namespace mii::serve

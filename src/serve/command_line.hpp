@@ -36,4 +36,10 @@ void print_usage(std::ostream& os);
 // The name clients use by default: the model directory's base name ("Mistral-7B-v0.1").
 std::string default_served_name(const std::filesystem::path& model_dir);
 
+// What every program serving a command line's model does before loading it: a Hub id becomes its
+// snapshot in the Hugging Face cache (downloaded when missing; `note` gets the progress lines),
+// and the chat template is --chat-template's or the model's own (none when it has none).
+std::filesystem::path resolve_model_dir(const command_line& c, void (*note)(const std::string&));
+std::optional<chat_template> chat_template_of(const command_line& c);
+
 }  // namespace mii::serve

@@ -7,41 +7,16 @@
 #include <random>
 #include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include <mii/error.hpp>
 
 #include "client/json_writer.hpp"
-#include "io/json_reader.hpp"
+#include "serve/stream_client.hpp"
 
 namespace mii::serve {
-
-namespace beast = boost::beast;
-namespace http = boost::beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-struct target_url {
-  std::string host, port;
-};
-
-target_url parse(const std::string& url) {
-  std::string_view rest = url;
-  if (!rest.starts_with("http://")) fail("--url must be http://host:port, got '", url, "'");
-  rest.remove_prefix(7);
-  rest = rest.substr(0, rest.find('/'));
-  const auto colon = rest.rfind(':');
-  if (colon == std::string_view::npos) return {std::string(rest), "80"};
-  return {std::string(rest.substr(0, colon)), std::string(rest.substr(colon + 1))};
-}
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -49,81 +24,30 @@ double percentile(std::vector<double> v, double q) {
   return v[std::min(v.size() - 1, std::size_t(q * double(v.size() - 1) + 0.5))];
 }
 
-// One client's keep-alive connection, blocking calls.
-class connection {
- public:
-  explicit connection(const target_url& u) : u_(u), stream_(ioc_) {
-    tcp::resolver resolver(ioc_);
-    stream_.connect(resolver.resolve(u.host, u.port));
-    stream_.socket().set_option(tcp::no_delay(true));
-  }
-
-  // Sends a request; `on_piece` gets the body as it arrives. Returns the status.
-  template <class OnPiece>
-  int call(http::verb verb, const std::string& path, const std::string& body, const std::string& api_key, OnPiece&& on_piece) {
-    http::request<http::string_body> req{verb, path, 11};
-    req.set(http::field::host, u_.host);
-    req.set(http::field::content_type, "application/json");
-    if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(stream_, req);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(std::uint64_t(1) << 30);
-    http::read_header(stream_, buffer_, parser);
-    while (!parser.is_done()) {
-      http::read_some(stream_, buffer_, parser);
-      std::string piece;
-      piece.swap(parser.get().body());
-      if (!piece.empty()) on_piece(piece);
-    }
-    return int(parser.get().result_int());
-  }
-
- private:
-  target_url u_;
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-};
-
-std::string served_model(const load_options& o, const target_url& u) {
-  connection c(u);
-  std::string body;
-  const int status = c.call(http::verb::get, "/v1/models", "", o.api_key, [&](const std::string& p) { body += p; });
-  if (status != 200) fail("GET ", o.url, "/v1/models answered ", status, ": ", body.substr(0, 300));
-  const auto doc = detail::json_document::from_string(body, o.url + "/v1/models");
-  std::string_view id;
-  if (doc.root()["data"].at(0)["id"].get(id)) fail(doc.origin(), " lists no model");
-  return std::string(id);
-}
-
 }  // namespace
 
 load_result run_load(const load_options& o) {
-  const target_url u = parse(o.url);
-  const std::string model = o.model.empty() ? served_model(o, u) : o.model;
+  const http_target u = parse_http_url(o.url);
+  std::string model = o.model;
+  if (model.empty()) {
+    http_connection c(u);
+    model = served_model_name(c, o.api_key, o.url);
+  }
   // Every request is drawn up front, in order, from one seeded generator.
   std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<std::int64_t> plen(o.prompt_lo, o.prompt_hi), glen(o.gen_lo, o.gen_hi);
   std::uniform_int_distribution<std::int32_t> token(3, std::max<std::int32_t>(4, o.vocab - 1));
   std::vector<std::string> bodies(std::size_t(std::max<std::int64_t>(0, o.requests)));
-  std::vector<std::int64_t> prefix(std::size_t(std::max<std::int64_t>(0, o.shared_prefix)));
+  std::vector<token_id> prefix(std::size_t(std::max<std::int64_t>(0, o.shared_prefix)));
   for (auto& t : prefix) t = token(rng);
   load_result r;
   r.samples.resize(bodies.size());
   for (std::size_t i = 0; i < bodies.size(); ++i) {
-    detail::json_writer w;
-    w.begin_object().key("model").value(model).key("prompt").begin_array();
-    for (const auto t : prefix) w.value(t);
+    std::vector<token_id> prompt = prefix;
     const auto n = std::int64_t(prefix.size()) + plen(rng);
-    for (std::int64_t k = std::int64_t(prefix.size()); k < n; ++k) w.value(std::int64_t(token(rng)));
-    w.end_array();
+    while (std::int64_t(prompt.size()) < n) prompt.push_back(token(rng));
     const auto gen = glen(rng);
-    w.key("max_tokens").value(gen).key("ignore_eos").value(true).key("temperature").value(0);
-    w.key("stream").value(true).key("stream_options").begin_object().key("include_usage").value(true).end_object();
-    w.end_object();
-    bodies[i] = w.take();
+    bodies[i] = completion_body(model, prompt, gen);
     r.samples[i].prompt_tokens = n;
     r.samples[i].generated_tokens = gen;
   }
@@ -131,25 +55,22 @@ load_result run_load(const load_options& o) {
   std::atomic<std::size_t> next{0};
   std::mutex error_m;
   const auto t0 = clock_type::now();
-  const auto since = [&] { return std::chrono::duration<double>(clock_type::now() - t0).count(); };
+  const auto seconds = [&](clock_type::time_point t) { return std::chrono::duration<double>(t - t0).count(); };
+  const auto since = [&] { return seconds(clock_type::now()); };
   std::vector<std::thread> threads;
   for (int c = 0; c < std::max(1, o.clients); ++c)
     threads.emplace_back([&] {
-      std::unique_ptr<connection> conn;
+      std::unique_ptr<http_connection> conn;
       for (std::size_t i; (i = next.fetch_add(1)) < bodies.size();) {
         load_sample& s = r.samples[i];
         try {
-          if (!conn) conn = std::make_unique<connection>(u);
-          s.sent = since();
-          std::string tail;
-          const int status = conn->call(http::verb::post, "/v1/completions", bodies[i], o.api_key, [&](const std::string& piece) {
-            if (s.first_token < 0 && piece.find("data: {") != std::string::npos) s.first_token = since();
-            tail += piece;  // the end of the stream, which may arrive split
-            if (tail.size() > 64) tail.erase(0, tail.size() - 64);
-          });
-          s.finished = since();
-          s.ok = status == 200 && tail.find("[DONE]") != std::string::npos;
-          if (!s.ok) throw std::runtime_error("status " + std::to_string(status) + ": " + tail.substr(0, 300));
+          if (!conn) conn = std::make_unique<http_connection>(u);
+          const stream_timing t = stream_completion(*conn, bodies[i], o.api_key);
+          s.sent = seconds(t.sent);
+          if (t.got_first_token) s.first_token = seconds(t.first_token);
+          s.finished = t.done ? seconds(t.finished) : seconds(clock_type::now());
+          s.ok = t.error.empty();
+          if (!s.ok) throw std::runtime_error(t.error);
         } catch (const std::exception& e) {
           conn.reset();
           const std::lock_guard lock(error_m);

@@ -17,3 +17,10 @@ if(TARGET mii_test_serve AND TARGET mii-serve AND TARGET mii-generate)
     set_tests_properties(serve_curl PROPERTIES LABELS host TIMEOUT 300)
   endif()
 endif()
+# mii-serve-overhead (the program) on the demo model with tiny sizes: the JSON's shape and counts.
+if(TARGET mii_test_serve AND TARGET mii-serve-overhead)
+  add_dependencies(mii_test_serve mii-serve-overhead)
+  add_test(NAME serve_overhead
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/serve/overhead_test.sh $<TARGET_FILE:mii-serve-overhead>)
+  set_tests_properties(serve_overhead PROPERTIES LABELS host TIMEOUT 120)
+endif()
