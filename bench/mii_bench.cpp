@@ -59,6 +59,7 @@ struct options {
   bool max_batch_tokens_given = false;
   std::int64_t max_seqs = 512;
   double kv_fraction = 0.9;
+  std::string quantization;  // model_config.quantization ("" or "fp8")
   int repeats = 3;
   // grid: TensorRT-LLM's (input, output) cells, each cell's floor-time budget, a forced request count
   std::vector<std::pair<std::int64_t, std::int64_t>> grid_cells{{128, 128}, {128, 2048}, {2048, 128}, {500, 2000}, {2048, 2048}};
@@ -80,7 +81,7 @@ constexpr const char* usage_text =
     "             P:O,... (128:128,128:2048,2048:128,500:2000,2048:2048) --grid-seconds S (30: each cell's\n"
     "             floor time) --grid-requests N (force the count); needs --roofline for its request plan)\n"
     "  engine: --max-batch-tokens N (768; grid: 2048) --max-seqs N (512) --kv-fraction F (0.9)\n"
-    "          --backend auto|cuda|host --repeats K\n"
+    "          --backend auto|cuda|host --quantization fp8 --repeats K\n"
     "  DIR may be a Hugging Face Hub id (org/name; --revision R, default main): docs/hub.md\n"
     "  results: OUT/LABEL.json (default bench/results/<model dir name>.json), with the commit mii-bench\n"
     "           was built from (bench/commit.cmake)\n";
@@ -120,6 +121,7 @@ options parse(int argc, char** argv) {
     else if (a == "--out") o.out = v();
     else if (a == "--label") o.label = v();
     else if (a == "--backend") o.backend = v();
+    else if (a == "--quantization") o.quantization = v();
     else if (a == "--random-weights") o.random_weights = true;
     else if (a == "--roofline") o.roofline = true;
     else if (a == "--scenario") o.scenarios = split(v(), ',');
@@ -298,6 +300,7 @@ int main(int argc, char** argv) {
     mii::model_config cfg;
     cfg.random_weights = opt.random_weights;
     cfg.backend = opt.backend;
+    cfg.quantization = opt.quantization;
     const bool grid = std::find(opt.scenarios.begin(), opt.scenarios.end(), "grid") != opt.scenarios.end();
     const std::int64_t batch_tokens = grid && !opt.max_batch_tokens_given ? grid_batch_tokens : opt.max_batch_tokens;
     cfg.max_ragged_batch_size = batch_tokens;
@@ -307,7 +310,7 @@ int main(int argc, char** argv) {
     const auto hf = mii::io::load_hf_config(opt.model);
     std::cerr << "mii-bench: " << mii::io::summarize(hf) << "\n";
 
-    double copy_bw = 0, gemm_rate = 0;
+    double copy_bw = 0, gemm_rate = 0, e4m3_rate = 0;
     std::string gpu_name = "none";
     std::size_t gpu_used_before = 0, gpu_total = 0;
     double cuda_init_s = 0;  // the first CUDA calls: driver and context (the cold start's share)
@@ -323,8 +326,9 @@ int main(int argc, char** argv) {
         const auto c = mii::cuda_roofline::measure();
         copy_bw = c.copy_bytes_per_s;
         gemm_rate = c.bf16_flops_per_s;
+        e4m3_rate = c.e4m3_flops_per_s;
         std::cerr << "mii-bench: roofline: copy " << copy_bw / 1e12 << " TB/s, bf16 GEMM " << gemm_rate / 1e12
-                  << " TFLOP/s\n";
+                  << " TFLOP/s, e4m3 GEMM " << e4m3_rate / 1e12 << " TFLOP/s\n";
       }
     }
 #endif
@@ -623,11 +627,12 @@ int main(int argc, char** argv) {
     js << "{\"runner\":\"mii\",\"label\":\"" << json_escape(opt.label) << "\",\"machine\":\"" << u.nodename << " "
        << u.machine << "\",\"gpu\":\"" << json_escape(gpu_name) << "\",\"commit\":\"" << json_escape(MII_BENCH_COMMIT)
        << "\",\"model\":\"" << json_escape(opt.model) << "\",\"architecture\":\"" << pipe.model_name()
-       << "\",\"backend\":\"" << pipe.backend_name() << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
+       << "\",\"backend\":\"" << pipe.backend_name() << "\",\"quantization\":\""
+       << (opt.quantization.empty() ? "none" : opt.quantization) << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
        << ",\"weight_bytes\":" << mem.weight_bytes << ",\"kv_cache_bytes\":" << mem.kv_cache_bytes
        << ",\"gpu_memory_total\":" << gpu_total << ",\"gpu_used_before\":" << gpu_used_before
        << ",\"gpu_used_after_load\":" << gpu_used_after << ",\"roofline\":{\"copy_bytes_per_s\":" << copy_bw
-       << ",\"bf16_flops_per_s\":" << gemm_rate << "},\"cost_model\":{\"weight_bytes\":" << cost.weight_bytes
+       << ",\"bf16_flops_per_s\":" << gemm_rate << ",\"e4m3_flops_per_s\":" << e4m3_rate << "},\"cost_model\":{\"weight_bytes\":" << cost.weight_bytes
        << ",\"table_bytes\":" << cost.table_bytes << ",\"table_row_bytes\":" << cost.table_row_bytes
        << ",\"expert_bytes\":" << cost.expert_bytes << ",\"sparse_layers\":" << cost.sparse_layers
        << ",\"experts\":" << cost.experts << ",\"top_k\":" << cost.top_k << ",\"matmul_params\":" << cost.matmul_params

@@ -6,6 +6,9 @@
 #   bash bench/run_gpu_bench.sh mixtral                  Mixtral-8x7B shape: batch-1 latency vs its floor
 #   bash bench/run_gpu_bench.sh issue19                  upload tests, mixtral, coldstart (both shapes),
 #                                                        grid (llama3-8b)
+#   bash bench/run_gpu_bench.sh fp8 [llama3-8b]          bf16 and FP8 weights side by side (latency,
+#                                                        prefill, throughput; FP8_SCENARIOS), then the
+#                                                        grid with FP8 weights when FP8_GRID=1
 # Modes' env: GRID_SECONDS (30: each grid cell's floor-time budget), GRID_CELLS (P:O,...),
 # COLD_THREADS (extra cold starts with MII_LOAD_THREADS set to each, e.g. "4 16"),
 # MIXTRAL_SCENARIOS (latency), UPLOAD_TESTS=0 (issue19: skip building and running the GPU suite's
@@ -23,13 +26,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=main
-case ${1:-} in grid | coldstart | mixtral | issue19) mode=$1; shift ;; esac
+case ${1:-} in grid | coldstart | mixtral | issue19 | fp8) mode=$1; shift ;; esac
 OUT=${OUT:-/tmp/out}
 res=/tmp/bench-results log=/tmp/bench-logs
 mkdir -p "$res" "$log" "$OUT"  # results of earlier invocations on this machine stay
 models=("$@")
 if ((${#models[@]} == 0)); then
-  case $mode in grid) models=(llama3-8b) ;; mixtral) models=(mixtral-8x7b) ;; *) models=(mistral-7b llama3-8b) ;; esac
+  case $mode in grid | fp8) models=(llama3-8b) ;; mixtral) models=(mixtral-8x7b) ;; *) models=(mistral-7b llama3-8b) ;; esac
 fi
 # The commit is embedded when mii-bench is built (bench/commit.cmake reads MII_COMMIT, else asks
 # git only when this tree is itself a checkout): `git rev-parse` here would find whatever
@@ -58,13 +61,29 @@ run_cold() {
     echo "cold start $m done: ${SECONDS}s"
   done
 }
-# The throughput grid: TensorRT-LLM's (input, output) cells, random bf16 weights.
+# The throughput grid: TensorRT-LLM's (input, output) cells, random weights (GRID_QUANTIZATION=fp8:
+# FP8 linear layers).
 run_grid() {
+  local q=${GRID_QUANTIZATION:-} tag=${GRID_QUANTIZATION:+-$GRID_QUANTIZATION}
   for m; do
     ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline --scenario grid \
-      --grid-seconds "${GRID_SECONDS:-30}" ${GRID_CELLS:+--grid-cells "$GRID_CELLS"} --label "mii-grid-$m" --out "$res" \
-      2>&1 | tee "$log/mii-grid-$m.log" | grep -E "roofline|loaded|grid|error" || { echo "grid $m failed"; failed=1; }
-    echo "grid $m done: ${SECONDS}s"
+      --grid-seconds "${GRID_SECONDS:-30}" ${GRID_CELLS:+--grid-cells "$GRID_CELLS"} ${q:+--quantization $q} \
+      --label "mii-grid$tag-$m" --out "$res" \
+      2>&1 | tee "$log/mii-grid$tag-$m.log" | grep -E "roofline|loaded|grid|error" || { echo "grid $m failed"; failed=1; }
+    echo "grid$tag $m done: ${SECONDS}s"
+  done
+}
+# bf16 and FP8 linear layers (model_config.quantization = "fp8") on the same shape, one after the
+# other in this call: the ratios issue 18 states its goals in.
+run_fp8() {
+  for m; do
+    for q in bf16 fp8; do
+      ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline \
+        --scenario "${FP8_SCENARIOS:-latency,prefill,throughput}" $([[ $q == fp8 ]] && echo --quantization fp8) \
+        --label "mii-$q-$m" --out "$res" 2>&1 | tee "$log/mii-$q-$m.log" | tail -12 || { echo "$q $m failed"; failed=1; }
+      echo "$q $m done: ${SECONDS}s"
+    done
+    [[ ${FP8_GRID:-0} == 1 ]] && GRID_QUANTIZATION=fp8 run_grid "$m"
   done
 }
 # Mixtral-8x7B shape (93 GB of random bf16 weights): batch-1 latency against the floor of the
@@ -93,6 +112,7 @@ case $mode in
   grid) run_grid "${models[@]}"; finish ;;
   coldstart) run_cold "${models[@]}"; finish ;;
   mixtral) run_mixtral; finish ;;
+  fp8) run_fp8 "${models[@]}"; finish ;;
   issue19)
     [[ ${UPLOAD_TESTS:-1} == 1 ]] && run_upload_tests
     run_mixtral; run_cold mistral-7b llama3-8b; run_grid llama3-8b; finish ;;

@@ -74,6 +74,7 @@ void launch_from(const void* in, void* out, dtype to, std::int64_t n, unsigned b
     case dtype::f32: convert_kernel<From, dtype::f32><<<blocks, 256, 0, stream>>>(in, out, n); break;
     case dtype::f16: convert_kernel<From, dtype::f16><<<blocks, 256, 0, stream>>>(in, out, n); break;
     case dtype::bf16: convert_kernel<From, dtype::bf16><<<blocks, 256, 0, stream>>>(in, out, n); break;
+    case dtype::f8_e4m3: break;  // refused by convert_dtype
   }
 }
 
@@ -81,11 +82,15 @@ void launch_from(const void* in, void* out, dtype to, std::int64_t n, unsigned b
 
 void convert_dtype(const void* in, dtype from, void* out, dtype to, std::int64_t n, cudaStream_t stream) {
   if (n <= 0) return;
+  // FP8 bytes are copied as they are (pre-quantized weights, cuda<D>::load_fp8), never converted.
+  if (from == dtype::f8_e4m3 || to == dtype::f8_e4m3)
+    fail("internal: no device conversion ", dtype_name(from), " -> ", dtype_name(to));
   const unsigned blocks = unsigned(std::min<std::int64_t>((n + 255) / 256, 8192));
   switch (from) {
     case dtype::f32: launch_from<dtype::f32>(in, out, to, n, blocks, stream); break;
     case dtype::f16: launch_from<dtype::f16>(in, out, to, n, blocks, stream); break;
     case dtype::bf16: launch_from<dtype::bf16>(in, out, to, n, blocks, stream); break;
+    case dtype::f8_e4m3: break;
   }
   MII_CUDA_CHECK_LAUNCH();
 }

@@ -63,6 +63,8 @@ void print_usage(std::ostream& os) {
         "  --json                 one JSON object per prompt: {\"index\":I,\"generated_text\":...}\n"
         "  --json --stream        also one line per piece of text: {\"index\":I,\"text\":...,\"token_ids\":[...]}\n"
         "  --backend B            auto (default: GPU when usable), cuda or host\n"
+        "  --quantization fp8     FP8 weights (e4m3, per channel) and inputs (per token) for the\n"
+        "                         linear layers, quantized while loading (docs/quantization.md)\n"
         "  --check-weights        refuse a checkpoint with NaN or infinite weights (one extra pass)\n"
         "  -h, --help             this text\n";
 }
@@ -138,6 +140,7 @@ options parse(int argc, char** argv) {
     else if (a == "--stream") o.stream = true;
     else if (a == "--json") o.json = true;
     else if (a == "--backend") o.config.backend = value();
+    else if (a == "--quantization") o.config.quantization = value();
     else if (a == "--check-weights") o.config.check_weights = true;
     else if (a == "--revision") o.config.revision = value();
     else if (a.starts_with("-")) usage_error("unknown option " + a);

@@ -8,14 +8,16 @@
 
 namespace mii {
 
-enum class dtype : std::uint8_t { f32, f16, bf16 };
+// f8_e4m3: FP8 weights of pre-quantized checkpoints (safetensors "F8_E4M3"), never a compute dtype.
+enum class dtype : std::uint8_t { f32, f16, bf16, f8_e4m3 };
 
-constexpr std::size_t dtype_size(dtype t) { return t == dtype::f32 ? 4 : 2; }
+constexpr std::size_t dtype_size(dtype t) { return t == dtype::f32 ? 4 : t == dtype::f8_e4m3 ? 1 : 2; }
 constexpr std::string_view dtype_name(dtype t) {
   switch (t) {
     case dtype::f32: return "F32";
     case dtype::f16: return "F16";
     case dtype::bf16: return "BF16";
+    case dtype::f8_e4m3: return "F8_E4M3";
   }
   return "?";
 }
@@ -46,5 +48,21 @@ inline bf16_t to_bf16(float f) {
 
 float to_float(fp16_t v);
 fp16_t to_fp16(float f);
+
+// FP8 e4m3 ("e4m3fn": no infinities, 0x7f / 0xff are NaN, largest finite 448), the format of
+// model_config.quantization = "fp8" (backend/fp8.hpp). Conversions as torch's
+// .to(torch.float8_e4m3fn) does them: round to nearest even, subnormals kept, magnitudes that
+// round past 448 (above 464) and NaN become NaN.
+constexpr float e4m3_max = 448.0f;
+std::uint8_t to_e4m3(float f);
+float e4m3_to_float(std::uint8_t v);
+// The scale that maps a row whose largest magnitude is `amax` onto e4m3's range: amax / 448, or
+// 1 for an all-zero row (whose values then stay 0).
+inline float fp8_scale(float amax) { return amax > 0.0f ? amax / e4m3_max : 1.0f; }
+struct e4m3_t {
+  std::uint8_t bits;
+  static constexpr dtype tag = dtype::f8_e4m3;
+};
+inline float to_float(e4m3_t v) { return e4m3_to_float(v.bits); }
 
 }  // namespace mii

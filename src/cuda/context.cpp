@@ -1,10 +1,12 @@
 // The cuda backend's context (device, stream, cuBLASLt handle, staging memory), device memory,
 // host <-> device copies, step metadata upload and weight upload.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "cuda/check.hpp"
+#include "fp8.cuh"
 #include "synthetic.cuh"
 #include "cuda/context_state.hpp"
 
@@ -86,7 +88,7 @@ cuda_context_state::~cuda_context_state() {
   }
   for (device_scratch* s : {&sample_meta, &sample_keys, &sample_keys_sorted, &sample_ids, &sample_ids_sorted,
                             &sample_temp, &sample_out, &moe_logits, &moe_topk_ids, &moe_topk_w, &moe_order, &moe_x,
-                            &moe_gate_up, &moe_inner, &moe_y})
+                            &moe_gate_up, &moe_inner, &moe_y, &fp8_gemm_out, &fp8_staging})
     s->release();
   sample_host.release();
   moe_host.release();
@@ -122,6 +124,20 @@ cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
     const long n = std::strtol(v, &end, 10);
     if (*end != '\0' || n < 0 || n > 1) fail("MII_CUDA_GEMV_MAX_ROWS must be 0 or 1, got \"", v, "\"");
     st.gemv_max_rows = int(n);
+  }
+  if (const char* v = std::getenv("MII_CUDA_FP8_GEMV_MAX_ROWS"); v && *v) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > kernels::fp8_gemv_rows)
+      fail("MII_CUDA_FP8_GEMV_MAX_ROWS must be a row count in 0..", kernels::fp8_gemv_rows, ", got \"", v, "\"");
+    st.fp8_gemv_max_rows = int(n);
+  }
+  if (const char* v = std::getenv("MII_CUDA_FP8_GEMM"); v && *v) {
+    const std::string mode = v;
+    if (mode != "outer" && mode != "fallback")
+      fail("MII_CUDA_FP8_GEMM must be \"outer\" (cuBLASLt applies the FP8 scales; the default) or \"fallback\" "
+           "(unit-scale FP8 GEMM into fp32, then a scaling kernel), got \"", v, "\"");
+    st.fp8_gemm_fallback = mode == "fallback";
   }
 }
 
@@ -224,6 +240,38 @@ std::size_t arena_bytes(std::int64_t elements, std::size_t esize) {
   return (std::size_t(elements) * esize + arena_alignment - 1) / arena_alignment * arena_alignment;
 }
 
+// n elements from the weight arena, or an allocation of their own when it has no room left.
+template <class U>
+cuda_detail::device_buffer<U> take_weight_buffer(cuda_context_state& st, std::int64_t n) {
+  if (const std::size_t need = arena_bytes(n, sizeof(U)); st.arena && need <= st.arena_left) {
+    cuda_detail::device_buffer<U> b(reinterpret_cast<U*>(st.arena_next), n, st.arena);
+    st.arena_next += need;
+    st.arena_left -= need;
+    if (st.arena_left == 0) st.arena.reset();  // the buffers own it now
+    return b;
+  }
+  return cuda_detail::device_buffer<U>(n);
+}
+
+// load_fp8 goes through the fp32 staging this many whole rows at a time.
+std::int64_t fp8_rows_per_piece(const cuda_context_state& st, const model::plan_entry& e) {
+  return std::clamp<std::int64_t>(st.fp8_staging_elements / std::max<std::int64_t>(e.cols, 1), 1, e.rows);
+}
+
+// Rows [first, first + n) of an entry, as an entry of their own.
+model::plan_entry entry_rows(const model::plan_entry& e, std::int64_t first, std::int64_t n) {
+  model::plan_entry part = e;
+  part.runs.clear();
+  part.rows = n;
+  std::int64_t at = 0;  // canonical row of the current run's first row
+  for (const model::row_run& r : e.runs) {
+    const std::int64_t begin = std::max(first, at), end = std::min(first + n, at + r.count);
+    if (begin < end) part.runs.push_back({r.tensor, r.row + (begin - at), end - begin});
+    at += r.count;
+  }
+  return part;
+}
+
 }  // namespace
 
 template <class DType>
@@ -233,13 +281,20 @@ void cuda<DType>::reserve_weights(context& ctx, const model::weight_plan& plan) 
   st.arena_next = nullptr;
   st.arena_left = 0;
   std::size_t bytes = 0;
+  std::int64_t staging = 0;  // fp32 elements of load_fp8's largest piece
   bool read = false, convert = false;
   auto add = [&](const model::plan_entry& e) {
     if (!e.present() || e.numel() == 0) return;
-    bytes += arena_bytes(e.numel(), sizeof(DType));
+    if (e.fp8) {  // load_fp8: e4m3 bytes and fp32 row scales, through the fp32 staging
+      bytes += arena_bytes(e.numel(), 1) + arena_bytes(e.rows, sizeof(float));
+      staging = std::max(staging, fp8_rows_per_piece(st, e) * e.cols);
+    } else {
+      bytes += arena_bytes(e.numel(), sizeof(DType));
+    }
     if (e.synthetic()) return;
     read = true;
-    for (const auto& r : e.runs) convert |= r.tensor->type != DType::tag;
+    const dtype to = e.fp8 ? dtype::f32 : DType::tag;
+    for (const auto& r : e.runs) convert |= r.tensor->type != to;
   };
   for (const auto& e : plan.globals) add(e);
   for (const auto& l : plan.layers)
@@ -254,6 +309,7 @@ void cuda<DType>::reserve_weights(context& ctx, const model::weight_plan& plan) 
   st.arena_left = bytes;
   // Everything that allocates is done before the first copy starts: a device or pinned
   // allocation while copies run may wait for them.
+  if (staging > 0) st.fp8_staging.reserve(std::size_t(staging) * sizeof(float));
   if (read && !st.uploader)
     st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
   if (convert) st.uploader->prepare_conversion();
@@ -263,15 +319,7 @@ template <class DType>
 typename cuda<DType>::template buffer<DType> cuda<DType>::load(context& ctx, const model::plan_entry& e) {
   auto& st = ctx.impl();
   if (e.numel() == 0) return {};
-  buffer<DType> dst;
-  if (const std::size_t need = arena_bytes(e.numel(), sizeof(DType)); st.arena && need <= st.arena_left) {
-    dst = buffer<DType>(reinterpret_cast<DType*>(st.arena_next), e.numel(), st.arena);
-    st.arena_next += need;
-    st.arena_left -= need;
-    if (st.arena_left == 0) st.arena.reset();  // the buffers own it now
-  } else {
-    dst = buffer<DType>(e.numel());
-  }
+  buffer<DType> dst = take_weight_buffer<DType>(st, e.numel());
   if (e.synthetic()) {  // random weights: made on the device, nothing to read or copy
     kernels::fill_synthetic(dst.data(), e.numel(), e.synthetic_key(), e.synthetic_constant(), e.vector, st.stream);
     return dst;
@@ -280,6 +328,31 @@ typename cuda<DType>::template buffer<DType> cuda<DType>::load(context& ctx, con
     st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
   st.uploader->upload(e, DType::tag, dst.data(), st.stream);
   return dst;
+}
+
+template <class DType>
+typename cuda<DType>::fp8_buffers cuda<DType>::load_fp8(context& ctx, const model::plan_entry& e) {
+  auto& st = ctx.impl();
+  if (e.vector) fail("internal: ", e.what, " is a vector and cannot be stored as FP8");
+  if (e.numel() == 0) return {};
+  fp8_buffers b{take_weight_buffer<std::uint8_t>(st, e.numel()), take_weight_buffer<float>(st, e.rows)};
+  // The values as fp32 (exact from any checkpoint dtype, as the host's load), a piece of whole
+  // rows at a time, each quantized on the stream before the next is written into the staging:
+  // the uploader's copies wait for the stream (upload's `before`), the synthetic fill is on it.
+  const std::int64_t per = fp8_rows_per_piece(st, e);
+  float* staging = st.fp8_staging.template as<float>(std::size_t(per * e.cols));
+  if (!e.synthetic() && !st.uploader)
+    st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
+  for (std::int64_t first = 0; first < e.rows; first += per) {
+    const std::int64_t n = std::min(per, e.rows - first);
+    if (e.synthetic())
+      kernels::fill_synthetic(staging, n * e.cols, e.synthetic_key(), e.synthetic_constant(), false, st.stream,
+                              first * e.cols);
+    else
+      st.uploader->upload(entry_rows(e, first, n), dtype::f32, staging, st.stream, st.stream);
+    kernels::quantize_fp8_rows(staging, n, e.cols, b.data.data() + first * e.cols, b.scale.data() + first, st.stream);
+  }
+  return b;
 }
 
 // ---- CUDA graphs -------------------------------------------------------------------------------
@@ -318,9 +391,11 @@ template struct cuda<fp16_t>;
 MII_CUDA_COPIES(bf16_t, bf16_t)
 MII_CUDA_COPIES(bf16_t, float)
 MII_CUDA_COPIES(bf16_t, std::int32_t)
+MII_CUDA_COPIES(bf16_t, std::uint8_t)  // FP8 weights and activations (backend/fp8.hpp)
 MII_CUDA_COPIES(fp16_t, fp16_t)
 MII_CUDA_COPIES(fp16_t, float)
 MII_CUDA_COPIES(fp16_t, std::int32_t)
+MII_CUDA_COPIES(fp16_t, std::uint8_t)
 #undef MII_CUDA_COPIES
 
 }  // namespace mii::backend

@@ -47,6 +47,9 @@ struct gemm_key {
   int in_type = 0, out_type = 0;     // cudaDataType_t
   bool bias_epilogue = false;
   std::uint8_t align_x = 0, align_w = 0, align_y = 0, align_bias = 0;  // pointer alignment, bytes (<= 16)
+  // cublasLtMatmulMatrixScale_t of both operands: 0 (scalar; bf16/fp16 plans and FP8 plans with
+  // unit scales) or CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F (FP8 per-row / per-token scales).
+  std::uint8_t scale_mode = 0;
   bool operator==(const gemm_key&) const = default;
 };
 struct gemm_key_hash {
@@ -57,7 +60,7 @@ struct gemm_key_hash {
     mix(std::size_t(k.out));
     mix(std::size_t(k.in_type) * 131 + std::size_t(k.out_type));
     mix(std::size_t(k.bias_epilogue) | std::size_t(k.align_x) << 1 | std::size_t(k.align_w) << 9 |
-        std::size_t(k.align_y) << 17 | std::size_t(k.align_bias) << 25);
+        std::size_t(k.align_y) << 17 | std::size_t(k.align_bias) << 25 | std::size_t(k.scale_mode) << 33);
     return h;
   }
 };
@@ -65,6 +68,9 @@ struct gemm_plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  // False for an FP8 plan cuBLASLt has no algorithm for (descriptors released): the shape's
+  // decision to take linear_fp8's fallback, remembered (src/cuda/gemm_fp8.cu).
+  bool found = true;
 };
 
 struct cuda_context_state {
@@ -97,6 +103,24 @@ struct cuda_context_state {
   // (MII_CUDA_GEMV_MAX_ROWS=0 sends everything to cuBLASLt, for comparisons).
   std::unordered_map<gemm_key, gemm_plan, gemm_key_hash> gemm_plans;
   int gemv_max_rows = 1;
+
+  // FP8 linear layers (src/cuda/gemm_fp8.cu). Up to fp8_gemv_max_rows rows take the FP8 GEMV:
+  // 8, the most its n = 8 tile holds, and on an H200 it beats cuBLASLt at every count up to 8
+  // (20-21 us against 30 us for a 4096 x 14336 weight); MII_CUDA_FP8_GEMV_MAX_ROWS=0..8 for
+  // comparisons. More rows take cuBLASLt with per-row / per-token scales (outer-vector scale
+  // mode), or, for a shape cuBLASLt refuses that mode for (or with MII_CUDA_FP8_GEMM=fallback),
+  // an FP8 GEMM with unit scales into fp32 (fp8_gemm_out) and a kernel applying the scales.
+  int fp8_gemv_max_rows = 8;
+  bool fp8_gemm_fallback = false;
+  // The fallback's fp32 product. Grown outside graph capture only (growing frees the old block);
+  // a call being captured takes memory of its own from the stream-ordered allocator instead (a
+  // memory node of the graph), so no graph ever points into this buffer.
+  device_scratch fp8_gemm_out;
+  // load_fp8: an FP8 entry's values as fp32, fp8_staging_elements at most at a time (whole rows;
+  // at least one), quantized on the device before the next piece is uploaded into it (the
+  // uploader's copies wait for the stream). Reserved by reserve_weights; kept with the context.
+  device_scratch fp8_staging;
+  std::int64_t fp8_staging_elements = std::int64_t(4) << 20;  // 16 MiB of fp32
 
   // Sampler scratch.
   device_scratch sample_meta, sample_keys, sample_keys_sorted, sample_ids, sample_ids_sorted, sample_temp, sample_out;

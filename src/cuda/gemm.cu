@@ -13,6 +13,7 @@
 #include "common.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
+#include "cuda/gemm_support.hpp"
 
 namespace mii::backend {
 namespace {
@@ -92,27 +93,7 @@ void launch_gemv(cudaStream_t stream, const T* x, int rows, std::int64_t in, con
   MII_CUDA_CHECK_LAUNCH();
 }
 
-// ---- bias when the cuBLASLt epilogue cannot take it -------------------------------------------
-
-template <class T, class Out>
-__global__ void add_bias_kernel(Out* __restrict__ y, const T* __restrict__ bias, std::int64_t rows, std::int64_t out) {
-  const std::int64_t n = rows * out;
-  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x)
-    y[i] = kernels::from_f32<Out>(kernels::to_f32(y[i]) + kernels::to_f32(bias[i % out]));
-}
-
 // ---- cuBLASLt --------------------------------------------------------------------------------
-
-template <class T> constexpr cudaDataType_t cuda_type = CUDA_R_32F;
-template <> constexpr cudaDataType_t cuda_type<__nv_bfloat16> = CUDA_R_16BF;
-template <> constexpr cudaDataType_t cuda_type<__half> = CUDA_R_16F;
-
-std::uint8_t alignment(const void* p) {
-  const auto v = reinterpret_cast<std::uintptr_t>(p);
-  for (std::uint8_t a = 16; a > 1; a = std::uint8_t(a / 2))
-    if (v % a == 0) return a;
-  return 1;
-}
 
 const gemm_plan& prepare_plan(cuda_context_state& st, const gemm_key& key) {
   if (auto it = st.gemm_plans.find(key); it != st.gemm_plans.end()) return it->second;
@@ -151,14 +132,7 @@ const gemm_plan& prepare_plan(cuda_context_state& st, const gemm_key& key) {
   MII_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.y, out_type, std::uint64_t(key.out), std::uint64_t(key.rows), key.out));
 
   MII_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const std::uint64_t workspace = st.workspace_bytes;
-  MII_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-                                                        sizeof(workspace)));
-  const std::uint32_t align_a = key.align_w, align_b = key.align_x, align_c = key.align_y, align_d = key.align_y;
-  MII_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
-  MII_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
-  MII_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c, sizeof(align_c)));
-  MII_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)));
+  set_preference(st, key, pref);
 
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;

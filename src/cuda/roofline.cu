@@ -1,6 +1,7 @@
 // Measures the machine's ceilings (see include/mii/backend/cuda/roofline.hpp).
 #include <cublasLt.h>
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -22,6 +23,11 @@ __global__ void fill_random_bf16(__nv_bfloat16* p, std::size_t n, std::uint32_t 
     z ^= z >> 13;
     p[i] = __float2bfloat16(float(z & 0xffff) / 65536.0f - 0.5f);  // random data, never zeros
   }
+}
+
+__global__ void bf16_to_e4m3(const __nv_bfloat16* in, __nv_fp8_e4m3* out, std::size_t n) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    out[i] = __nv_fp8_e4m3(__bfloat162float(in[i]) * 448.0f);  // random bytes over e4m3's whole range
 }
 
 template <class F>
@@ -115,6 +121,38 @@ ceilings measure(int device, std::size_t copy_bytes, int n) {
     MII_CUBLAS_CHECK(cublasLtMatmul(lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo, ws, ws_bytes, s));
   });
   c.bf16_flops_per_s = 2.0 * double(n) * n * n / (gemm_ms * 1e-3);
+
+  // The same product with e4m3 operands (FP8 GEMMs must be "TN": A transposed), bf16 out, unit scales.
+  {
+    __nv_fp8_e4m3 *a8, *b8;
+    MII_CUDA_CHECK(cudaMalloc(&a8, elems));
+    MII_CUDA_CHECK(cudaMalloc(&b8, elems));
+    bf16_to_e4m3<<<1024, 256, 0, s>>>(a, a8, elems);
+    MII_CUDA_CHECK_LAUNCH();
+    bf16_to_e4m3<<<1024, 256, 0, s>>>(b, b8, elems);
+    MII_CUDA_CHECK_LAUNCH();
+    cublasLtMatmulDesc_t op8;
+    MII_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op8, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t transpose = CUBLAS_OP_T;
+    MII_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op8, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
+    cublasLtMatrixLayout_t la8, lb8;
+    MII_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la8, CUDA_R_8F_E4M3, n, n, n));
+    MII_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb8, CUDA_R_8F_E4M3, n, n, n));
+    cublasLtMatmulHeuristicResult_t heur8{};
+    int found8 = 0;
+    MII_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op8, la8, lb8, ld, ld, pref, 1, &heur8, &found8));
+    if (found8) {
+      const double ms8 = median_ms(s, 10, [&] {
+        MII_CUBLAS_CHECK(cublasLtMatmul(lt, op8, &alpha, a8, la8, b8, lb8, &beta, d, ld, d, ld, &heur8.algo, ws, ws_bytes, s));
+      });
+      c.e4m3_flops_per_s = 2.0 * double(n) * n * n / (ms8 * 1e-3);
+    }
+    MII_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la8));
+    MII_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb8));
+    MII_CUBLAS_CHECK(cublasLtMatmulDescDestroy(op8));
+    MII_CUDA_CHECK(cudaFree(a8));
+    MII_CUDA_CHECK(cudaFree(b8));
+  }
   MII_CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
   MII_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(la));
   MII_CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(lb));

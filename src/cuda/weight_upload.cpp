@@ -38,6 +38,7 @@ weight_uploader::weight_uploader(int device, int threads, std::size_t slot_bytes
     }
     for (cudaStream_t& s : streams_) MII_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     for (cudaEvent_t& e : queued_) MII_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    MII_CUDA_CHECK(cudaEventCreateWithFlags(&before_, cudaEventDisableTiming));
     for (std::size_t i = 0; i < n; ++i) {
       slots_[i].host = pinned_ + i * slot_bytes_;
       slots_[i].stream = int(i % streams_.size());
@@ -69,6 +70,7 @@ void weight_uploader::release_all() noexcept {
   slots_.clear();
   for (cudaEvent_t& e : queued_)
     if (e) (void)cudaEventDestroy(std::exchange(e, nullptr));
+  if (before_) (void)cudaEventDestroy(std::exchange(before_, nullptr));
   for (cudaStream_t& s : streams_)
     if (s) (void)cudaStreamDestroy(std::exchange(s, nullptr));
   if (pinned_) (void)cudaFreeHost(std::exchange(pinned_, nullptr));
@@ -88,7 +90,7 @@ void weight_uploader::prepare_conversion() {
   for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i].device = static_cast<std::byte*>(device_staging_) + i * slot_bytes_;
 }
 
-void weight_uploader::upload(const model::plan_entry& e, dtype to, void* dst, cudaStream_t after) {
+void weight_uploader::upload(const model::plan_entry& e, dtype to, void* dst, cudaStream_t after, cudaStream_t before) {
   auto j = std::make_shared<job>();
   j->to = to;
   j->dst = static_cast<std::byte*>(dst);
@@ -118,6 +120,10 @@ void weight_uploader::upload(const model::plan_entry& e, dtype to, void* dst, cu
   if (written != e.rows) fail("internal: plan for ", e.what, " has ", written, " rows, expected ", e.rows);
   if (j->pieces.empty()) return;
   if (convert) prepare_conversion();
+  if (before) {  // every piece below is queued on a copy stream after this wait
+    MII_CUDA_CHECK(cudaEventRecord(before_, before));
+    for (cudaStream_t s : streams_) MII_CUDA_CHECK(cudaStreamWaitEvent(s, before_, 0));
+  }
   if (j->pieces.size() > 1 && !helpers_.empty()) {
     {
       const std::lock_guard lock(job_m_);

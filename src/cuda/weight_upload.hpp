@@ -44,8 +44,10 @@ class weight_uploader {
   weight_uploader& operator=(const weight_uploader&) = delete;
 
   // Fills `dst` (e.numel() elements of `to`) with the entry's rows and columns, as
-  // model::materialize would; `after` waits for the copies.
-  void upload(const model::plan_entry& e, dtype to, void* dst, cudaStream_t after);
+  // model::materialize would; `after` waits for the copies. With `before`, the copies also wait
+  // for the work queued on it so far: a `dst` reused while kernels may still read it (load_fp8's
+  // fp32 staging) is not overwritten early, and the host does not wait for them.
+  void upload(const model::plan_entry& e, dtype to, void* dst, cudaStream_t after, cudaStream_t before = nullptr);
   // Allocates the device staging that dtype conversions go through now, rather than at the first
   // conversion (a device allocation may wait for the copies in flight).
   void prepare_conversion();
@@ -92,6 +94,7 @@ class weight_uploader {
   std::vector<slot> slots_;
   std::array<cudaStream_t, 2> streams_{};
   std::array<cudaEvent_t, 2> queued_{};  // the compute stream waits on these after an upload
+  cudaEvent_t before_ = nullptr;         // upload's `before`: the copy streams wait on it
 
   std::mutex slot_m_;
   std::condition_variable slot_free_;

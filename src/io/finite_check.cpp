@@ -46,6 +46,7 @@ std::optional<non_finite_element> first_non_finite(const tensor_view& t) {
     case dtype::f32: at = first_all_ones_exponent<std::uint32_t, 0x7f800000u>(t.bytes.data(), n); break;
     case dtype::f16: at = first_all_ones_exponent<std::uint16_t, 0x7c00u>(t.bytes.data(), n); break;
     case dtype::bf16: at = first_all_ones_exponent<std::uint16_t, 0x7f80u>(t.bytes.data(), n); break;
+    case dtype::f8_e4m3: at = first_all_ones_exponent<std::uint8_t, 0x7fu>(t.bytes.data(), n); break;  // NaN: s1111111
   }
   if (!at) return std::nullopt;
   non_finite_element e{*at, 0.0f};

@@ -9,6 +9,7 @@
 #include <mii/error.hpp>
 
 #include "io/json_reader.hpp"
+#include "io/quantization_config.hpp"
 
 namespace mii::io {
 namespace {
@@ -286,14 +287,10 @@ static hf_config parse_config_document(const detail::json_document& doc, const s
   c.model_type = root.get_string("model_type").value_or("");
   if (c.model_type.empty() && c.architectures.empty())
     root.invalid("model_type", "and 'architectures' are both missing: cannot tell which model this is");
-  // Quantized checkpoints (FP8, AWQ, GPTQ, bitsandbytes, ...) hold tensors that are not the
-  // weights themselves: refused here, naming the method, instead of at the first odd tensor.
-  if (auto q = root.get_object("quantization_config")) {
-    const std::string method = q->get_string("quant_method").value_or("");
-    q->invalid("quant_method", (method.empty() ? std::string("is missing") : "is \"" + method + "\"") +
-                                   ": mii loads unquantized checkpoints only (bf16, fp16 or fp32 weights); load the "
-                                   "model's unquantized release instead");
-  }
+  // Quantized checkpoints hold tensors that are not the weights themselves: the FP8 scheme mii
+  // runs is read, the others (AWQ, GPTQ, bitsandbytes, block-wise FP8, ...) refused here naming
+  // the field, instead of at the first odd tensor.
+  c.quantization = read_quantization_config(root);
   const type_defaults d = defaults_for(c.model_type);
   const std::string& mt = c.model_type;
 

@@ -26,6 +26,7 @@ std::optional<dtype> parse_dtype(std::string_view s) {
   if (s == "F32") return dtype::f32;
   if (s == "F16") return dtype::f16;
   if (s == "BF16") return dtype::bf16;
+  if (s == "F8_E4M3") return dtype::f8_e4m3;
   return std::nullopt;
 }
 
@@ -128,7 +129,7 @@ safetensors_file safetensors_file::open(const std::filesystem::path& path) {
     const auto type = parse_dtype(type_name);
     if (!type)
       fail(where, ": tensor '", key, "' has dtype ", type_name,
-           ", which mii cannot load (supported: F32, F16, BF16)");
+           ", which mii cannot load (supported: F32, F16, BF16, F8_E4M3)");
     if (offsets.size() != 2)
       entry.invalid("data_offsets", "must hold exactly two integers [begin, end]");
     std::int64_t numel = 1;
@@ -335,6 +336,8 @@ Out store_from_float(float f) {
     return f;
   } else if constexpr (std::is_same_v<Out, bf16_t>) {
     return to_bf16(f);
+  } else if constexpr (std::is_same_v<Out, e4m3_t>) {
+    return e4m3_t{to_e4m3(f)};
   } else {
     return to_fp16(f);
   }
@@ -351,6 +354,7 @@ void convert_from(const void* in, dtype to, void* out, std::int64_t n) {
     case dtype::f32: return convert_typed<In, float>(in, out, n);
     case dtype::f16: return convert_typed<In, fp16_t>(in, out, n);
     case dtype::bf16: return convert_typed<In, bf16_t>(in, out, n);
+    case dtype::f8_e4m3: return convert_typed<In, e4m3_t>(in, out, n);
   }
 }
 }  // namespace
@@ -364,6 +368,7 @@ void convert(const void* in, dtype from, dtype to, void* out, std::int64_t count
     case dtype::f32: return convert_from<float>(in, to, out, count);
     case dtype::f16: return convert_from<fp16_t>(in, to, out, count);
     case dtype::bf16: return convert_from<bf16_t>(in, to, out, count);
+    case dtype::f8_e4m3: return convert_from<e4m3_t>(in, to, out, count);
   }
 }
 

@@ -1,5 +1,6 @@
 #include <mii/model/weight_plan.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -279,18 +280,87 @@ struct planner {
   }
 };
 
+// Pre-quantized FP8 checkpoints: an entry of a dense linear weight whose tensors hold e4m3 bytes
+// takes the matching rows of their `.weight_scale` tensors (per channel [rows, 1] or [rows], per
+// tensor [1] or []); e4m3 anywhere else is refused naming the tensor.
+void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<std::string, std::less<>>& used) {
+  auto where = [](const io::tensor_view& t) { return (t.file ? t.file->string() + ": " : std::string()) + "tensor '" + t.name + "'"; };
+  auto refuse_f8 = [&](const plan_entry& e) {
+    for (const auto& r : e.runs)
+      if (r.tensor->type == dtype::f8_e4m3)
+        fail(where(*r.tensor), " is F8_E4M3, but mii runs FP8 for the dense linear layers only (attention qkv / o, "
+             "MLP gate-up / down); ", e.what, " must be stored as BF16, F16 or F32");
+  };
+  for (const auto& e : plan.globals) refuse_f8(e);
+  for (const auto* group : {&plan.expert_up, &plan.expert_down})
+    for (const auto& l : *group)
+      for (const auto& e : l) refuse_f8(e);
+  for (auto& layer : plan.layers)
+    for (std::size_t s = 0; s < layer.size(); ++s) {
+      plan_entry& e = layer[s];
+      const auto slot = layer_slot(s);
+      const bool linear = slot == layer_slot::qkv_w || slot == layer_slot::o_w || slot == layer_slot::up_w ||
+                          slot == layer_slot::down_w;
+      if (!linear || !e.present()) {
+        refuse_f8(e);
+        continue;
+      }
+      std::size_t f8 = 0;
+      for (const auto& r : e.runs) f8 += r.tensor->type == dtype::f8_e4m3;
+      if (f8 == 0) continue;
+      for (const auto& r : e.runs) {
+        const io::tensor_view& t = *r.tensor;
+        if (t.type != dtype::f8_e4m3)
+          fail(where(t), " is ", dtype_name(t.type), " while the rest of ", e.what,
+               " is F8_E4M3: a quantized checkpoint must quantize all of it");
+        const std::string base = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
+        if (const auto* in = ckpt.find(base + ".input_scale"))
+          fail(where(*in), ": static FP8 input scales are not supported (mii quantizes activations per token, "
+               "dynamically: llm-compressor's FP8_DYNAMIC scheme)");
+        const std::string scale_name = base + ".weight_scale";
+        const io::tensor_view& sc = ckpt.get(scale_name);
+        used.insert(scale_name);
+        const std::int64_t rows = t.shape.empty() ? 0 : t.shape[0];
+        const bool per_tensor = sc.numel() == 1;
+        const bool per_row = sc.numel() == rows && (sc.shape.size() == 1 || (sc.shape.size() == 2 && sc.shape[1] == 1));
+        if (!per_tensor && !per_row)
+          fail(where(sc), " has shape ", sc.shape_string(), "; the scales of ", t.name, " ", t.shape_string(),
+               " must be [", rows, ", 1] (per channel) or [1] (per tensor)");
+        if (sc.type == dtype::f8_e4m3) fail(where(sc), " is F8_E4M3; scales must be F32, BF16 or F16");
+        e.scale_runs.push_back(row_run{&sc, per_tensor ? 0 : r.row, r.count});
+      }
+      e.fp8 = true;
+    }
+}
+
 }  // namespace
 
-weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt) {
+weight_quantization parse_quantization(std::string_view name) {
+  if (name.empty() || name == "none") return weight_quantization::none;
+  if (name == "fp8") return weight_quantization::fp8;
+  fail("model_config.quantization must be \"fp8\" or empty (no quantization), got \"", name, "\"");
+}
+
+weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt,
+                         weight_quantization quantization) {
   std::set<std::string, std::less<>> used;
   weight_plan plan = planner{arch, *arch.names, shape, ckpt, used}.plan();
-  if (!ckpt.is_synthetic()) refuse_unused_tensors(arch, shape, ckpt, used);
+  if (!ckpt.is_synthetic()) {
+    attach_fp8_scales(plan, ckpt, used);
+    refuse_unused_tensors(arch, shape, ckpt, used);
+  }
+  if (quantization == weight_quantization::fp8)
+    for (auto& layer : plan.layers)
+      for (layer_slot s : {layer_slot::qkv_w, layer_slot::o_w, layer_slot::up_w, layer_slot::down_w})
+        if (auto& e = layer[std::size_t(s)]; e.present() && !e.vector) e.fp8 = true;
   return plan;
 }
 
 std::size_t weight_plan::total_bytes(dtype as) const {
   std::size_t n = 0;
-  auto add = [&](const plan_entry& e) { n += std::size_t(e.numel()) * dtype_size(as); };
+  auto add = [&](const plan_entry& e) {
+    n += e.fp8 ? std::size_t(e.numel()) + std::size_t(e.rows) * sizeof(float) : std::size_t(e.numel()) * dtype_size(as);
+  };
   for (const auto& e : globals) add(e);
   for (const auto& l : layers)
     for (const auto& e : l) add(e);
@@ -318,6 +388,22 @@ float plan_entry::synthetic_value(std::int64_t i) const {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
   return (float(z >> 40) * (1.0f / 16777216.0f) - 0.5f) * 0.04f;
+}
+
+void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale) {
+  if (!e.prequantized()) fail("internal: ", e.what, " is not a pre-quantized FP8 entry");
+  materialize(e, dtype::f8_e4m3, data);
+  std::int64_t written = 0;
+  for (const row_run& s : e.scale_runs) {
+    if (s.tensor->numel() == 1) {
+      float v = 0;
+      io::convert(*s.tensor, dtype::f32, &v, 0, 1);
+      std::fill(scale + written, scale + written + s.count, v);
+    } else {
+      io::convert(*s.tensor, dtype::f32, scale + written, s.row, s.count);
+    }
+    written += s.count;
+  }
 }
 
 void materialize(const plan_entry& e, dtype to, void* out) {

@@ -32,7 +32,7 @@ def write(target, name, data):
 
 
 # ---- safetensors -------------------------------------------------------------------------------
-DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U8": 1}
+DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "I64": 8, "U8": 1}
 
 
 def safetensors_bytes(tensors, metadata=None, pad=True, data_fill=None):

@@ -316,6 +316,60 @@ TEST_CASE("config.json errors name the file and the field", "[io][config]") {
              Contains("'quantization_config.quant_method'") && Contains("is missing"));
 }
 
+// compressed-tensors FP8 as llm-compressor writes its FP8_DYNAMIC scheme (the config of e.g.
+// neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8-dynamic): read; each way it can differ from the scheme
+// mii runs is refused naming the field and the value.
+TEST_CASE("config.json: compressed-tensors FP8_DYNAMIC is read, other quantization schemes are refused", "[io][config]") {
+  const std::string group = R"("targets": ["Linear"], "output_activations": null,
+      "weights": {"num_bits": 8, "type": "float", "symmetric": true, "dynamic": false, "strategy": "channel",
+                  "group_size": null, "block_structure": null, "actorder": null, "observer": "minmax", "observer_kwargs": {}},
+      "input_activations": {"num_bits": 8, "type": "float", "symmetric": true, "dynamic": true, "strategy": "token",
+                            "group_size": null, "block_structure": null, "actorder": null, "observer": null, "observer_kwargs": {}})";
+  auto config = [&](const std::string& g, const std::string& extra = "") {
+    return R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
+      "format": "float-quantized", "quantization_status": "compressed", "ignore": ["lm_head"], "kv_cache_scheme": null,
+      "config_groups": {"group_0": {)" + g + "}" + extra + "}}}";
+  };
+  auto replaced = [&](std::string from, std::string to) {
+    std::string g = group;
+    const auto at = g.find(from);
+    REQUIRE(at != std::string::npos);
+    return g.replace(at, from.size(), to);
+  };
+  const auto c = io::parse_hf_config(config(group), "test/config.json");
+  CHECK(c.quantization.fp8);
+  CHECK(c.quantization.ignore == std::vector<std::string>{"lm_head"});
+  CHECK_FALSE(io::parse_hf_config(R"({"model_type": "llama"})", "test/config.json").quantization.fp8);
+  auto msg = [&](const std::string& json) { return MII_ERROR_MESSAGE(io::parse_hf_config(json, "test/config.json")); };
+  // per-tensor weight scales load too
+  CHECK(io::parse_hf_config(config(replaced(R"("strategy": "channel")", R"("strategy": "tensor")")), "c").quantization.fp8);
+  CHECK_THAT(msg(config(replaced(R"("strategy": "channel")", R"("strategy": "block")"))),
+             Contains("test/config.json") && Contains("'quantization_config.config_groups.group_0.weights.strategy'") &&
+                 Contains("\"block\"") && Contains("FP8_DYNAMIC"));
+  CHECK_THAT(msg(config(replaced(R"("num_bits": 8, "type": "float", "symmetric": true, "dynamic": false)",
+                                 R"("num_bits": 4, "type": "int", "symmetric": true, "dynamic": false)"))),
+             Contains("'quantization_config.config_groups.group_0.weights.type'") && Contains("\"int\""));
+  CHECK_THAT(msg(config(replaced(R"("dynamic": true, "strategy": "token")", R"("dynamic": false, "strategy": "tensor")"))),
+             Contains("'quantization_config.config_groups.group_0.input_activations.dynamic'") && Contains("static"));
+  CHECK_THAT(msg(config(replaced(R"("input_activations": {)", R"("input_activations": null, "unused": {)"))),
+             Contains("'quantization_config.config_groups.group_0.input_activations'") && Contains("weight-only"));
+  CHECK_THAT(msg(config(group, R"(, "group_1": {)" + group + "}")),
+             Contains("'quantization_config.config_groups.group_1'") && Contains("second config group"));
+  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
+                     "format": "pack-quantized", "config_groups": {}}})"),
+             Contains("'quantization_config.format'") && Contains("\"pack-quantized\""));
+  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
+                     "format": "float-quantized", "config_groups": {}}})"),
+             Contains("'quantization_config.config_groups'") && Contains("no config group"));
+  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
+                     "kv_cache_scheme": {"num_bits": 8}, "config_groups": {"g": {)" + group + "}}}}"),
+             Contains("'quantization_config.kv_cache_scheme'"));
+  // transformers' own block-wise FP8 (DeepSeek style): refused, naming what does load
+  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})"),
+             Contains("'quantization_config.quant_method'") && Contains("\"fp8\"") && Contains("compressed-tensors") &&
+                 Contains("--quantization fp8"));
+}
+
 // Values no model can have, which used to load and compute garbage (an eps <= 0 gives NaN
 // logits, read as token 0 by greedy decoding) or to be replaced silently (max_position_embeddings
 // 0 became model_config.max_context): refused naming the field and the value.

@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cmath>
+#include <fstream>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -532,12 +533,34 @@ TEST_CASE("safetensors: malformed files name the file, the tensor and the values
                             R"({"w": {"dtype": "F16", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", 8);
     CHECK_THAT(MII_ERROR_MESSAGE(open(q)), Contains("'w") && Contains("[4294967296, 4294967296]"));
   }
+  SECTION("F8_E4M3 tensors load and decode as torch's float8_e4m3fn") {
+    const auto p = raw_file(dir, "f8.safetensors", R"({"w": {"dtype": "F8_E4M3", "shape": [6], "data_offsets": [0, 6]}})", 6);
+    // 1, -1, 448 (largest), 2^-9 (smallest subnormal), 2^-6 (smallest normal), 0.5
+    const unsigned char bytes[6] = {0x38, 0xb8, 0x7e, 0x01, 0x08, 0x30};
+    {
+      std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(-6, std::ios::end);
+      f.write(reinterpret_cast<const char*>(bytes), 6);
+    }
+    const auto file = open(p);
+    const auto* t = file.find("w");
+    REQUIRE(t);
+    CHECK(t->type == dtype::f8_e4m3);
+    float v[6];
+    io::convert(*t, dtype::f32, v);
+    CHECK(v[0] == 1.0f);
+    CHECK(v[1] == -1.0f);
+    CHECK(v[2] == 448.0f);
+    CHECK(v[3] == std::ldexp(1.0f, -9));
+    CHECK(v[4] == std::ldexp(1.0f, -6));
+    CHECK(v[5] == 0.5f);
+  }
   SECTION("dtypes mii cannot load") {
-    for (const std::string type : {"I64", "F8_E4M3", "F64", "BOOL"}) {
+    for (const std::string type : {"I64", "F8_E5M2", "F64", "BOOL"}) {
       const auto p = raw_file(dir, type + ".safetensors",
                               R"({"w": {"dtype": ")" + type + R"(", "shape": [1], "data_offsets": [0, 8]}})", 8);
       CHECK_THAT(MII_ERROR_MESSAGE(open(p)), Contains(p.string()) && Contains("'w'") && Contains("dtype " + type) &&
-                                                 Contains("F32, F16, BF16"));
+                                                 Contains("F32, F16, BF16, F8_E4M3"));
     }
   }
   SECTION("a negative dimension") {

@@ -37,16 +37,19 @@ inline std::vector<std::vector<std::int32_t>> int_lists(const detail::json_objec
   return out;
 }
 
-inline model_reference load_reference(const std::string& name) {
+// `variant`: "" for transformers' fp32 reference (reference.json / .safetensors), "fp8" for the
+// same model with FP8 linear layers (reference_fp8.*, tests/fixtures/make_fp8_references.py).
+inline model_reference load_reference(const std::string& name, const std::string& variant = "") {
   const auto dir = fixture_dir(name);
-  const auto doc = detail::json_document::from_file(dir / "reference.json");
+  const std::string stem = variant.empty() ? "reference" : "reference_" + variant;
+  const auto doc = detail::json_document::from_file(dir / (stem + ".json"));
   const auto root = detail::json_object::expect(doc.root(), doc.origin(), "");
   model_reference r;
   r.prompts = int_lists(root, "prompts");
   r.greedy = int_lists(root, "greedy");
   r.long_prompts = int_lists(root, "long_prompts");
   r.long_greedy = int_lists(root, "long_greedy");
-  const auto file = io::safetensors_file::open(dir / "reference.safetensors");
+  const auto file = io::safetensors_file::open(dir / (stem + ".safetensors"));
   for (std::size_t i = 0; i < r.prompts.size(); ++i) {
     const auto* t = file.find("logits." + std::to_string(i));
     if (!t) throw std::runtime_error("reference logits missing for " + name);

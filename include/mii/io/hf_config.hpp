@@ -28,10 +28,17 @@ struct rope_config {
   double partial_rotary_factor = 1.0;       // fraction of head_dim that rotates (Phi-2: 0.4)
 };
 
+// A pre-quantized checkpoint, from config.json's quantization_config (src/io/quantization_config.cpp).
+struct checkpoint_quantization {
+  bool fp8 = false;                 // compressed-tensors FP8: e4m3 weights + weight_scale, dynamic activations
+  std::vector<std::string> ignore;  // module names left unquantized ("lm_head", "re:.*mlp.gate$")
+};
+
 struct hf_config {
   std::filesystem::path file;               // where it came from, for messages
   std::vector<std::string> architectures;   // e.g. {"MistralForCausalLM"}
   std::string model_type;                   // e.g. "mistral"
+  checkpoint_quantization quantization;    // quantization_config (none: unquantized weights)
 
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;

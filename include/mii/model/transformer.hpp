@@ -7,11 +7,13 @@
 // tensor parallelism each rank holds its slice (model_shape) and the communicator all-reduces
 // the row-parallel outputs and gathers the vocab-parallel logits.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include <mii/backend/fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/error.hpp>
@@ -170,6 +172,18 @@ class transformer {
     return b.empty() ? nullptr : b.data();
   }
 
+  // y[n, out_dim] = in[n, in_dim] * W^T (+ bias) (+ y) with layer L's weight in `slot`: the FP8
+  // path when the plan quantized it (plan_entry::fp8), else the compute dtype's GEMM.
+  void linear(context& ctx, std::int64_t L, layer_slot slot, const T* in, std::int64_t n, std::int64_t in_dim,
+              std::int64_t out_dim, const T* bias, T* y, bool accumulate = false) {
+    const auto& q = layers_[std::size_t(L)].q[std::size_t(slot)];
+    if (!q.empty())
+      Backend::linear_fp8(ctx, in, n, in_dim, q.view(), out_dim, bias, y, accumulate,
+                          backend::fp8_scratch{fp8_x_.data(), fp8_scale_.data()});
+    else
+      Backend::linear(ctx, in, n, in_dim, lw(L, slot), out_dim, bias, y, accumulate);
+  }
+
   // What a wiring policy with its own forward (layers::sandwich_norms) sees of layer L: its norms
   // by role, attention and MLP with their all-reduces, the residual stream and scratch rows.
   template <class Comm>
@@ -210,8 +224,7 @@ class transformer {
   void attention_block(context& ctx, const backend::step_batch& b, std::int64_t L, const T* in,
                        backend::kv_layer<T> cache, T* out) {
     const std::int64_t n = b.n_tokens;
-    Backend::linear(ctx, in, n, shape_.hidden, lw(L, layer_slot::qkv_w), shape_.qkv_dim(), lw(L, layer_slot::qkv_b),
-                    qkv_.data());
+    linear(ctx, L, layer_slot::qkv_w, in, n, shape_.hidden, shape_.qkv_dim(), lw(L, layer_slot::qkv_b), qkv_.data());
     const layer_attributes la = shape_.layer(L);  // window, rope and soft-cap of this layer
     const backend::attention_shape as{std::int32_t(shape_.local_heads), std::int32_t(shape_.local_kv_heads),
                                       std::int32_t(shape_.head_dim), shape_.attention_scale(),
@@ -224,8 +237,7 @@ class transformer {
     Backend::attention(ctx, b, qkv_.data(), as,
                        backend::kv_layer<const T>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
                        att_.data());
-    Backend::linear(ctx, att_.data(), n, shape_.q_dim(), lw(L, layer_slot::o_w), shape_.hidden, lw(L, layer_slot::o_b),
-                    out);
+    linear(ctx, L, layer_slot::o_w, att_.data(), n, shape_.q_dim(), shape_.hidden, lw(L, layer_slot::o_b), out);
   }
 
   void mlp_block(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
@@ -242,14 +254,14 @@ class transformer {
     const std::int64_t H = shape_.hidden, F = shape_.local_ffn;
     constexpr auto A = traits::activation;
     if constexpr (K == layers::mlp_kind::gated) {
-      Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), 2 * F, nullptr, gu_.data());
+      linear(ctx, L, layer_slot::up_w, in, n, H, 2 * F, nullptr, gu_.data());
       Backend::template gated_act<A>(ctx, gu_.data(), n, F, inner_.data());
-      Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
+      linear(ctx, L, layer_slot::down_w, inner_.data(), n, F, H, lw(L, layer_slot::down_b), out, accumulate);
     } else {
       static_assert(K == layers::mlp_kind::plain, "an MoE architecture's dense layers are of its experts' kind");
-      Backend::linear(ctx, in, n, H, lw(L, layer_slot::up_w), F, lw(L, layer_slot::up_b), inner_.data());
+      linear(ctx, L, layer_slot::up_w, in, n, H, F, lw(L, layer_slot::up_b), inner_.data());
       Backend::template act<A>(ctx, inner_.data(), n, F);
-      Backend::linear(ctx, inner_.data(), n, F, lw(L, layer_slot::down_w), H, lw(L, layer_slot::down_b), out, accumulate);
+      linear(ctx, L, layer_slot::down_w, inner_.data(), n, F, H, lw(L, layer_slot::down_b), out, accumulate);
     }
   }
 
@@ -288,11 +300,21 @@ class transformer {
       if (progress) progress(++done, total, user);
       return b;
     };
+    auto load_fp8 = [&](const plan_entry& e) {
+      auto b = Backend::load_fp8(ctx, e);
+      if (progress) progress(++done, total, user);
+      quantized_ = true;
+      return b;
+    };
     for (std::size_t i = 0; i < plan.globals.size(); ++i) globals_[i] = load(plan.globals[i]);
     layers_.resize(plan.layers.size());
     for (std::size_t L = 0; L < plan.layers.size(); ++L) {
       auto& lay = layers_[L];
-      for (std::size_t s = 0; s < plan.layers[L].size(); ++s) lay.w[s] = load(plan.layers[L][s]);
+      for (std::size_t s = 0; s < plan.layers[L].size(); ++s) {
+        const plan_entry& e = plan.layers[L][s];
+        if (e.present() && e.fp8) lay.q[s] = load_fp8(e);
+        else lay.w[s] = load(e);
+      }
       for (const auto& e : plan.expert_up[L]) lay.expert_up.push_back(load(e));
       for (const auto& e : plan.expert_down[L]) lay.expert_down.push_back(load(e));
       for (const auto& b : lay.expert_up) lay.expert_up_ptrs.push_back(b.data());
@@ -319,6 +341,11 @@ class transformer {
     gx_ = make(ns * H);
     gd_ = make(ns * H);
     gp_ = make(shape_.project_in_out ? ns * shape_.embed_dim : 1);
+    if (quantized_) {  // an FP8 linear's input rows, quantized: sized for the widest input
+      const std::int64_t widest = std::max({H, shape_.q_dim(), shape_.local_ffn});
+      fp8_x_ = Backend::template alloc<std::uint8_t>(ctx, n * widest);
+      fp8_scale_ = Backend::template alloc<float>(ctx, n);
+    }
     if (shape_.tp > 1) {
       shard_logits_ = Backend::template alloc<float>(ctx, ns * shape_.local_vocab);
       gathered_logits_ = Backend::template alloc<float>(ctx, ns * shape_.vocab);
@@ -359,6 +386,7 @@ class transformer {
 
   struct layer_buffers {
     std::array<buffer<T>, std::size_t(layer_slot::count)> w;
+    std::array<typename Backend::fp8_buffers, std::size_t(layer_slot::count)> q;  // FP8 weights (plan_entry::fp8)
     std::vector<buffer<T>> expert_up, expert_down;
     std::vector<const T*> expert_up_ptrs, expert_down_ptrs;
   };
@@ -369,6 +397,9 @@ class transformer {
   std::vector<layer_buffers> layers_;
   buffer<T> x_, h_, h2_, a_, m_, qkv_, att_, gu_, inner_, moe_out_, emb_, gx_, gd_, gp_;
   buffer<float> shard_logits_, gathered_logits_, rope_inv_freq_, rope_scale_;
+  bool quantized_ = false;         // some weight is FP8: fp8_x_ / fp8_scale_ are the linears' scratch
+  buffer<std::uint8_t> fp8_x_;
+  buffer<float> fp8_scale_;
   backend::rope_table rope_view_{};
   std::vector<buffer<float>> layer_rope_freq_, layer_rope_scale_;
   std::vector<backend::rope_table> layer_rope_views_;

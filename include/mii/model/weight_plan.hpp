@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <mii/dtype.hpp>
@@ -43,6 +44,14 @@ struct plan_entry {
   std::int64_t rows = 0, cols = 0; // canonical shape; 1-D weights have cols == 1 ... see vector
   std::int64_t col_begin = 0;      // first source column taken
   bool vector = false;             // a 1-D weight (norm weight or bias)
+  // Stored as FP8 e4m3 with one fp32 scale per row (backend/fp8.hpp): the backend's load_fp8()
+  // quantizes the entry's values (as fp32) on load (model_config.quantization = "fp8").
+  bool fp8 = false;
+  // A pre-quantized FP8 entry (compressed-tensors checkpoints): the runs' tensors hold e4m3 bytes
+  // and scale_runs[i] the rows of run i's weight_scale tensor (a one-element tensor: a per-tensor
+  // scale, the same for all count rows). Empty: the backend quantizes the values itself.
+  std::vector<row_run> scale_runs;
+  bool prequantized() const { return !scale_runs.empty(); }
   bool present() const { return !runs.empty(); }
   // From a synthetic checkpoint (random weights): no source bytes; element i's value is
   // synthetic_value(i) on every backend.
@@ -62,6 +71,7 @@ struct weight_plan {
 
   plan_entry& operator[](global_slot s) { return globals[std::size_t(s)]; }
   const plan_entry& operator[](global_slot s) const { return globals[std::size_t(s)]; }
+  // Bytes of the weights as loaded: `as` per element, FP8 entries 1 per element + 4 per row.
   std::size_t total_bytes(dtype as) const;
 };
 
@@ -69,9 +79,18 @@ struct weight_plan {
 // (mii::error naming the tensor and both shapes otherwise), that the checkpoint holds no tensor
 // the plan leaves unread (rotary inv_freq buffers excepted; src/model/unused_tensors.hpp), and
 // plans this rank's slices.
-weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt);
+// quantization: which weights load as FP8 (weight_quantization::fp8: the dense linear layers'
+// weights, qkv / o / gate-up / down; embeddings, norms, lm_head, routers and MoE experts stay in
+// the compute dtype).
+enum class weight_quantization { none, fp8 };
+// model_config.quantization: "" -> none, "fp8" -> fp8; anything else is refused naming the field.
+weight_quantization parse_quantization(std::string_view name);
+weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt,
+                         weight_quantization quantization = weight_quantization::none);
 
 // Copies an entry's rows and columns into `out` (rows * cols elements of `to`), converting dtype.
 void materialize(const plan_entry& e, dtype to, void* out);
+// A pre-quantized entry's e4m3 bytes (rows * cols) and its fp32 scales (rows), as stored.
+void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale);
 
 }  // namespace mii::model

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include <mii/backend/fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
@@ -127,6 +128,10 @@ struct cuda {
                      const T* bias, T* y, bool accumulate = false);
   static void linear_f32(context&, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,
                          const T* bias, float* y);
+  // FP8 linear and its quantization step, as the host backend's (backend/fp8.hpp).
+  static void linear_fp8(context&, const T* x, std::int64_t rows, std::int64_t in, fp8_weight w, std::int64_t out,
+                         const T* bias, T* y, bool accumulate, fp8_scratch scratch);
+  static void quantize_fp8(context&, const T* x, std::int64_t rows, std::int64_t cols, fp8_scratch out);
   template <layers::rotary_style S>
   static void rope_store_kv(context&, const step_batch&, T* qkv, const attention_shape&, const rope_table&,
                             kv_layer<T> cache);
@@ -183,6 +188,10 @@ struct cuda {
   // reading threads (default: min(8, cores)).
   static void reserve_weights(context&, const model::weight_plan& plan);
   static buffer<T> load(context&, const model::plan_entry& e);
+  // An FP8 entry (plan_entry::fp8): the entry's values as fp32 (checkpoint or synthetic),
+  // quantized on the device row by row exactly as the host backend's load_fp8 does (same bytes).
+  using fp8_buffers = fp8_weight_buffers<buffer>;
+  static fp8_buffers load_fp8(context&, const model::plan_entry& e);
 };
 
 }  // namespace mii::backend

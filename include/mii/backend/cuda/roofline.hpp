@@ -1,6 +1,7 @@
 // The two ceilings every speed figure is compared with, measured on the machine at hand:
 // device memory bandwidth (a large device-to-device copy, bytes read + written) and the bf16
-// matrix-multiply rate (a large cuBLASLt GEMM on random data, fp32 accumulation).
+// matrix-multiply rate (a large cuBLASLt GEMM on random data, fp32 accumulation); and the same GEMM
+// with FP8 e4m3 operands, the ceiling of model_config.quantization = "fp8".
 #pragma once
 #include <cstddef>
 #include <string>
@@ -18,6 +19,7 @@ struct device_info {
 struct ceilings {
   double copy_bytes_per_s = 0;  // read + written
   double bf16_flops_per_s = 0;  // 2*m*n*k per GEMM
+  double e4m3_flops_per_s = 0;  // the same GEMM with FP8 e4m3 operands, bf16 output (0: not measured)
   std::size_t copy_bytes = 0;
   int gemm_size = 0;
 };

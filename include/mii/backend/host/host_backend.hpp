@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include <mii/backend/fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
@@ -86,6 +87,13 @@ struct host {
   // y[rows, out] = x[rows, in] * w[out, in]^T (+ bias[out]) (+ y when accumulate).
   static void linear(context&, const float* x, std::int64_t rows, std::int64_t in, const float* w, std::int64_t out,
                      const float* bias, float* y, bool accumulate = false);
+  // FP8 (backend/fp8.hpp): x's rows quantized to e4m3 with a scale each (into `scratch`, which
+  // holds rows * in bytes and rows scales), then y = (xq wq^T) * xs * ws (+ bias) (+ y).
+  static void linear_fp8(context&, const float* x, std::int64_t rows, std::int64_t in, fp8_weight w, std::int64_t out,
+                         const float* bias, float* y, bool accumulate, fp8_scratch scratch);
+  // The quantization step of linear_fp8 alone: out.data[r][i] = e4m3(x[r][i] / s_r), out.scale[r]
+  // = s_r = fp8_scale(max_i |x[r][i]|).
+  static void quantize_fp8(context&, const float* x, std::int64_t rows, std::int64_t cols, fp8_scratch out);
   // Same, with fp32 output whatever the compute dtype (logits).
   static void linear_f32(context& c, const float* x, std::int64_t rows, std::int64_t in, const float* w,
                          std::int64_t out, const float* bias, float* y) {
@@ -145,6 +153,9 @@ struct host {
   static std::size_t kv_budget_bytes(context&, double memory_fraction) { return std::size_t(memory_fraction * double(1u << 30)); }
   // Weights: materializes a plan entry (checkpoint rows, columns, dtype conversion) into memory.
   static buffer<float> load(context&, const model::plan_entry& e);
+  // An FP8 entry (plan_entry::fp8): its values as fp32, quantized row by row as quantize_fp8 does.
+  using fp8_buffers = fp8_weight_buffers<buffer>;
+  static fp8_buffers load_fp8(context&, const model::plan_entry& e);
 
   // Mixture of experts (backend/moe_weights.hpp): router logits -> softmax (fp32) -> top-k ->
   // weights (renormalised over the k chosen when w.renormalise); out[r] = sum_k w_k *

@@ -1,0 +1,216 @@
+// The FP8 GEMV of linear_fp8 (src/cuda/gemm_fp8.cu) for decode steps: up to 8 token rows against
+// an e4m3 weight read once.
+//
+// Measured on an H200 (tests/gpu/fp8_ops_test.cpp, "[.fp8bench]"; quantization of x included,
+// from a CUDA graph): 20 us for a 4096 x 14336 weight at 1 row, 21 us at 8 rows, 2.8-2.9 TB/s,
+// 66-69% of the 4.27 TB/s device copy rate (the goal is 90%); cuBLASLt's FP8 GEMM takes 30 us
+// (48 us for 14336 x 4096) at any row count up to 16. Leads for the rest: the e4m3 mma is not
+// native on Hopper (ptxas unpacks the bytes to fp16, F2FP.F16.E4M3, then two HMMA.16816; an fp16
+// copy of x made by the quantization kernel, leaving only the weight's conversions, measured
+// no faster at 1 row), so a wgmma (QGMMA) version with x in shared memory, or a persistent
+// grid; and at 72 registers only 3 blocks fit an SM.
+//
+// A CUDA-core GEMV (one warp per output, as the bf16 one in src/cuda/gemm.cu) would have to
+// decode every e4m3 byte of w and x to fp32 before its FMA: about 4 instructions per weight
+// byte at one row and 20 at eight, so that from a few rows on the instruction issue, not memory,
+// would bound it. Here the tensor cores do the decoding and the products: one
+// mma.sync.m16n8k32 (e4m3 inputs, fp32 accumulators, sm_89+) multiplies a 16-output x 32-byte
+// tile of w by the same 32 bytes of all 8 rows of x (n = 8: rows beyond `rows` are zeros), so a
+// step costs the same from 1 to 8 rows. The products of two e4m3 values are exact; each mma
+// sums its 32 with a zero accumulator and the result is added in fp32 registers, which keeps
+// the tensor cores' own accumulation (not IEEE fp32 on Hopper) to 32 terms at a time.
+//
+// A block computes 16 outputs; its 8 warps split `in` (interleaved 64-byte chunks, so that the
+// block's loads at one time cover a contiguous stretch of each of its 16 weight rows), each
+// lane keeping `unroll` chunks of 16-byte streaming loads in flight, and the warps' partial
+// sums meet in shared memory, added in a fixed order (the results do not depend on timing).
+//
+// The reduction over k may be done in any order as long as w and x use the same one, so each
+// lane simply loads 16 contiguous bytes of one weight row and of one x row and feeds them to
+// two mmas as the fragments' k positions: lane (g = lane / 4, t = lane % 4) holds for A rows g
+// and g + 8, and for B column (x row) g, the bytes [t * 16, t * 16 + 16) of the chunk; the
+// first mma takes their words 0, 1 (A a0 / a2 and B b0 / b1 "k = 4t..4t+3" and "16 + 4t.."),
+// the second words 2, 3. Accumulator c0..c3 of lane (g, t) are outputs g, g, g + 8, g + 8 of
+// x rows 2t, 2t + 1, 2t, 2t + 1 (PTX ISA, "Matrix Fragments for mma.m16n8k32").
+#include <cstdint>
+
+#include "common.cuh"
+#include "cuda/check.hpp"
+#include "fp8.cuh"
+
+namespace mii::kernels {
+namespace {
+
+constexpr int gemv_outputs = 16;  // the mma's m: outputs per block
+constexpr int gemv_warps = 8;     // k-slices of a block
+constexpr int gemv_unroll = 4;    // 64-byte chunks per warp in flight
+constexpr int chunk_bytes = 64;   // one warp step: 4 lanes x 16 bytes of each of the 16 rows
+
+// D = A * B for one m16n8k32 tile, e4m3 inputs, fp32 output, zero accumulator. (On Hopper the
+// tensor cores take e4m3 through fp16: ptxas unpacks the bytes and issues two m16n8k16 HMMAs,
+// products and sums exact as before.) Volatile, as the loads below: the compiler keeps them in
+// source order, so a step's loads are all issued before its first mma waits for one.
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], std::uint32_t a0, std::uint32_t a1, std::uint32_t a2,
+                                         std::uint32_t a3, std::uint32_t b0, std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %10, %10, %10};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+}
+
+// 16 bytes at p + k: weights with a streaming load (read once; kept out of L1), x cached (every
+// block re-reads it); unaligned rows (in % 16 != 0 or unaligned pointers) gathered byte by byte,
+// bytes at or past `limit` reading as zero.
+template <bool Aligned, bool Stream>
+__device__ __forceinline__ uint4 load16(const std::uint8_t* p, std::int64_t k, std::int64_t limit) {
+  uint4 v;
+  if constexpr (Aligned) {
+    if constexpr (Stream)
+      asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                   : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                   : "l"(p + k));
+    else
+      asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p + k));
+  } else {
+    std::uint32_t w[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int i = 0; i < 16; ++i)
+      if (k + i < limit) w[i / 4] |= std::uint32_t(__ldg(p + k + i)) << (8 * (i % 4));
+    v = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  return v;
+}
+
+// Programmatic dependent launch (fp8_gemv below): waits until the kernel this one was launched
+// behind (the quantization of x) has finished and its writes are visible. A no-op for a launch
+// without the attribute.
+__device__ __forceinline__ void wait_for_previous_kernel() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
+// Aligned: in % 16 == 0 and 16-byte aligned xq and wq (every lane's 16 bytes then lie inside
+// the row or wholly past its end).
+template <class Out, bool Aligned>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    fp8_gemv_kernel(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs, int rows, std::int64_t in,
+                    const std::uint8_t* __restrict__ wq, const float* __restrict__ ws, std::int64_t out,
+                    const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate) {
+  __shared__ float partial[gemv_warps][gemv_outputs][fp8_gemv_rows];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const std::int64_t o0 = std::int64_t(blockIdx.x) * gemv_outputs;
+  // Rows past `out` / `rows` read a row that exists instead (the last): their products land only
+  // in accumulator rows / columns that are never stored, and the loads need no branch.
+  const std::uint8_t* w_lo = wq + std::min(o0 + g, out - 1) * in;
+  const std::uint8_t* w_hi = wq + std::min(o0 + g + 8, out - 1) * in;
+  const std::uint8_t* x_row = xq + std::int64_t(min(g, rows - 1)) * in;
+  const std::int64_t chunks = (in + chunk_bytes - 1) / chunk_bytes;
+  const std::int64_t step = std::int64_t(gemv_warps) * gemv_unroll;  // chunks per block iteration
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  // A lane's 16 bytes of chunk c start at byte k of the row; past the row's end it loads the
+  // row's first 16 instead, and they count as zeros (in both operands, so that no NaN code times
+  // zero can leak in).
+  auto offset = [&](std::int64_t base, int u) {
+    const std::int64_t k = (base + std::int64_t(u) * gemv_warps) * chunk_bytes + t * 16;
+    return k < in ? k : -1;
+  };
+  uint4 a_lo[gemv_unroll], a_hi[gemv_unroll], b[gemv_unroll];
+  auto load_w = [&](std::int64_t base) {
+#pragma unroll
+    for (int u = 0; u < gemv_unroll; ++u) {
+      const std::int64_t k = offset(base, u);
+      a_lo[u] = load16<Aligned, true>(w_lo, k < 0 ? 0 : k, in);
+      a_hi[u] = load16<Aligned, true>(w_hi, k < 0 ? 0 : k, in);
+    }
+  };
+  auto load_x = [&](std::int64_t base) {
+#pragma unroll
+    for (int u = 0; u < gemv_unroll; ++u) {
+      const std::int64_t k = offset(base, u);
+      b[u] = load16<Aligned, false>(x_row, k < 0 ? 0 : k, in);
+    }
+  };
+
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  std::int64_t base = warp;
+  // The first step's weights are requested before waiting for x: they stream in while the
+  // quantization kernel finishes.
+  if (base < chunks) load_w(base);
+  wait_for_previous_kernel();
+  if (base < chunks) load_x(base);
+  while (base < chunks) {
+#pragma unroll
+    for (int u = 0; u < gemv_unroll; ++u) {
+      if (offset(base, u) < 0) a_lo[u] = a_hi[u] = b[u] = zero;
+      float d[4];
+      mma_e4m3(d, a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y, b[u].x, b[u].y);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[i] += d[i];
+      mma_e4m3(d, a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w, b[u].z, b[u].w);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[i] += d[i];
+    }
+    base += step;
+    if (base < chunks) {  // every load of the next step is issued before its first mma
+      load_w(base);
+      load_x(base);
+    }
+  }
+  partial[warp][g][2 * t] = acc[0];
+  partial[warp][g][2 * t + 1] = acc[1];
+  partial[warp][g + 8][2 * t] = acc[2];
+  partial[warp][g + 8][2 * t + 1] = acc[3];
+  __syncthreads();
+
+  // Thread i < 128 finishes output i % 16 of row i / 16: a row's 16 outputs are adjacent in y.
+  if (threadIdx.x < gemv_outputs * fp8_gemv_rows) {
+    const int f = threadIdx.x % gemv_outputs, r = threadIdx.x / gemv_outputs;
+    const std::int64_t o = o0 + f;
+    if (r < rows && o < out) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int w = 0; w < gemv_warps; ++w) sum += partial[w][f][r];
+      // The host's order and roundings (no contraction into an fma): dot * xs * ws, + bias, y +.
+      float v = __fmul_rn(__fmul_rn(sum, xs[r]), ws[o]);
+      if (bias) v = __fadd_rn(v, to_f32(bias[o]));
+      Out* dst = y + std::int64_t(r) * out + o;
+      if (accumulate) v = __fadd_rn(to_f32(*dst), v);
+      *dst = from_f32<Out>(v);
+    }
+  }
+}
+
+}  // namespace
+
+template <class Out>
+void fp8_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
+              const float* ws, std::int64_t out, const Out* bias, Out* y, bool accumulate, cudaStream_t stream) {
+  if (rows <= 0 || out <= 0) return;
+  if (rows > fp8_gemv_rows) fail("internal: the FP8 GEMV takes at most ", fp8_gemv_rows, " rows, got ", rows);
+  const std::int64_t blocks = (out + gemv_outputs - 1) / gemv_outputs;
+  if (blocks > 0x7fffffff) fail("fp8 linear: ", out, " outputs is more than one launch takes");
+  // Launched as a programmatic dependent of the kernel before it (the quantization of x, which
+  // lets its dependents start at once): the blocks start streaming weights while it finishes,
+  // and wait for it (griddepcontrol.wait) before reading x. Everything else the kernel reads
+  // before that wait (w, ws) was written before the quantization started.
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(unsigned(blocks));
+  config.blockDim = dim3(gemv_warps * 32);
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  const bool aligned = in % 16 == 0 && aligned16(xq) && aligned16(wq);
+  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, aligned ? fp8_gemv_kernel<Out, true> : fp8_gemv_kernel<Out, false>, xq, xs,
+                                    rows, in, wq, ws, out, bias, y, accumulate));
+}
+
+template void fp8_gemv<__nv_bfloat16>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*,
+                                      const float*, std::int64_t, const __nv_bfloat16*, __nv_bfloat16*, bool,
+                                      cudaStream_t);
+template void fp8_gemv<__half>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*, const float*,
+                               std::int64_t, const __half*, __half*, bool, cudaStream_t);
+
+}  // namespace mii::kernels

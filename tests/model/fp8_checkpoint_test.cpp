@@ -1,0 +1,154 @@
+// Pre-quantized FP8 checkpoints in compressed-tensors' layout (llm-compressor's FP8_DYNAMIC:
+// F8_E4M3 weights with a weight_scale beside each, config.json's quantization_config).
+// - Checkpoints written by torch (tests/fixtures/make_fp8_references.py): llama3_fp8_channel
+//   (per-channel fp32 scales) and qwen2_fp8_tensor (one bf16 scale per tensor) match torch's
+//   logits of the same bytes and scales within 1e-4, and their greedy tokens.
+// - A checkpoint written here from a fixture with mii's own quantization runs bit for bit as the
+//   same fixture quantized while loading (the bytes and scales are the same; only the path differs).
+// - What cannot run is refused naming the file and the tensor: e4m3 outside the dense linear
+//   layers, a projection half quantized, a missing or misshapen weight_scale, static input scales.
+#include "check_fixture.hpp"
+
+#include <cmath>
+#include <regex>
+
+#include "expect_error.hpp"
+
+using namespace mii;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+test::fixture_check_options prequantized_options() {
+  test::fixture_check_options o;
+  o.reference_variant = "fp8";
+  o.tolerance = 1e-4;      // as for the fixtures quantized while loading (fp8_test.cpp)
+  o.greedy_near_tie = 2e-2;
+  o.greedy_max_mismatches = 1;
+  return o;
+}
+
+const char* quantization_config = R"("quantization_config": {"quant_method": "compressed-tensors",
+  "format": "float-quantized", "ignore": ["lm_head"], "config_groups": {"group_0": {"targets": ["Linear"],
+  "weights": {"num_bits": 8, "type": "float", "symmetric": true, "dynamic": false, "strategy": "channel"},
+  "input_activations": {"num_bits": 8, "type": "float", "symmetric": true, "dynamic": true, "strategy": "token"}}}},
+  )";
+
+// A copy of `fixture` with its dense linear weights quantized by mii's host conversions (per row,
+// fp32 scales), written as compressed-tensors does. `edit` may change the tensor list before writing.
+struct quantized_copy {
+  test::temp_dir dir{"fp8ckpt"};
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<io::tensor_to_write> tensors;
+
+  explicit quantized_copy(const std::string& fixture) {
+    test::copy_dir(test::fixture_dir(fixture), dir.path());
+    const std::string config = test::read_text(dir / "config.json");
+    test::write_text(dir / "config.json", "{" + std::string(quantization_config) + config.substr(config.find('{') + 1));
+    const auto original = io::safetensors_file::open(test::fixture_dir(fixture) / "model.safetensors");
+    static const std::regex linear(R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight)");
+    storage.reserve(original.tensors().size() * 2);
+    for (const auto& t : original.tensors()) {
+      if (!std::regex_match(t.name, linear)) {
+        storage.emplace_back(t.bytes.begin(), t.bytes.end());
+        tensors.push_back({t.name, t.type, t.shape, storage.back()});
+        continue;
+      }
+      const std::int64_t rows = t.shape[0], cols = t.shape[1];
+      std::vector<float> w(std::size_t(rows * cols));
+      io::convert(t, dtype::f32, w.data());
+      std::vector<std::byte> q(std::size_t(rows * cols)), s(std::size_t(rows) * 4);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        float amax = 0;
+        for (std::int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(w[std::size_t(r * cols + c)]));
+        const float scale = fp8_scale(amax);
+        std::memcpy(s.data() + r * 4, &scale, 4);
+        for (std::int64_t c = 0; c < cols; ++c) q[std::size_t(r * cols + c)] = std::byte(to_e4m3(w[std::size_t(r * cols + c)] / scale));
+      }
+      storage.push_back(std::move(q));
+      tensors.push_back({t.name, dtype::f8_e4m3, t.shape, storage.back()});
+      storage.push_back(std::move(s));
+      tensors.push_back({t.name + "_scale", dtype::f32, {rows, 1}, storage.back()});
+    }
+  }
+  io::tensor_to_write* find(const std::string& name) {
+    for (auto& t : tensors)
+      if (t.name == name) return &t;
+    FAIL("no tensor " << name);
+    return nullptr;
+  }
+  void write() { io::write_safetensors(dir / "model.safetensors", tensors); }
+};
+
+std::vector<std::vector<float>> logits_of(const fs::path& dir, const model_config& cfg) {
+  test::harness<models::llama> h(dir, cfg);
+  const auto ref = test::load_reference("llama3");
+  return test::run_pieces(h.runner, ref, test::whole_prompt_steps(test::prompt_lengths(ref)));
+}
+
+}  // namespace
+
+TEST_CASE("compressed-tensors FP8 checkpoint written by torch (per-channel scales) matches torch", "[model][fp8]") {
+  test::check_fixture<models::llama>("llama3_fp8_channel", "llama3_fp8_channel", prequantized_options());
+}
+
+TEST_CASE("compressed-tensors FP8 checkpoint written by torch (bf16 per-tensor scales, qkv bias) matches torch",
+          "[model][fp8]") {
+  test::check_fixture<models::qwen2>("qwen2_fp8_tensor", "qwen2_fp8_tensor", prequantized_options());
+}
+
+TEST_CASE("a pre-quantized checkpoint runs bit for bit as the same weights quantized while loading", "[model][fp8]") {
+  quantized_copy copy("llama3");
+  copy.write();
+  model_config on_load = test::fixture_config();
+  on_load.quantization = "fp8";
+  const auto expected = logits_of(test::fixture_dir("llama3"), on_load);
+  const auto got = logits_of(copy.dir.path(), test::fixture_config());
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == expected[i]);
+  // model_config.quantization = "fp8" on a checkpoint that already is: the same.
+  CHECK(logits_of(copy.dir.path(), on_load) == expected);
+}
+
+TEST_CASE("FP8 tensors mii cannot run are refused naming the file and the tensor", "[model][fp8]") {
+  quantized_copy copy("llama3");
+  auto load_error = [&] {
+    copy.write();
+    return MII_ERROR_MESSAGE(test::harness<models::llama>(copy.dir.path()));
+  };
+  SECTION("an embedding in e4m3") {
+    auto* t = copy.find("model.embed_tokens.weight");
+    std::vector<std::byte> bytes(t->bytes.size() / 4);
+    copy.storage.push_back(bytes);
+    t->type = dtype::f8_e4m3;
+    t->bytes = copy.storage.back();
+    CHECK_THAT(load_error(), Contains("model.safetensors") && Contains("'model.embed_tokens.weight' is F8_E4M3") &&
+                                 Contains("dense linear layers only"));
+  }
+  SECTION("k_proj unquantized beside a quantized q_proj") {
+    auto* k = copy.find("model.layers.0.self_attn.k_proj.weight");
+    const auto original = io::safetensors_file::open(test::fixture_dir("llama3") / "model.safetensors");
+    const auto* src = original.find("model.layers.0.self_attn.k_proj.weight");
+    copy.storage.emplace_back(src->bytes.begin(), src->bytes.end());
+    k->type = src->type;
+    k->bytes = copy.storage.back();
+    std::erase_if(copy.tensors, [](const auto& t) { return t.name == "model.layers.0.self_attn.k_proj.weight_scale"; });
+    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.k_proj.weight' is F32") && Contains("F8_E4M3") &&
+                                 Contains("layer 0 qkv"));
+  }
+  SECTION("a missing weight_scale") {
+    std::erase_if(copy.tensors, [](const auto& t) { return t.name == "model.layers.1.mlp.down_proj.weight_scale"; });
+    CHECK_THAT(load_error(), Contains("model.layers.1.mlp.down_proj.weight_scale"));
+  }
+  SECTION("a weight_scale of the wrong shape") {
+    copy.find("model.layers.0.mlp.up_proj.weight_scale")->shape = {1, copy.find("model.layers.0.mlp.up_proj.weight")->shape[0]};
+    CHECK_THAT(load_error(), Contains("'model.layers.0.mlp.up_proj.weight_scale' has shape [1, ") && Contains("per channel"));
+  }
+  SECTION("a static input scale") {
+    static const float one = 1.0f;
+    copy.tensors.push_back({"model.layers.0.self_attn.o_proj.input_scale", dtype::f32, {1},
+                            std::as_bytes(std::span(&one, 1))});
+    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.o_proj.input_scale'") && Contains("static"));
+  }
+}
