@@ -14,7 +14,8 @@ the blocks is prose and must hold no measured figure: a figure without a JSON fi
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
 Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
-serve-load, serve-overhead, prefix-cache, grid-table (see the render_* functions). Shapes: the bench/configs/<shape>
+serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table (see the render_*
+functions). Shapes: the bench/configs/<shape>
 names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
 import argparse
@@ -514,11 +515,79 @@ def render_grid_table(run, args):
     return "\n".join(lines)
 
 
+def render_fp8_table(run, args):
+    """bf16 against FP8 linear layers (model_config.quantization = "fp8") on one shape, run one after
+    the other in one call: mii-bf16-SHAPE / mii-fp8-SHAPE (latency, prefill; --roofline; and
+    throughput, or that in mii-tp-bf16-SHAPE / mii-tp-fp8-SHAPE)."""
+    shape = args["shape"]
+    docs = {q: run.doc(f"mii-{q}-{shape}.json") for q in ("bf16", "fp8")}
+    # The throughput scenario: in the same run (bench/run_gpu_bench.sh fp8) or a run of its own.
+    tput = {q: docs[q] if figure(docs[q], "throughput", "output_tokens_per_s") else run.doc(f"mii-tp-{q}-{shape}.json")
+            for q in docs}
+    if docs["fp8"].get("quantization") != "fp8" or docs["bf16"].get("quantization") not in (None, "none"):
+        raise MissingData("fp8-table: mii-fp8 must record quantization fp8 and mii-bf16 none")
+    roof = docs["fp8"]["roofline"]
+    lines = [f"{SHAPE_NAMES.get(shape, shape)} shape, random weights; one call, bf16 run then FP8 run; ceilings measured "
+             f"in the FP8 run: copy {roof['copy_bytes_per_s'] / 1e12:.2f} TB/s, bf16 GEMM "
+             f"{roof['bf16_flops_per_s'] / 1e12:.0f} TFLOP/s, e4m3 GEMM {roof['e4m3_flops_per_s'] / 1e12:.0f} TFLOP/s; "
+             f"mii built from {commit_of(docs['fp8'])}.", "",
+             "| figure | bf16 | FP8 | FP8 ÷ bf16 | issue 18's goal |", "|---|---|---|---|---|"]
+
+    def fig(q, scenario, name, source=None):
+        return figure((source or docs)[q], scenario, name)
+
+    wb = {q: docs[q]["weight_bytes"] for q in docs}
+    lines.append(f"| weights on the GPU | {wb['bf16'] / 1e9:.2f} GB | {wb['fp8'] / 1e9:.2f} GB | "
+                 f"{wb['fp8'] / wb['bf16']:.2f}× | about half |")
+    d = {q: fig(q, "latency", "decode_step") for q in docs}
+    c = next(x for x in docs["fp8"]["results"] if x["scenario"] == "latency")["config"]
+    cell = lambda f: f"{f['value']:.2f} ms ({f['value'] / f['floor']:.2f}× its floor {f['floor']:.2f} ms)"
+    lines.append(f"| batch-1 decode step ({c['prompt']} in, {c['gen']} out) | {cell(d['bf16'])} | {cell(d['fp8'])} | "
+                 f"{d['fp8']['value'] / d['bf16']['value']:.2f}× | ≤ 0.55× bf16 and ≤ 1.15× its floor |")
+    t = {q: fig(q, "latency", "time_to_first_token")["value"] for q in docs}
+    lines.append(f"| time to first token ({c['prompt']} tokens) | {t['bf16']:.2f} ms | {t['fp8']:.2f} ms | "
+                 f"{t['fp8'] / t['bf16']:.2f}× | – |")
+    p = {q: fig(q, "prefill", "prefill_tokens_per_s")["value"] for q in docs}
+    pc = next(x for x in docs["fp8"]["results"] if x["scenario"] == "prefill")["config"]
+    lines.append(f"| prefill ({pc['batch']} × {pc['prompt']}) | {num(p['bf16'])} tokens/s | {num(p['fp8'])} tokens/s | "
+                 f"{p['fp8'] / p['bf16']:.2f}× | ≥ 1.6× bf16 |")
+    o = {q: fig(q, "throughput", "output_tokens_per_s", tput)["value"] for q in docs}
+    tc = next(x for x in tput["fp8"]["results"] if x["scenario"] == "throughput")["config"]
+    lines.append(f"| offline throughput ({tc['batch']} × ({tc['prompt']} in, {tc['gen']} out)) | {num(o['bf16'])} "
+                 f"output tokens/s | {num(o['fp8'])} output tokens/s | {o['fp8'] / o['bf16']:.2f}× | – |")
+    lines += ["", "Floors: the bytes a decode step reads (FP8 weights, bf16 embedding row, lm_head and KV) at the "
+              "copy rate (`bench/cost_model.hpp`)."]
+    return "\n".join(lines)
+
+
+def render_serve_paired(run, args):
+    """mii-serve-overhead: the same engine called in-process and through HTTP, request by request in pairs."""
+    d = run.doc(args["file"])
+    lat, ttft = d["difference"]["latency_ms"], d["difference"]["ttft_ms"]
+    row = "| {} | {:.2f} / {:.2f} / {:.2f} ms | {:.2f} / {:.2f} / {:.2f} ms |"
+    path = lambda label, p: row.format(label, p["latency_ms"]["p50"], p["latency_ms"]["p90"], p["latency_ms"]["p99"],
+                                       p["ttft_ms"]["p50"], p["ttft_ms"]["p90"], p["ttft_ms"]["p99"])
+    diff = "| {} | {:+.2f} ms | [{:+.2f}, {:+.2f}] ms | {:+.2f} / {:+.2f} ms | {:+.2f} ms |"
+    return "\n".join([
+        f"{SHAPE_NAMES.get(os.path.basename(d['model'].rstrip('/')), d['model'])} shape on {d['backend']}, "
+        f"{d['requests_per_path']} pairs ({d['failed_pairs']} failed), each {d['prompt_tokens']} prompt tokens and "
+        f"{d['gen_tokens']} generated (greedy, EOS ignored), prefix caching off; {d['method'].split(':')[0]}.", "",
+        "| path | latency p50 / p90 / p99 | time to first token p50 / p90 / p99 |", "|---|---|---|",
+        path("in-process (`pipeline.submit_ids`, stream callback)", d["in_process"]),
+        path("HTTP, streamed `/v1/completions` (same engine)", d["http"]), "",
+        "| HTTP minus in-process, per pair | median | 95 % interval of the median | p10 / p90 | mean |",
+        "|---|---|---|---|---|",
+        diff.format("latency", lat["median"], *lat["ci95_median"], lat["p10"], lat["p90"], lat["mean"]),
+        diff.format("time to first token", ttft["median"], *ttft["ci95_median"], ttft["p10"], ttft["p90"], ttft["mean"]),
+        "", f"Goal (under {d['goal']['median_latency_added_below_ms']} ms added to the median request): "
+        f"**{d['goal']['verdict']}** — {d['goal']['rule']}; interval: {d['difference']['ci95_median']}."])
+
+
 RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title, "main-table": render_main_table,
              "load-table": render_load_table, "cold-table": render_cold_table, "same-call": render_same_call,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
              "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
-             "serve-overhead": render_serve_overhead}
+             "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired}
 
 
 # ---- the file ---------------------------------------------------------------------------------
