@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cuda/check.hpp"
 #include "fp8.cuh"
@@ -336,13 +337,23 @@ typename cuda<DType>::fp8_buffers cuda<DType>::load_fp8(context& ctx, const mode
   if (e.vector) fail("internal: ", e.what, " is a vector and cannot be stored as FP8");
   if (e.numel() == 0) return {};
   fp8_buffers b{take_weight_buffer<std::uint8_t>(st, e.numel()), take_weight_buffer<float>(st, e.rows)};
+  if (!e.synthetic() && !st.uploader)
+    st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
+  if (e.prequantized()) {
+    // A pre-quantized checkpoint: its e4m3 bytes copied as they are (no conversion: same dtype),
+    // its scales made on the host (a per-tensor scale repeated per row) and copied behind them
+    // (from pageable memory: staged before the call returns, so `scales` may go).
+    st.uploader->upload(e, dtype::f8_e4m3, b.data.data(), st.stream);
+    std::vector<float> scales(static_cast<std::size_t>(e.rows));
+    model::materialize_fp8_scales(e, scales.data());
+    copy_to_device(ctx, b.scale.data(), scales.data(), e.rows);
+    return b;
+  }
   // The values as fp32 (exact from any checkpoint dtype, as the host's load), a piece of whole
   // rows at a time, each quantized on the stream before the next is written into the staging:
   // the uploader's copies wait for the stream (upload's `before`), the synthetic fill is on it.
   const std::int64_t per = fp8_rows_per_piece(st, e);
   float* staging = st.fp8_staging.template as<float>(std::size_t(per * e.cols));
-  if (!e.synthetic() && !st.uploader)
-    st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
   for (std::int64_t first = 0; first < e.rows; first += per) {
     const std::int64_t n = std::min(per, e.rows - first);
     if (e.synthetic())

@@ -391,8 +391,12 @@ float plan_entry::synthetic_value(std::int64_t i) const {
 }
 
 void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale) {
-  if (!e.prequantized()) fail("internal: ", e.what, " is not a pre-quantized FP8 entry");
+  materialize_fp8_scales(e, scale);
   materialize(e, dtype::f8_e4m3, data);
+}
+
+void materialize_fp8_scales(const plan_entry& e, float* scale) {
+  if (!e.prequantized()) fail("internal: ", e.what, " is not a pre-quantized FP8 entry");
   std::int64_t written = 0;
   for (const row_run& s : e.scale_runs) {
     if (s.tensor->numel() == 1) {

@@ -29,13 +29,15 @@ struct harness {
   parallel::single comm;
   runtime::model_runner<Model, backend::cuda<D>, parallel::single> runner;
 
-  explicit harness(const std::string& fixture) : runner(ctx, comm, test::fixture_dir(fixture), test::fixture_config()) {}
+  explicit harness(const std::string& fixture, const model_config& cfg = test::fixture_config())
+      : runner(ctx, comm, test::fixture_dir(fixture), cfg) {}
 };
 
 using test::piece;
 
-inline std::vector<double> greedy_margins(const std::string& fixture) {
-  const auto doc = detail::json_document::from_file(test::fixture_dir(fixture) / "reference.json");
+inline std::vector<double> greedy_margins(const std::string& fixture, const std::string& variant = "") {
+  const auto doc = detail::json_document::from_file(test::fixture_dir(fixture) /
+                                                    (variant.empty() ? "reference.json" : "reference_" + variant + ".json"));
   const auto root = detail::json_object::expect(doc.root(), doc.origin(), "");
   std::vector<double> out;
   if (auto e = root.raw("greedy_margins"))
@@ -45,16 +47,18 @@ inline std::vector<double> greedy_margins(const std::string& fixture) {
 
 // `logits_budget` (> 0) replaces the dtype's logits budget for a fixture whose architecture
 // transformers itself computes less exactly in that dtype (tests/gpu/transformers_baseline.py);
-// the near-tie rule for greedy mismatches stays as it is.
+// the near-tie rule for greedy mismatches stays as it is. `cfg` and `variant`: the engine's
+// configuration and the reference (test::load_reference), for FP8 runs.
 template <class Model, class D = bf16_t>
 void check_fixture(const std::string& fixture, const std::string& reference_fixture, bool moe = false,
-                   double logits_budget = 0) {
+                   double logits_budget = 0, const model_config& cfg = test::fixture_config(),
+                   const std::string& variant = "") {
   test::logit_budget limits = test::logit_budget_for<D>(moe);
   if (logits_budget > 0) limits.logits = logits_budget;
   INFO("fixture " << fixture << " in " << test::gpu::dtype_label<D>);
-  const auto ref = test::load_reference(reference_fixture);
-  const auto margins = greedy_margins(reference_fixture);
-  harness<Model, D> h(fixture);
+  const auto ref = test::load_reference(reference_fixture, variant);
+  const auto margins = greedy_margins(reference_fixture, variant);
+  harness<Model, D> h(fixture, cfg);
   const std::string label = fixture + " " + test::gpu::dtype_label<D>;
   REQUIRE(h.runner.shape().vocab == ref.vocab);
   const int n = int(ref.prompts.size());

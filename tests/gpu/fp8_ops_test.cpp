@@ -7,7 +7,8 @@
 //   within the bound explained at linear_bound;
 // - load_fp8: the same bytes and scales as the host's load_fp8 for synthetic entries, a bf16
 //   checkpoint tensor (dtype conversion, column slices, several runs, pieces of the fp32
-//   staging) and every FP8 entry of the llama3 fixture after reserve_weights.
+//   staging) and every FP8 entry of the llama3 fixture after reserve_weights; the pre-quantized
+//   entries of the compressed-tensors fixtures (bytes and scales as stored).
 // A hidden case ([.fp8bench]) times the GEMV against cuBLASLt and a device copy.
 #include <catch2/catch.hpp>
 
@@ -23,6 +24,7 @@
 #include <mii/model/model_shape.hpp>
 #include <mii/model/weight_plan.hpp>
 #include <mii/models/llama.hpp>
+#include <mii/models/qwen2.hpp>
 
 #include "fixtures.hpp"
 #include "gpu_support.hpp"
@@ -392,6 +394,31 @@ TEMPLATE_TEST_CASE("cuda load_fp8 gives the host's bytes and scales", "[gpu][fp8
         }
       }
     CHECK(checked == 4 * int(plan.layers.size()));
+  }
+
+  SECTION("a compressed-tensors checkpoint's bytes and scales, copied as stored (both scale kinds)") {
+    for (const auto& [fixture, arch] : {std::pair{"llama3_fp8_channel", models::llama::describe(models::llama::name)},
+                                        std::pair{"qwen2_fp8_tensor", models::qwen2::describe(models::qwen2::name)}}) {
+      INFO(fixture);
+      const auto hf = io::load_hf_config(test::fixture_dir(fixture));
+      const auto shape = model::resolve_shape(arch, hf);
+      const auto ckpt = io::checkpoint::open(test::fixture_dir(fixture));
+      const auto plan = model::plan_weights(arch, shape, ckpt);
+      backend::cuda<D>::reserve_weights(ctx, plan);
+      int checked = 0;
+      for (const auto& layer : plan.layers)
+        for (const auto& e : layer) {
+          if (!e.present()) continue;
+          if (e.fp8) {
+            REQUIRE(e.prequantized());
+            check_load_fp8<D>(ctx, e);
+            ++checked;
+          } else {
+            (void)backend::cuda<D>::load(ctx, e);
+          }
+        }
+      CHECK(checked == 4 * int(plan.layers.size()));
+    }
   }
 }
 

@@ -90,7 +90,9 @@ weight_plan plan_weights(const arch_description& arch, const model_shape& shape,
 
 // Copies an entry's rows and columns into `out` (rows * cols elements of `to`), converting dtype.
 void materialize(const plan_entry& e, dtype to, void* out);
-// A pre-quantized entry's e4m3 bytes (rows * cols) and its fp32 scales (rows), as stored.
+// A pre-quantized entry's e4m3 bytes (rows * cols) and its fp32 scales (rows), as stored; or
+// only the scales (a per-tensor scale repeated for each of its rows).
 void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale);
+void materialize_fp8_scales(const plan_entry& e, float* scale);
 
 }  // namespace mii::model
