@@ -107,11 +107,19 @@ TEST_CASE("phi-3 (fused qkv and gate_up) with FP8 linears matches torch's FP8 re
 TEST_CASE("phi-2 (biases, parallel block) with FP8 linears matches torch's FP8 reference", "[model][fp8]") {
   check_fp8<models::phi>("phi2");
 }
-TEST_CASE("falcon (interleaved qkv, MQA) with FP8 linears matches torch's FP8 reference", "[model][fp8]") {
+TEST_CASE("falcon (three qkv layouts) with FP8 linears matches torch's FP8 reference", "[model][fp8]") {
+  check_fp8<models::falcon>("falcon_new");
   check_fp8<models::falcon>("falcon_old");
   check_fp8<models::falcon>("falcon_rw");
 }
+TEST_CASE("llama rope scalings (dynamic, linear) and phi-3 longrope with FP8 linears match torch's FP8 reference",
+          "[model][fp8]") {
+  check_fp8<models::llama>("llama_dynamic");
+  check_fp8<models::llama>("llama_linear");
+  check_fp8<models::phi3>("phi3_cross");
+}
 TEST_CASE("opt (post-norm, project_in/out unquantized) with FP8 linears matches torch's FP8 reference", "[model][fp8]") {
+  check_fp8<models::opt>("opt");
   check_fp8<models::opt>("opt_postln");
 }
 TEST_CASE("gemma 2 and 3 with FP8 linears match torch's FP8 reference", "[model][fp8]") {
