@@ -67,7 +67,9 @@ __global__ void __launch_bounds__(quantize_max_threads)
                          float* __restrict__ scale) {
   // linear_fp8's GEMV is launched as this kernel's programmatic dependent: it may start now (it
   // waits for this grid to finish before it reads the result).
+#if __CUDA_ARCH__ >= 900  // programmatic dependent launch is Hopper's; older GPUs run the two in order
   asm volatile("griddepcontrol.launch_dependents;");
+#endif
   using vt = vec_traits<In>;
   constexpr int V = vt::V;
   const In* row = x + std::int64_t(blockIdx.x) * cols;

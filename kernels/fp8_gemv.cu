@@ -52,11 +52,15 @@ constexpr int chunk_bytes = 64;   // one warp step: 4 lanes x 16 bytes of each o
 // source order, so a step's loads are all issued before its first mma waits for one.
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], std::uint32_t a0, std::uint32_t a1, std::uint32_t a2,
                                          std::uint32_t a3, std::uint32_t b0, std::uint32_t b1) {
+#if __CUDA_ARCH__ >= 890  // e4m3 mma: Ada and Hopper (linear_fp8 refuses older GPUs)
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%10, %10, %10, %10};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(0.0f));
+#else
+  __trap();
+#endif
 }
 
 // 16 bytes at p + k: weights with a streaming load (read once; kept out of L1), x cached (every
@@ -85,7 +89,11 @@ __device__ __forceinline__ uint4 load16(const std::uint8_t* p, std::int64_t k, s
 // Programmatic dependent launch (fp8_gemv below): waits until the kernel this one was launched
 // behind (the quantization of x) has finished and its writes are visible. A no-op for a launch
 // without the attribute.
-__device__ __forceinline__ void wait_for_previous_kernel() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
 
 // Aligned: in % 16 == 0 and 16-byte aligned xq and wq (every lane's 16 bytes then lie inside
 // the row or wholly past its end).

@@ -336,6 +336,13 @@ typename cuda<DType>::fp8_buffers cuda<DType>::load_fp8(context& ctx, const mode
   auto& st = ctx.impl();
   if (e.vector) fail("internal: ", e.what, " is a vector and cannot be stored as FP8");
   if (e.numel() == 0) return {};
+  // e4m3 tensor-core instructions (the FP8 GEMV, cuBLASLt's FP8 GEMM) start with Ada (8.9).
+  int major = 0, minor = 0;
+  MII_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, st.device));
+  MII_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, st.device));
+  if (major * 10 + minor < 89)
+    fail("FP8 weights (model_config.quantization = \"fp8\" or an FP8 checkpoint) need a GPU of compute capability 8.9 "
+         "or newer (Ada, Hopper); CUDA device ", st.device, " is ", major, ".", minor);
   fp8_buffers b{take_weight_buffer<std::uint8_t>(st, e.numel()), take_weight_buffer<float>(st, e.rows)};
   if (!e.synthetic() && !st.uploader)
     st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
