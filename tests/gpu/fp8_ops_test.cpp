@@ -342,6 +342,34 @@ void check_load_fp8(typename backend::cuda<D>::context& ctx, const model::plan_e
 
 }  // namespace
 
+// Plans a fixture's weights (with `q`), reserves the arena as the engine does and loads every
+// entry: each FP8 one through check_load_fp8 (without `q`, a pre-quantized checkpoint's, which
+// must be marked so), the others plainly (the arena holds both kinds). Every layer has four FP8
+// linear weights.
+template <class D>
+void check_plan_fp8(typename backend::cuda<D>::context& ctx, const std::string& fixture,
+                    const model::arch_description& arch, model::weight_quantization q) {
+  INFO(fixture);
+  const auto hf = io::load_hf_config(test::fixture_dir(fixture));
+  const auto shape = model::resolve_shape(arch, hf);
+  const auto ckpt = io::checkpoint::open(test::fixture_dir(fixture));
+  const auto plan = model::plan_weights(arch, shape, ckpt, q);
+  backend::cuda<D>::reserve_weights(ctx, plan);
+  int checked = 0;
+  for (const auto& layer : plan.layers)
+    for (const auto& e : layer) {
+      if (!e.present()) continue;
+      if (e.fp8) {
+        if (q == model::weight_quantization::none) REQUIRE(e.prequantized());
+        check_load_fp8<D>(ctx, e);
+        ++checked;
+      } else {
+        (void)backend::cuda<D>::load(ctx, e);
+      }
+    }
+  CHECK(checked == 4 * int(plan.layers.size()));
+}
+
 TEMPLATE_TEST_CASE("cuda load_fp8 gives the host's bytes and scales", "[gpu][fp8]", bf16_t, fp16_t) {
   using D = TestType;
   auto& ctx = shared_context<D>();
@@ -376,49 +404,14 @@ TEMPLATE_TEST_CASE("cuda load_fp8 gives the host's bytes and scales", "[gpu][fp8
   }
 
   SECTION("every FP8 weight of the llama3 fixture, after reserve_weights") {
-    const auto arch = models::llama::describe(models::llama::name);
-    const auto hf = io::load_hf_config(test::fixture_dir("llama3"));
-    const auto shape = model::resolve_shape(arch, hf);
-    const auto ckpt = io::checkpoint::open(test::fixture_dir("llama3"));
-    const auto plan = model::plan_weights(arch, shape, ckpt, model::weight_quantization::fp8);
-    backend::cuda<D>::reserve_weights(ctx, plan);
-    int checked = 0;
-    for (const auto& layer : plan.layers)
-      for (const auto& e : layer) {
-        if (!e.present()) continue;
-        if (e.fp8) {
-          check_load_fp8<D>(ctx, e);
-          ++checked;
-        } else {
-          (void)backend::cuda<D>::load(ctx, e);  // the arena holds both kinds
-        }
-      }
-    CHECK(checked == 4 * int(plan.layers.size()));
+    check_plan_fp8<D>(ctx, "llama3", models::llama::describe(models::llama::name), model::weight_quantization::fp8);
   }
 
   SECTION("a compressed-tensors checkpoint's bytes and scales, copied as stored (both scale kinds)") {
-    for (const auto& [fixture, arch] : {std::pair{"llama3_fp8_channel", models::llama::describe(models::llama::name)},
-                                        std::pair{"qwen2_fp8_tensor", models::qwen2::describe(models::qwen2::name)}}) {
-      INFO(fixture);
-      const auto hf = io::load_hf_config(test::fixture_dir(fixture));
-      const auto shape = model::resolve_shape(arch, hf);
-      const auto ckpt = io::checkpoint::open(test::fixture_dir(fixture));
-      const auto plan = model::plan_weights(arch, shape, ckpt);
-      backend::cuda<D>::reserve_weights(ctx, plan);
-      int checked = 0;
-      for (const auto& layer : plan.layers)
-        for (const auto& e : layer) {
-          if (!e.present()) continue;
-          if (e.fp8) {
-            REQUIRE(e.prequantized());
-            check_load_fp8<D>(ctx, e);
-            ++checked;
-          } else {
-            (void)backend::cuda<D>::load(ctx, e);
-          }
-        }
-      CHECK(checked == 4 * int(plan.layers.size()));
-    }
+    check_plan_fp8<D>(ctx, "llama3_fp8_channel", models::llama::describe(models::llama::name),
+                      model::weight_quantization::none);
+    check_plan_fp8<D>(ctx, "qwen2_fp8_tensor", models::qwen2::describe(models::qwen2::name),
+                      model::weight_quantization::none);
   }
 }
 
