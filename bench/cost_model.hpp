@@ -62,8 +62,10 @@ inline double mlp_matrices(layers::mlp_kind mlp, std::int64_t top_k) {
 }
 
 // `mlp`: the architecture's MLP kind (arch_description::mlp); `elem`: bytes per weight and KV
-// element (the compute dtype's). Counts are for the whole model (one rank, no tensor parallelism).
-inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, const memory_report& m, std::size_t elem) {
+// element (the compute dtype's); `kv_fp8`: the KV cache holds e4m3 bytes and a 4-byte scale per
+// vector (backend/kv_fp8.hpp). Counts are for the whole model (one rank, no tensor parallelism).
+inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, const memory_report& m, std::size_t elem,
+                          bool kv_fp8 = false) {
   cost_model c;
   c.weight_bytes = double(m.weight_bytes);
   const double H = double(s.hidden), F = double(s.ffn), e = double(elem);
@@ -95,7 +97,8 @@ inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, con
     c.table_bytes += double(s.max_positions + s.position_offset) * H * e;
     c.table_row_bytes += H * e;
   }
-  c.kv_bytes_per_token = double(s.layers) * 2.0 * double(s.kv_heads * s.head_dim) * e;
+  c.kv_bytes_per_token = double(s.layers) * 2.0 * double(s.kv_heads) *
+                         (kv_fp8 ? double(s.head_dim) + 4.0 : double(s.head_dim) * e);
   c.attn_flops_per_pair = double(s.layers) * double(s.heads) * 4.0 * double(s.head_dim);
   return c;
 }

@@ -1,11 +1,13 @@
 // gpu-kernels-bench: timing of single CUDA kernels, the figures the GPU suite used to print
 // while counting as passed tests (tests/gpu asserts correctness only; timing lives here).
 //
-//   gpu-kernels-bench [--what attention,linear] [--out DIR]
+//   gpu-kernels-bench [--what attention,linear] [--kv-fp8] [--out DIR]
 //
 // attention: the attention kernel alone on decode, prefill, chunked-prefill and mixed steps of
 //   a Mistral-7B layer shape (bf16, 32 q / 8 kv heads, head_dim 128, KV blocks of 64), as µs per
-//   launch, model TFLOP/s and KV GB/s.
+//   launch, model TFLOP/s and KV GB/s (the cache bytes the step reads). --kv-fp8: each decode
+//   step also over an FP8 KV cache (backend/kv_fp8.hpp; one byte per value plus a 4-byte scale
+//   per vector), on a row of its own beside the bf16 one.
 // linear: decode-size linear layers of a Mistral-7B MLP weight (4096 x 14336, both orientations)
 //   at 1..16 rows through the GEMV kernel (1 row, what linear() uses) and cuBLASLt, as achieved
 //   bandwidth against a device-to-device copy (bytes read + written).
@@ -16,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -30,6 +33,7 @@
 #include <mii/backend/cuda/cuda_backend.hpp>
 #include <mii/backend/cuda/roofline.hpp>
 #include <mii/backend/device.hpp>
+#include <mii/backend/kv_fp8.hpp>
 #include <mii/runtime/step_builder.hpp>
 
 namespace {
@@ -72,8 +76,24 @@ std::vector<bf16_t> tiled_random(std::size_t n, std::mt19937_64& rng, std::size_
   return out;
 }
 
-std::vector<row> attention_bench(std::mt19937_64& rng) {
+// An FP8 cache of `blocks` blocks: random e4m3 bytes (NaN codes avoided) tiled from a pool, and
+// every vector's scale 1/64.
+std::vector<std::uint8_t> random_fp8_cache(const mii::backend::fp8_kv_layer<std::uint8_t>& g, std::int64_t blocks,
+                                           std::mt19937_64& rng) {
+  std::vector<std::uint8_t> pool(65521);
+  for (auto& b : pool) b = std::uint8_t(std::uniform_int_distribution<int>(0, 0x7e)(rng) | (rng() & 1 ? 0x80 : 0));
+  std::vector<std::uint8_t> out(std::size_t(blocks * g.block_stride()));
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = pool[i % pool.size()];
+  const float scale = 1.0f / 64;
+  for (std::int64_t b = 0; b < blocks; ++b)
+    for (std::int64_t v = 0; v < 2 * g.vectors(); ++v)
+      std::memcpy(out.data() + b * g.block_stride() + g.scale_offset() + v * 4, &scale, 4);
+  return out;
+}
+
+std::vector<row> attention_bench(std::mt19937_64& rng, bool kv_fp8) {
   using mii::backend::attention_shape;
+  using mii::backend::fp8_kv_layer;
   using mii::backend::kv_layer;
   using mii::runtime::step_builder;
   using mii::runtime::step_chunk;
@@ -137,6 +157,17 @@ std::vector<row> attention_bench(std::mt19937_64& rng) {
     }
     rows.push_back({"attention", pc.name, us, flops / us * 1e-6, kv_bytes / us * 1e-3});
     std::printf("%-40s %10.1f %12.1f %12.1f\n", pc.name, us, rows.back().rate, rows.back().bandwidth_gb_s);
+    if (kv_fp8 && pc.fresh == 1 && pc.decodes == 0) {  // the same decode step over an FP8 cache
+      const fp8_kv_layer<std::uint8_t> g{nullptr, bs, pc.kv_heads, pc.head_dim};
+      auto g_fp8 = upload(ctx, random_fp8_cache(g, total, rng));
+      const fp8_kv_layer<const std::uint8_t> kv8{g_fp8.data(), bs, pc.kv_heads, pc.head_dim};
+      const double us8 = us_per_call(ctx, 3, 200, [&] { B::attention(ctx, db, g_qkv.data(), shape, kv8, g_out.data()); });
+      // Bytes per vector: its values and its scale.
+      const double fp8_bytes = kv_bytes / (2.0 * pc.head_dim) * (pc.head_dim + 4.0);
+      rows.push_back({"attention", std::string(pc.name) + ", fp8 kv", us8, flops / us8 * 1e-6, fp8_bytes / us8 * 1e-3});
+      std::printf("%-40s %10.1f %12.1f %12.1f\n", rows.back().name.c_str(), us8, rows.back().rate,
+                  rows.back().bandwidth_gb_s);
+    }
   }
   return rows;
 }
@@ -193,12 +224,14 @@ std::string json_escape(const std::string& s) {
 
 int main(int argc, char** argv) {
   std::string what = "attention,linear", out;
+  bool kv_fp8 = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--what" && i + 1 < argc) what = argv[++i];
+    else if (a == "--kv-fp8") kv_fp8 = true;
     else if (a == "--out" && i + 1 < argc) out = argv[++i];
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: gpu-kernels-bench [--what attention,linear] [--out DIR]\n");
+      std::printf("usage: gpu-kernels-bench [--what attention,linear] [--kv-fp8] [--out DIR]\n");
       return 0;
     } else {
       std::fprintf(stderr, "gpu-kernels-bench: unknown argument %s\n", a.c_str());
@@ -213,7 +246,7 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(20261125);
     std::vector<row> rows;
     if (what.find("attention") != std::string::npos)
-      for (auto& r : attention_bench(rng)) rows.push_back(r);
+      for (auto& r : attention_bench(rng, kv_fp8)) rows.push_back(r);
     if (what.find("linear") != std::string::npos)
       for (auto& r : linear_bench(rng)) rows.push_back(r);
     if (!out.empty()) {

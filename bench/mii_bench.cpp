@@ -60,6 +60,7 @@ struct options {
   std::int64_t max_seqs = 512;
   double kv_fraction = 0.9;
   std::string quantization;  // model_config.quantization ("" or "fp8")
+  std::string kv_cache_dtype = "auto";  // model_config.kv_cache_dtype
   int repeats = 3;
   // grid: TensorRT-LLM's (input, output) cells, each cell's floor-time budget, a forced request count
   std::vector<std::pair<std::int64_t, std::int64_t>> grid_cells{{128, 128}, {128, 2048}, {2048, 128}, {500, 2000}, {2048, 2048}};
@@ -81,7 +82,7 @@ constexpr const char* usage_text =
     "             P:O,... (128:128,128:2048,2048:128,500:2000,2048:2048) --grid-seconds S (30: each cell's\n"
     "             floor time) --grid-requests N (force the count); needs --roofline for its request plan)\n"
     "  engine: --max-batch-tokens N (768; grid: 2048) --max-seqs N (512) --kv-fraction F (0.9)\n"
-    "          --backend auto|cuda|host --quantization fp8 --repeats K\n"
+    "          --backend auto|cuda|host --quantization fp8 --kv-cache-dtype fp8_e4m3 --repeats K\n"
     "  DIR may be a Hugging Face Hub id (org/name; --revision R, default main): docs/hub.md\n"
     "  results: OUT/LABEL.json (default bench/results/<model dir name>.json), with the commit mii-bench\n"
     "           was built from (bench/commit.cmake)\n";
@@ -122,6 +123,7 @@ options parse(int argc, char** argv) {
     else if (a == "--label") o.label = v();
     else if (a == "--backend") o.backend = v();
     else if (a == "--quantization") o.quantization = v();
+    else if (a == "--kv-cache-dtype") o.kv_cache_dtype = v();
     else if (a == "--random-weights") o.random_weights = true;
     else if (a == "--roofline") o.roofline = true;
     else if (a == "--scenario") o.scenarios = split(v(), ',');
@@ -301,6 +303,7 @@ int main(int argc, char** argv) {
     cfg.random_weights = opt.random_weights;
     cfg.backend = opt.backend;
     cfg.quantization = opt.quantization;
+    cfg.kv_cache_dtype = opt.kv_cache_dtype;
     const bool grid = std::find(opt.scenarios.begin(), opt.scenarios.end(), "grid") != opt.scenarios.end();
     const std::int64_t batch_tokens = grid && !opt.max_batch_tokens_given ? grid_batch_tokens : opt.max_batch_tokens;
     cfg.max_ragged_batch_size = batch_tokens;
@@ -342,7 +345,9 @@ int main(int argc, char** argv) {
     if (gpu_name != "none") gpu_used_after = mii::cuda_roofline::query().memory_used;
 #endif
     const std::size_t elem = pipe.backend_name() == "host" ? 4 : 2;
-    const cost_model cost = mii::bench::cost_of(shape, arch_for(hf, opt.model).mlp, mem, elem);
+    const cost_model cost = mii::bench::cost_of(shape, arch_for(hf, opt.model).mlp, mem, elem,
+                                                    mii::backend::parse_kv_cache_dtype(opt.kv_cache_dtype) ==
+                                                        mii::backend::kv_cache_dtype::fp8_e4m3);
     const mii::bench::ceilings ceil{copy_bw, gemm_rate};
     std::cerr << "mii-bench: " << pipe.model_name() << " on " << pipe.backend_name() << ", weights "
               << double(mem.weight_bytes) / 1e9 << " GB, KV cache " << double(mem.kv_cache_bytes) / 1e9 << " GB ("
@@ -628,7 +633,8 @@ int main(int argc, char** argv) {
        << u.machine << "\",\"gpu\":\"" << json_escape(gpu_name) << "\",\"commit\":\"" << json_escape(MII_BENCH_COMMIT)
        << "\",\"model\":\"" << json_escape(opt.model) << "\",\"architecture\":\"" << pipe.model_name()
        << "\",\"backend\":\"" << pipe.backend_name() << "\",\"quantization\":\""
-       << (opt.quantization.empty() ? "none" : opt.quantization) << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
+       << (opt.quantization.empty() ? "none" : opt.quantization) << "\",\"kv_cache_dtype\":\"" << json_escape(opt.kv_cache_dtype)
+       << "\",\"random_weights\":" << (opt.random_weights ? "true" : "false")
        << ",\"weight_bytes\":" << mem.weight_bytes << ",\"kv_cache_bytes\":" << mem.kv_cache_bytes
        << ",\"gpu_memory_total\":" << gpu_total << ",\"gpu_used_before\":" << gpu_used_before
        << ",\"gpu_used_after_load\":" << gpu_used_after << ",\"roofline\":{\"copy_bytes_per_s\":" << copy_bw

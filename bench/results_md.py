@@ -14,7 +14,7 @@ the blocks is prose and must hold no measured figure: a figure without a JSON fi
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
 Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
-serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table (see the render_*
+serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table, kv-fp8-table (see the render_*
 functions). Shapes: the bench/configs/<shape>
 names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
@@ -560,6 +560,49 @@ def render_fp8_table(run, args):
     return "\n".join(lines)
 
 
+def render_kv_fp8_table(run, args):
+    """The KV cache in bf16 against FP8 (model_config.kv_cache_dtype = "fp8_e4m3") on one shape, one
+    after the other in one call (bench/run_gpu_bench.sh kvfp8): batch-1 decode at a long context
+    (mii-kv{bf16,fp8}-long-SHAPE) and a grid cell whose KV budget limits concurrency
+    (mii-kv{bf16,fp8}-grid-SHAPE)."""
+    shape = args["shape"]
+    kinds = ("bf16", "fp8")
+    long = {k: run.doc(f"mii-kv{k}-long-{shape}.json") for k in kinds}
+    grid = {k: run.doc(f"mii-kv{k}-grid-{shape}.json") for k in kinds}
+    for k, want in (("bf16", "auto"), ("fp8", "fp8_e4m3")):
+        for d in (long[k], grid[k]):
+            if d.get("kv_cache_dtype") != want:
+                raise MissingData(f"kv-fp8-table: the {k} runs must record kv_cache_dtype {want}")
+    roof = long["fp8"]["roofline"]
+    lines = [f"{SHAPE_NAMES.get(shape, shape)} shape, bf16 weights (random values); one call, bf16 cache then FP8 "
+             f"cache; copy {roof['copy_bytes_per_s'] / 1e12:.2f} TB/s measured in the FP8 run; mii built from "
+             f"{commit_of(long['fp8'])}.", "",
+             "| figure | bf16 KV cache | FP8 KV cache | FP8 ÷ bf16 |", "|---|---|---|---|"]
+    gc = {k: next(r for r in grid[k]["results"] if r["scenario"] == "grid")["config"] for k in kinds}
+    tokens = {k: int(gc[k]["kv_blocks"]) * int(gc[k]["kv_block_size"]) for k in kinds}
+    kvb = {k: grid[k]["kv_cache_bytes"] for k in kinds}
+    lines.append(f"| KV cache of the grid run | {kvb['bf16'] / 1e9:.2f} GB, {tokens['bf16']:,} tokens | "
+                 f"{kvb['fp8'] / 1e9:.2f} GB, {tokens['fp8']:,} tokens | {tokens['fp8'] / tokens['bf16']:.2f}× tokens |")
+    d = {k: figure(long[k], "latency", "decode_step") for k in kinds}
+    c = next(x for x in long["fp8"]["results"] if x["scenario"] == "latency")["config"]
+    cell = lambda f: f"{f['value']:.2f} ms ({f['value'] / f['floor']:.2f}× its floor {f['floor']:.2f} ms)"
+    lines.append(f"| batch-1 decode step at {c['prompt']} tokens of context | {cell(d['bf16'])} | {cell(d['fp8'])} | "
+                 f"{d['fp8']['value'] / d['bf16']['value']:.2f}× |")
+    t = {k: figure(long[k], "latency", "time_to_first_token")["value"] for k in kinds}
+    lines.append(f"| time to first token ({c['prompt']} tokens) | {t['bf16']:.2f} ms | {t['fp8']:.2f} ms | "
+                 f"{t['fp8'] / t['bf16']:.2f}× |")
+    g = {k: next(r for r in grid[k]["results"] if r["scenario"] == "grid") for k in kinds}
+    o = {k: g[k]["figures"]["output_tokens_per_s"]["value"] for k in kinds}
+    p, n = gc["fp8"]["prompt"], gc["fp8"]["gen"]
+    lines.append(f"| offline throughput, {p} in / {n} out (requests in flight) | {num(o['bf16'])} output tokens/s "
+                 f"({int(gc['bf16']['concurrency']):,}) | {num(o['fp8'])} output tokens/s ({int(gc['fp8']['concurrency']):,}) | "
+                 f"{o['fp8'] / o['bf16']:.2f}× |")
+    lines += ["", "Decode floors: the bytes a step reads (weights and the sequence's KV, FP8 bytes and scales for the FP8 "
+              "cache) at the copy rate (`bench/cost_model.hpp`). The grid run gives the KV cache a small share of the "
+              "memory (`--kv-fraction`) so that it, not the scheduler's budgets, limits the requests in flight."]
+    return "\n".join(lines)
+
+
 def render_serve_paired(run, args):
     """mii-serve-overhead: the same engine called in-process and through HTTP, request by request in pairs."""
     d = run.doc(args["file"])
@@ -587,7 +630,8 @@ RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title,
              "load-table": render_load_table, "cold-table": render_cold_table, "same-call": render_same_call,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
              "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
-             "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired}
+             "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired,
+             "kv-fp8-table": render_kv_fp8_table}
 
 
 # ---- the file ---------------------------------------------------------------------------------

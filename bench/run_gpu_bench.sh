@@ -9,6 +9,10 @@
 #   bash bench/run_gpu_bench.sh fp8 [llama3-8b]          bf16 and FP8 weights side by side (latency,
 #                                                        prefill, throughput; FP8_SCENARIOS), then the
 #                                                        grid with FP8 weights when FP8_GRID=1
+#   bash bench/run_gpu_bench.sh kvfp8 [llama3-8b]        bf16 and FP8 KV cache side by side: decode at a
+#                                                        long context (KV_PROMPT, 8000) and a grid cell
+#                                                        whose KV budget limits concurrency
+#                                                        (KV_GRID_CELLS 2048:2048, KV_FRACTION 0.1)
 # Modes' env: GRID_SECONDS (30: each grid cell's floor-time budget), GRID_CELLS (P:O,...),
 # COLD_THREADS (extra cold starts with MII_LOAD_THREADS set to each, e.g. "4 16"),
 # MIXTRAL_SCENARIOS (latency), UPLOAD_TESTS=0 (issue19: skip building and running the GPU suite's
@@ -26,13 +30,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=main
-case ${1:-} in grid | coldstart | mixtral | issue19 | fp8) mode=$1; shift ;; esac
+case ${1:-} in grid | coldstart | mixtral | issue19 | fp8 | kvfp8) mode=$1; shift ;; esac
 OUT=${OUT:-/tmp/out}
 res=/tmp/bench-results log=/tmp/bench-logs
 mkdir -p "$res" "$log" "$OUT"  # results of earlier invocations on this machine stay
 models=("$@")
 if ((${#models[@]} == 0)); then
-  case $mode in grid | fp8) models=(llama3-8b) ;; mixtral) models=(mixtral-8x7b) ;; *) models=(mistral-7b llama3-8b) ;; esac
+  case $mode in grid | fp8 | kvfp8) models=(llama3-8b) ;; mixtral) models=(mixtral-8x7b) ;; *) models=(mistral-7b llama3-8b) ;; esac
 fi
 # The commit is embedded when mii-bench is built (bench/commit.cmake reads MII_COMMIT, else asks
 # git only when this tree is itself a checkout): `git rev-parse` here would find whatever
@@ -86,6 +90,25 @@ run_fp8() {
     [[ ${FP8_GRID:-0} == 1 ]] && GRID_QUANTIZATION=fp8 run_grid "$m"
   done
 }
+# The KV cache in bf16 and in FP8 (model_config.kv_cache_dtype) on the same shape: batch-1 decode
+# at a long context, where the step reads the cache besides the weights, and one grid cell with a
+# KV budget small enough that it limits how many sequences run at once (the FP8 cache holds 1.94x
+# the tokens of bf16 at head_dim 128).
+run_kvfp8() {
+  for m; do
+    for kv in auto fp8_e4m3; do
+      local tag=$([[ $kv == auto ]] && echo bf16 || echo fp8)
+      ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline --scenario latency \
+        --prompt-len "${KV_PROMPT:-8000}" --gen-len 64 --kv-cache-dtype $kv --label "mii-kv$tag-long-$m" --out "$res" \
+        2>&1 | tee "$log/mii-kv$tag-long-$m.log" | tail -6 || { echo "kv $tag long $m failed"; failed=1; }
+      ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline --scenario grid \
+        --grid-cells "${KV_GRID_CELLS:-2048:2048}" --grid-seconds "${GRID_SECONDS:-15}" --kv-fraction "${KV_FRACTION:-0.1}" \
+        --kv-cache-dtype $kv --label "mii-kv$tag-grid-$m" --out "$res" 2>&1 | tee "$log/mii-kv$tag-grid-$m.log" \
+        | grep -E "grid|kv|error" || { echo "kv $tag grid $m failed"; failed=1; }
+      echo "kv $tag $m done: ${SECONDS}s"
+    done
+  done
+}
 # Mixtral-8x7B shape (93 GB of random bf16 weights): batch-1 latency against the floor of the
 # bytes a step reads (attention, the routed experts, lm_head).
 run_mixtral() {
@@ -113,6 +136,7 @@ case $mode in
   coldstart) run_cold "${models[@]}"; finish ;;
   mixtral) run_mixtral; finish ;;
   fp8) run_fp8 "${models[@]}"; finish ;;
+  kvfp8) run_kvfp8 "${models[@]}"; finish ;;
   issue19)
     [[ ${UPLOAD_TESTS:-1} == 1 ]] && run_upload_tests
     run_mixtral; run_cold mistral-7b llama3-8b; run_grid llama3-8b; finish ;;

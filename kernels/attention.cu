@@ -2,7 +2,9 @@
 // the host-side scalars of the step, then launches the tensor-core kernel
 // (attention_flash.cuh, per head_dim in attention_hd<D>.cu) and, when the key range was split,
 // the combine kernel. Head dims without a tensor-core instantiation run a generic fallback.
-// Nothing here reads device memory, synchronizes or (inside graph capture) allocates.
+// Nothing here reads device memory, synchronizes or (inside graph capture) allocates. A cache
+// of the compute dtype and an FP8 one (backend/kv_fp8.hpp) take the same plan; only the kernels
+// instantiated for it differ.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 #include "dispatch.cuh"
+#include "fp8_convert.cuh"
 
 namespace mii::kernels::attn {
 namespace {
@@ -21,10 +24,47 @@ constexpr int fallback_max_dims_per_lane = 8;  // head_dim <= 256
 constexpr int combine_warps = 4;
 constexpr int max_splits = 64;
 
+// How the fallback kernel reads a cache: a vector (one token's keys or values of one kv head) is
+// located once, shuffled between lanes as a whole, and read element by element as floats.
+template <class T>
+struct compute_dtype_cache {  // [block][2][kv_heads][block_size][head_dim] elements of T
+  struct vector_ref {
+    std::int64_t offset;
+  };
+  __device__ static vector_ref locate(const attention_params& p, std::int64_t block, int which, int kv_head, int slot) {
+    return {block * p.block_stride + which * p.value_offset + (std::int64_t(kv_head) * p.block_size + slot) * p.head_dim};
+  }
+  __device__ static float at(const attention_params& p, const vector_ref& v, int d) {
+    return to_f32(static_cast<const T*>(p.cache)[v.offset + d]);
+  }
+  __device__ static vector_ref shuffle(const vector_ref& v, int lane) {
+    return {__shfl_sync(0xffffffffu, v.offset, lane)};
+  }
+};
+struct fp8_cache {  // e4m3 bytes in that layout, then fp32 scales [2][kv_heads][block_size] per block
+  struct vector_ref {
+    std::int64_t offset;
+    float scale;
+  };
+  __device__ static vector_ref locate(const attention_params& p, std::int64_t block, int which, int kv_head, int slot) {
+    const std::int64_t vector = (std::int64_t(which) * p.kv_heads + kv_head) * p.block_size + slot;
+    const std::int64_t base = block * p.block_stride;
+    const auto* scales = reinterpret_cast<const float*>(static_cast<const std::uint8_t*>(p.cache) + base + p.scale_offset);
+    return {base + vector * p.head_dim, __ldg(scales + vector)};
+  }
+  __device__ static float at(const attention_params& p, const vector_ref& v, int d) {
+    return e4m3_to_float(static_cast<const std::uint8_t*>(p.cache)[v.offset + d]) * v.scale;
+  }
+  __device__ static vector_ref shuffle(const vector_ref& v, int lane) {
+    return {__shfl_sync(0xffffffffu, v.offset, lane), __shfl_sync(0xffffffffu, v.scale, lane)};
+  }
+};
+
 // Generic attention for any head_dim <= 256: one warp per (token, query head), fp32 math.
 // Scores of 32 keys at a time (one key per lane), online softmax over chunks, and P V with the
-// lanes owning dims lane, lane+32, ... so value rows are read coalesced.
-template <class T>
+// lanes owning dims lane, lane+32, ... so value rows are read coalesced. Cache: one of the
+// readers above.
+template <class T, class Cache>
 __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel(const attention_params p) {
   extern __shared__ float q_smem[];  // [fallback_warps][head_dim], pre-scaled into the exp2 domain
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -37,7 +77,6 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
   const int pos = p.positions[token];
 
   const T* const qkv = static_cast<const T*>(p.qkv);
-  const T* const cache = static_cast<const T*>(p.cache);
   float* const q = q_smem + warp * hd;
   // Pre-scaled so that a dot product is the exponent (plain) or the tanh argument (soft-capped).
   const float q_scale = p.softcap > 0.f ? p.softcap_in : p.scale_log2;
@@ -45,19 +84,20 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
   __syncwarp();
 
   const std::int32_t* const table = p.block_tables + std::int64_t(seq) * p.max_blocks_per_seq;
-  const std::int64_t head_offset = std::int64_t(kv_head) * p.block_size * hd;
   const int lo = p.window > 0 ? max(0, pos - p.window + 1) : 0;
   float m = -INFINITY, l = 0.f;
   float acc[fallback_max_dims_per_lane] = {};
   for (int j0 = lo; j0 <= pos; j0 += 32) {
     const int j = j0 + lane;
     float s = -INFINITY;
-    std::int64_t key_offset = 0;
+    typename Cache::vector_ref value{};  // of this lane's key, for the P V loop below
     if (j <= pos) {
-      key_offset = std::int64_t(table[j >> p.block_size_log2]) * p.block_stride + head_offset +
-                   std::int64_t(j & (p.block_size - 1)) * hd;
+      const std::int64_t block = table[j >> p.block_size_log2];
+      const int slot = j & (p.block_size - 1);
+      const typename Cache::vector_ref key = Cache::locate(p, block, 0, kv_head, slot);
+      value = Cache::locate(p, block, 1, kv_head, slot);
       float dot = 0.f;
-      for (int d = 0; d < hd; ++d) dot = fmaf(q[d], to_f32(cache[key_offset + d]), dot);
+      for (int d = 0; d < hd; ++d) dot = fmaf(q[d], Cache::at(p, key, d), dot);
       s = p.softcap > 0.f ? p.softcap_log2 * tanhf(dot) : dot;
     }
     float chunk_max = s;
@@ -74,11 +114,11 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
     const int n_keys = min(32, pos - j0 + 1);
     for (int jj = 0; jj < n_keys; ++jj) {
       const float pk = __shfl_sync(0xffffffffu, pj, jj);
-      const std::int64_t v_offset = __shfl_sync(0xffffffffu, key_offset, jj) + p.value_offset;
+      const typename Cache::vector_ref v = Cache::shuffle(value, jj);
 #pragma unroll
       for (int i = 0; i < fallback_max_dims_per_lane; ++i) {
         const int d = lane + 32 * i;
-        if (d < hd) acc[i] = fmaf(pk, to_f32(cache[v_offset + d]), acc[i]);
+        if (d < hd) acc[i] = fmaf(pk, Cache::at(p, v, d), acc[i]);
       }
     }
   }
@@ -154,15 +194,20 @@ int plan_splits(std::int64_t busy_ctas, std::int64_t max_kv_len, int block_n, in
   return splits < 2 ? 1 : int(splits);
 }
 
-}  // namespace
-}  // namespace mii::kernels::attn
+// What the plan needs to know of a cache, whichever its kind (offsets in its own units:
+// elements of the compute dtype, or bytes of an FP8 cache).
+struct cache_geometry {
+  const void* data = nullptr;
+  std::int32_t block_size = 0, kv_heads = 0, head_dim = 0;
+  std::int64_t block_stride = 0, value_offset = 0, scale_offset = 0;
+  bool fp8 = false;
+};
 
-namespace mii::backend {
-
+// The op for either cache kind: checks, plan, launches.
 template <class DType>
-void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, const attention_shape& a,
-                            kv_layer<const T> cache, T* out) {
-  namespace attn = kernels::attn;
+void attend(backend::cuda_context_state& st, const backend::step_batch& b, const void* qkv,
+            const backend::attention_shape& a, const cache_geometry& cache, void* out) {
+  using T = device_t<DType>;
   if (b.n_tokens <= 0) return;
   if (a.heads <= 0 || a.kv_heads <= 0 || a.heads % a.kv_heads != 0)
     fail("cuda attention: query heads (", a.heads, ") must be a positive multiple of kv heads (", a.kv_heads, ")");
@@ -171,15 +216,17 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
          ") does not match the attention shape (kv_heads ", a.kv_heads, ", head_dim ", a.head_dim, ")");
   if (cache.block_size <= 0 || (cache.block_size & (cache.block_size - 1)) != 0)
     fail("cuda attention: KV cache block size must be a power of two, got ", cache.block_size);
-  if (a.head_dim <= 0 || a.head_dim > attn::fallback_max_dims_per_lane * 32)
-    fail("cuda attention: head_dim ", a.head_dim, " is not supported (at most ", attn::fallback_max_dims_per_lane * 32,
-         ")");
+  if (a.head_dim <= 0 || a.head_dim > fallback_max_dims_per_lane * 32)
+    fail("cuda attention: head_dim ", a.head_dim, " is not supported (at most ", fallback_max_dims_per_lane * 32, ")");
   if (a.window < 0) fail("cuda attention: sliding window must be >= 0, got ", a.window);
   if (!(a.softcap >= 0.f) || !std::isfinite(a.softcap))
     fail("cuda attention: soft-cap must be a finite number >= 0, got ", a.softcap);
+  // The fp32 scales are read with plain 4-byte loads.
+  if (cache.fp8 && (cache.block_stride % 4 != 0 || !aligned_to(cache.data, 4)))
+    fail("cuda attention: an FP8 KV cache needs 4-byte aligned scales (head_dim ", cache.head_dim, ", block size ",
+         cache.block_size, ", kv heads ", cache.kv_heads, ")");
 
-  auto& st = ctx.impl();
-  attn::attention_params p;
+  attention_params p;
   p.qkv = qkv;
   p.out = out;
   p.cache = cache.data;
@@ -197,9 +244,10 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
   p.head_dim = a.head_dim;
   p.qkv_stride = (a.heads + 2 * a.kv_heads) * a.head_dim;
   p.block_size = cache.block_size;
-  p.block_size_log2 = attn::log2_exact(cache.block_size);
-  p.block_stride = cache.block_stride();
-  p.value_offset = std::int64_t(cache.kv_heads) * cache.block_size * cache.head_dim;
+  p.block_size_log2 = log2_exact(cache.block_size);
+  p.block_stride = cache.block_stride;
+  p.value_offset = cache.value_offset;
+  p.scale_offset = cache.scale_offset;
   p.window = a.window;
   p.scale_log2 = a.scale * 1.4426950408889634f;
   if (a.softcap > 0.f) {
@@ -208,12 +256,14 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
     p.softcap_log2 = a.softcap * 1.4426950408889634f;
   }
 
-  const bool tensor_core_ok = attn::aligned_to(qkv, 16) && attn::aligned_to(cache.data, 16) && attn::aligned_to(out, 4);
+  // 16-byte copies of keys and values: an FP8 cache's blocks must keep its base's alignment.
+  const bool tensor_core_ok = aligned_to(qkv, 16) && aligned_to(cache.data, 16) && aligned_to(out, 4) &&
+                              (!cache.fp8 || cache.block_stride % 16 == 0);
   auto run = [&](auto dim, auto variant) {
     constexpr int D = decltype(dim)::value;
     using Variant = decltype(variant);
-    const bool decode = std::int64_t(b.max_new_tokens) * p.group <= attn::decode_shape.block_m();
-    const attn::tile_shape shape = decode ? attn::decode_shape : attn::prefill_shape(D);
+    const bool decode = std::int64_t(b.max_new_tokens) * p.group <= decode_shape.block_m();
+    const tile_shape shape = decode ? decode_shape : prefill_shape(D);
     const int block_m = shape.block_m(), block_n = shape.block_n;
     int sm_count = 0;
     MII_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, st.device));
@@ -223,7 +273,7 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
     // reservation covers at least the decode bound (splits * busy CTAs < 3 * SMs, 16 rows each,
     // see plan_splits), and the first uncaptured call reserves it, so decode steps captured
     // later never need more; a step that would need more during capture runs unsplit.
-    const std::int64_t decode_bound = std::int64_t(4) * sm_count * attn::decode_shape.block_m() * (D + 1);
+    const std::int64_t decode_bound = std::int64_t(4) * sm_count * decode_shape.block_m() * (D + 1);
     // Decode steps (the ones replayed from CUDA graphs) have a buffer of their own that never
     // moves once reserved; prefill steps may grow theirs without invalidating any graph.
     auto& partials = decode ? st.attention_partials_decode : st.attention_partials;
@@ -233,11 +283,11 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
       MII_CUDA_CHECK(cudaStreamIsCapturing(st.stream, &capture));
       if (capture != cudaStreamCaptureStatusNone) return false;
       if (!partials.empty()) MII_CUDA_CHECK(cudaStreamSynchronize(st.stream));  // old block idle
-      partials = cuda_detail::device_buffer<float>(std::max(need, decode_bound));
+      partials = backend::cuda_detail::device_buffer<float>(std::max(need, decode_bound));
       return true;
     };
     if (decode) reserve_partials(decode_bound);
-    const int splits = attn::plan_splits(tiles * p.kv_heads, b.max_kv_len, block_n, sm_count);
+    const int splits = plan_splits(tiles * p.kv_heads, b.max_kv_len, block_n, sm_count);
     if (splits > 1) {
       // Partials: [splits][n_tokens][heads] rows of head_dim outputs plus one lse each.
       const std::int64_t rows = std::int64_t(splits) * b.n_tokens * a.heads;
@@ -247,30 +297,68 @@ void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, con
         p.partial_lse = p.partial_out + rows * D;
       }
     }
-    attn::launch_flash_attention<D, DType, Variant>(p, decode, st.device, st.stream);
+    if (cache.fp8) launch_flash_attention<D, DType, Variant, true>(p, decode, st.device, st.stream);
+    else launch_flash_attention<D, DType, Variant, false>(p, decode, st.device, st.stream);
     if (p.n_splits > 1) {
-      const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::combine_warps);
-      attn::attention_combine_kernel<kernels::device_t<DType>><<<blocks, attn::combine_warps * 32, 0, st.stream>>>(p);
+      const unsigned blocks = ceil_div(std::int64_t(b.n_tokens) * a.heads, combine_warps);
+      attention_combine_kernel<T><<<blocks, combine_warps * 32, 0, st.stream>>>(p);
       MII_CUDA_CHECK_LAUNCH();
     }
   };
   // The variant (attention.cuh) is chosen here, once: soft-capped scores where config asks for them.
   const bool launched =
-      tensor_core_ok &&
-      (a.softcap > 0.f ? kernels::dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, attn::soft_capped_scores{}); },
-                                                    kernels::soft_capped_head_dims{})
-                       : kernels::dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, attn::plain_scores{}); }));
+      tensor_core_ok && (a.softcap > 0.f ? dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, soft_capped_scores{}); },
+                                                             soft_capped_head_dims{})
+                                         : dispatch_head_dim(a.head_dim, [&](auto dim) { run(dim, plain_scores{}); }));
   if (!launched) {
-    const unsigned blocks = kernels::ceil_div(std::int64_t(b.n_tokens) * a.heads, attn::fallback_warps);
-    const std::size_t smem = std::size_t(attn::fallback_warps) * a.head_dim * sizeof(float);
-    attn::attention_fallback_kernel<kernels::device_t<DType>><<<blocks, attn::fallback_warps * 32, smem, st.stream>>>(p);
+    const unsigned blocks = ceil_div(std::int64_t(b.n_tokens) * a.heads, fallback_warps);
+    const std::size_t smem = std::size_t(fallback_warps) * a.head_dim * sizeof(float);
+    if (cache.fp8) attention_fallback_kernel<T, fp8_cache><<<blocks, fallback_warps * 32, smem, st.stream>>>(p);
+    else attention_fallback_kernel<T, compute_dtype_cache<T>><<<blocks, fallback_warps * 32, smem, st.stream>>>(p);
     MII_CUDA_CHECK_LAUNCH();
   }
+}
+
+}  // namespace
+}  // namespace mii::kernels::attn
+
+namespace mii::backend {
+
+template <class DType>
+void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, const attention_shape& a,
+                            kv_layer<const T> cache, T* out) {
+  kernels::attn::cache_geometry g;
+  g.data = cache.data;
+  g.block_size = cache.block_size;
+  g.kv_heads = cache.kv_heads;
+  g.head_dim = cache.head_dim;
+  g.block_stride = cache.block_stride();
+  g.value_offset = std::int64_t(cache.kv_heads) * cache.block_size * cache.head_dim;
+  kernels::attn::attend<DType>(ctx.impl(), b, qkv, a, g, out);
+}
+
+template <class DType>
+void cuda<DType>::attention(context& ctx, const step_batch& b, const T* qkv, const attention_shape& a,
+                            fp8_kv_layer<const std::uint8_t> cache, T* out) {
+  kernels::attn::cache_geometry g;
+  g.data = cache.data;
+  g.block_size = cache.block_size;
+  g.kv_heads = cache.kv_heads;
+  g.head_dim = cache.head_dim;
+  g.block_stride = cache.block_stride();
+  g.value_offset = cache.value_at(1, 0, 0);
+  g.scale_offset = cache.scale_offset();
+  g.fp8 = true;
+  kernels::attn::attend<DType>(ctx.impl(), b, qkv, a, g, out);
 }
 
 template void cuda<bf16_t>::attention(cuda<bf16_t>::context&, const step_batch&, const bf16_t*, const attention_shape&,
                                       kv_layer<const bf16_t>, bf16_t*);
 template void cuda<fp16_t>::attention(cuda<fp16_t>::context&, const step_batch&, const fp16_t*, const attention_shape&,
                                       kv_layer<const fp16_t>, fp16_t*);
+template void cuda<bf16_t>::attention(cuda<bf16_t>::context&, const step_batch&, const bf16_t*, const attention_shape&,
+                                      fp8_kv_layer<const std::uint8_t>, bf16_t*);
+template void cuda<fp16_t>::attention(cuda<fp16_t>::context&, const step_batch&, const fp16_t*, const attention_shape&,
+                                      fp8_kv_layer<const std::uint8_t>, fp16_t*);
 
 }  // namespace mii::backend

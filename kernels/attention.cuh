@@ -22,7 +22,9 @@ namespace mii::kernels::attn {
 struct attention_params {
   const void* qkv = nullptr;         // [n_tokens][qkv_stride], q heads | k heads | v heads
   void* out = nullptr;               // [n_tokens][heads * head_dim]
-  const void* cache = nullptr;       // data[block][2][kv_heads][block_size][head_dim]
+  // data[block][2][kv_heads][block_size][head_dim] in the compute dtype, or an FP8 cache's
+  // blocks (backend/kv_fp8.hpp): e4m3 bytes in that layout, then fp32 scales [2][kv_heads][block_size].
+  const void* cache = nullptr;
   const std::int32_t* seq_start = nullptr;
   const std::int32_t* seq_kv_len = nullptr;
   const std::int32_t* block_tables = nullptr;
@@ -38,8 +40,9 @@ struct attention_params {
   std::int32_t qkv_stride = 0;       // elements per qkv row
   std::int32_t block_size = 0;       // tokens per cache block, a power of two
   std::int32_t block_size_log2 = 0;
-  std::int64_t block_stride = 0;     // elements per cache block (keys and values)
-  std::int64_t value_offset = 0;     // elements from a block's keys to its values
+  std::int64_t block_stride = 0;     // elements (FP8: bytes) per cache block
+  std::int64_t value_offset = 0;     // elements (FP8: bytes) from a block's keys to its values
+  std::int64_t scale_offset = 0;     // FP8: bytes from a block's start to its scales
   std::int32_t window = 0;           // 0: full causal
   float scale_log2 = 0;              // softmax scale * log2(e): scores live in the exp2 domain
   // Soft-capping (Gemma 2): a score s becomes cap * tanh(s * scale / cap) before the mask.
@@ -84,10 +87,12 @@ struct soft_capped_scores {  // exponent = cap * tanh(s * scale / cap) * log2(e)
   __device__ static float exp2_scale(const attention_params&) { return 1.0f; }
 };
 
-// Launches the tensor-core kernel for one compile-time head_dim and variant; defined (and
-// explicitly instantiated for bf16/fp16) in attention_hd<HEAD_DIM>.cu (plain_scores) and
-// attention_hd<HEAD_DIM>_softcap.cu (soft_capped_scores). grid.z = p.n_splits.
-template <int HEAD_DIM, class T, class Variant>
+// Launches the tensor-core kernel for one compile-time head_dim and variant over a cache of the
+// compute dtype (KV_FP8 false) or an FP8 one; defined (and explicitly instantiated for
+// bf16/fp16) in attention_hd<HEAD_DIM>.cu (plain_scores), attention_hd<HEAD_DIM>_softcap.cu
+// (soft_capped_scores) and their _fp8kv twins. grid.z = p.n_splits. An FP8 cache needs its
+// base and block stride 16-byte aligned (its values are copied 16 bytes = 16 values at a time).
+template <int HEAD_DIM, class T, class Variant, bool KV_FP8>
 void launch_flash_attention(const attention_params& p, bool decode_config, int device, cudaStream_t stream);
 
 }  // namespace mii::kernels::attn

@@ -14,6 +14,17 @@
 // Shared-memory rows are padded by 16 bytes: the 8 row addresses of every ldmatrix then fall in
 // distinct bank quads for every supported head_dim (row pitch = 4 banks mod 32 or an odd
 // multiple of 4 banks), with no swizzle arithmetic in the inner loop.
+//
+// FP8 KV cache (KV_FP8, backend/kv_fp8.hpp), dequantized in registers on the way into the
+// tiles: the two-stage cp.async ring holds the raw e4m3 bytes instead (16 values per 16-byte
+// copy, unpadded rows) and each tile's K and V scales (4-byte copies, one per key), and the K/V
+// tiles of T keep one stage. Each iteration, after the wait and barrier that publish ring stage
+// it & 1, every thread issues the next tile's copies into the other ring stage, converts the
+// chunks it copied itself into the T tiles (decode, times the key's scale, round to T), and a
+// second barrier publishes the converted tile to the mma loop, which is unchanged. The scales
+// sit in shared memory rather than in registers held across the mma loop: at head_dim 128
+// (prefill tiles) those registers would spill, and the next tile's copies could not be issued
+// before this tile's conversion.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,6 +36,7 @@
 #include "attention.cuh"
 #include "common.cuh"
 #include "cuda/check.hpp"
+#include "fp8_convert.cuh"
 
 namespace mii::kernels::attn {
 
@@ -39,6 +51,10 @@ __device__ __forceinline__ unsigned shared_address(const void* p) {
 __device__ __forceinline__ void cp_async_16(unsigned dst, const void* src, bool valid) {
   const int src_bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_4(unsigned dst, const void* src, bool valid) {
+  const int src_bytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
@@ -87,6 +103,25 @@ __device__ __forceinline__ unsigned pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<const unsigned*>(&v);
 }
 
+// 16 e4m3 values (one 16-byte chunk of a staged key or value row) times their vector's scale ->
+// 16 T values of a K/V tile row: exact decode, one fp32 multiply, one rounding to T.
+template <class T>
+__device__ __forceinline__ void dequantize_chunk(const std::uint8_t* src, float scale, T* dst) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(src);
+  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+  unsigned packed[8];
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const float2 f = e4m3x2_to_float2(static_cast<std::uint16_t>(words[w] >> (16 * h)));
+      packed[2 * w + h] = pack2<T>(f.x * scale, f.y * scale);
+    }
+  }
+  *reinterpret_cast<uint4*>(dst) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  *reinterpret_cast<uint4*>(dst + 8) = make_uint4(packed[4], packed[5], packed[6], packed[7]);
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
@@ -97,8 +132,9 @@ __device__ __forceinline__ float fast_exp2(float x) {
 
 // WARPS_M warps stacked over the query rows, each owning M_ATOMS 16-row mma tiles (more rows
 // per warp = fewer shared-memory reads of K and V per mma); WARPS_N warps splitting each key
-// tile (decode: few rows, so the warps share the rows and divide the keys instead).
-template <int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
+// tile (decode: few rows, so the warps share the rows and divide the keys instead). KV_FP8: the
+// cache is an FP8 one (the file's header).
+template <int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N, bool KV_FP8 = false>
 struct flash_config {
   static_assert(HEAD_DIM % 16 == 0, "mma k-steps need head_dim % 16 == 0");
   static constexpr int threads = 32 * WARPS_M * WARPS_N;
@@ -112,19 +148,31 @@ struct flash_config {
   static constexpr int kv_tile_elems = BLOCK_N * pitch;
   // Q fragments stay in registers when they fit next to the O accumulators.
   static constexpr bool q_in_registers = M_ATOMS == 1 && HEAD_DIM <= 128;
-  // Q + two stages of K and of V, 16-bit elements.
-  static constexpr int smem_bytes = (q_elems + 4 * kv_tile_elems) * 2;
+  // K/V tiles of T: the two-stage ring, or for an FP8 cache the one stage the bytes convert into.
+  static constexpr int kv_stages = KV_FP8 ? 1 : 2;
+  // FP8: the ring after the T tiles: raw bytes [2 stages][K, V][BLOCK_N][HEAD_DIM], then the
+  // scales [2 stages][K, V][BLOCK_N] floats. Each thread copies (and later converts)
+  // fp8_chunks_per_thread 16-byte chunks of K and as many of V.
+  static constexpr int fp8_chunks_per_row = HEAD_DIM / 16;
+  static constexpr int fp8_tile_bytes = BLOCK_N * HEAD_DIM;
+  static constexpr int fp8_staging_bytes = KV_FP8 ? 2 * 2 * fp8_tile_bytes : 0;
+  static constexpr int fp8_scale_bytes = KV_FP8 ? 2 * 2 * BLOCK_N * 4 : 0;
+  static constexpr int fp8_chunks_per_thread = (BLOCK_N * fp8_chunks_per_row + threads - 1) / threads;
+  // Q + the K and V stages, 16-bit elements, + the FP8 ring.
+  static constexpr int smem_bytes =
+      (q_elems + 2 * kv_stages * kv_tile_elems) * 2 + fp8_staging_bytes + fp8_scale_bytes;
+  static_assert(smem_bytes <= 227 * 1024, "more shared memory than an SM gives one CTA");
   // The in-CTA split-K merge reuses the K/V stages for [WARPS_N][block_m][HEAD_DIM] floats.
-  static_assert(WARPS_N == 1 || WARPS_N * block_m * HEAD_DIM * 4 <= 4 * kv_tile_elems * 2,
+  static_assert(WARPS_N == 1 || WARPS_N * block_m * HEAD_DIM * 4 <= 2 * kv_stages * kv_tile_elems * 2,
                 "merge buffer must fit in the K/V stages");
 };
 
 // ---- the kernel ---------------------------------------------------------------------------
 
-template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
+template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N, bool KV_FP8>
 __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     flash_attention_kernel(const attention_params p) {
-  using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
+  using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N, KV_FP8>;
   constexpr int BLOCK_M = cfg::block_m;
   constexpr int PITCH = cfg::pitch;
   constexpr int CPR = cfg::chunks_per_row;
@@ -134,8 +182,12 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* const sQ = reinterpret_cast<T*>(smem_raw);
-  T* const sK = sQ + cfg::q_elems;             // [2][BLOCK_N][PITCH]
-  T* const sV = sK + 2 * cfg::kv_tile_elems;   // [2][BLOCK_N][PITCH]
+  T* const sK = sQ + cfg::q_elems;                        // [kv_stages][BLOCK_N][PITCH]
+  T* const sV = sK + cfg::kv_stages * cfg::kv_tile_elems;  // [kv_stages][BLOCK_N][PITCH]
+  // FP8: [2][K, V][BLOCK_N][HEAD_DIM] e4m3 bytes (16-byte aligned: PITCH is a multiple of 8),
+  // then [2][K, V][BLOCK_N] scales.
+  std::uint8_t* const staging = reinterpret_cast<std::uint8_t*>(sV + cfg::kv_stages * cfg::kv_tile_elems);
+  float* const scale_ring = reinterpret_cast<float*>(staging + cfg::fp8_staging_bytes);
 
   const int tid = threadIdx.x;
   const int lane = tid & 31;
@@ -220,7 +272,61 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     }
   };
 
-  if (n_iter > 0) load_kv_tile(kv_begin, 0);
+  // FP8 cache: the tile's bytes, FP8_CHUNKS chunks of K and of V per thread, and the scales of its
+  // keys' K and V vectors. Keys past the range: zero-filled bytes and scale 0 (finite zeros).
+  constexpr int FP8_CPR = cfg::fp8_chunks_per_row;
+  constexpr int FP8_CHUNKS = KV_FP8 ? cfg::fp8_chunks_per_thread : 1;
+  constexpr bool FP8_EVEN = BLOCK_N * FP8_CPR % cfg::threads == 0;  // every thread has FP8_CHUNKS chunks
+  const std::uint8_t* const cache_bytes = static_cast<const std::uint8_t*>(p.cache);
+  auto load_fp8_tile = [&](int k0, int stage) {
+    std::uint8_t* const k_dst = staging + stage * 2 * cfg::fp8_tile_bytes;
+    std::uint8_t* const v_dst = k_dst + cfg::fp8_tile_bytes;
+#pragma unroll
+    for (int i = 0; i < FP8_CHUNKS; ++i) {
+      const int c = tid + i * cfg::threads;
+      if (!FP8_EVEN && c >= BLOCK_N * FP8_CPR) break;
+      const int r = c / FP8_CPR, col = c % FP8_CPR;
+      const int key = k0 + r;
+      const bool valid = key < kv_end;
+      const std::uint8_t* src = cache_bytes;
+      if (valid) {
+        const std::uint8_t* const block = cache_bytes + std::int64_t(table[key >> p.block_size_log2]) * p.block_stride;
+        src = block + head_offset + (key & in_block_mask) * HEAD_DIM + col * 16;
+      }
+      cp_async_16(shared_address(k_dst + r * HEAD_DIM + col * 16), src, valid);
+      cp_async_16(shared_address(v_dst + r * HEAD_DIM + col * 16), valid ? src + p.value_offset : src, valid);
+    }
+    for (int c = tid; c < 2 * BLOCK_N; c += cfg::threads) {  // which 0: the key's K scale, 1: its V scale
+      const int r = c % BLOCK_N, which = c / BLOCK_N;
+      const int key = k0 + r;
+      const bool valid = key < kv_end;
+      const std::uint8_t* src = cache_bytes;
+      if (valid) {
+        const std::uint8_t* const block = cache_bytes + std::int64_t(table[key >> p.block_size_log2]) * p.block_stride;
+        src = block + p.scale_offset + ((which * p.kv_heads + kv_head) * p.block_size + (key & in_block_mask)) * 4;
+      }
+      cp_async_4(shared_address(scale_ring + (stage * 2 + which) * BLOCK_N + r), src, valid);
+    }
+  };
+  // The chunks this thread copied into ring stage `stage` -> the T tiles, times their keys' scales.
+  auto dequantize_fp8_tile = [&](int stage) {
+    const std::uint8_t* const k_src = staging + stage * 2 * cfg::fp8_tile_bytes;
+    const std::uint8_t* const v_src = k_src + cfg::fp8_tile_bytes;
+#pragma unroll
+    for (int i = 0; i < FP8_CHUNKS; ++i) {
+      const int c = tid + i * cfg::threads;
+      if (!FP8_EVEN && c >= BLOCK_N * FP8_CPR) break;
+      const int r = c / FP8_CPR, col = c % FP8_CPR;
+      const float* const sc = scale_ring + stage * 2 * BLOCK_N;
+      dequantize_chunk<T>(k_src + r * HEAD_DIM + col * 16, sc[r], sK + r * PITCH + col * 16);
+      dequantize_chunk<T>(v_src + r * HEAD_DIM + col * 16, sc[BLOCK_N + r], sV + r * PITCH + col * 16);
+    }
+  };
+
+  if (n_iter > 0) {
+    if constexpr (KV_FP8) load_fp8_tile(kv_begin, 0);
+    else load_kv_tile(kv_begin, 0);
+  }
   cp_async_commit();  // group: Q + first K/V tile
 
   // ---- per-thread row state ---------------------------------------------------------------
@@ -262,8 +368,18 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
   for (int it = 0; it < n_iter; ++it) {
     cp_async_wait_all();
     __syncthreads();  // tile `it` visible to all; everyone is done with the stage we refill next
-    if (it + 1 < n_iter) load_kv_tile(kv_begin + (it + 1) * BLOCK_N, (it + 1) & 1);
-    cp_async_commit();
+    if constexpr (KV_FP8) {
+      // The other ring stage was last read before the barrier: refill it first, so that the
+      // copies fly during the conversion too. This thread's byte copies of tile `it` landed
+      // (its wait); the scales others copied landed and the T tiles are free (the barrier).
+      if (it + 1 < n_iter) load_fp8_tile(kv_begin + (it + 1) * BLOCK_N, (it + 1) & 1);
+      cp_async_commit();
+      dequantize_fp8_tile(it & 1);
+      __syncthreads();  // the converted tile visible to all
+    } else {
+      if (it + 1 < n_iter) load_kv_tile(kv_begin + (it + 1) * BLOCK_N, (it + 1) & 1);
+      cp_async_commit();
+    }
 
     if constexpr (cfg::q_in_registers) {
       if (it == 0 && warp_has_rows) {
@@ -275,8 +391,9 @@ __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     // A warp whose rows are all past the end of the sequence's rows (a decode token in a
     // prefill-shaped tile) has nothing to compute; it still joins the loads and barriers.
     if (!warp_has_rows) continue;
-    const T* const k_tile = sK + (it & 1) * cfg::kv_tile_elems + warp_key0 * PITCH;
-    const T* const v_tile = sV + (it & 1) * cfg::kv_tile_elems + warp_key0 * PITCH;
+    const int stage = KV_FP8 ? 0 : (it & 1);
+    const T* const k_tile = sK + stage * cfg::kv_tile_elems + warp_key0 * PITCH;
+    const T* const v_tile = sV + stage * cfg::kv_tile_elems + warp_key0 * PITCH;
 
     // S = Q K^T over this warp's keys; each K fragment serves all M_ATOMS row tiles.
     float s[M_ATOMS][KEY_ATOMS][4];
@@ -501,10 +618,10 @@ void allow_dynamic_smem(Kernel* kernel, int bytes, int device, std::atomic<std::
   done_devices.fetch_or(bit, std::memory_order_acq_rel);
 }
 
-template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N>
+template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N, bool KV_FP8>
 void launch_flash_config(const attention_params& p, int device, cudaStream_t stream) {
-  using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
-  auto* kernel = &flash_attention_kernel<T, Variant, HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N>;
+  using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N, KV_FP8>;
+  auto* kernel = &flash_attention_kernel<T, Variant, HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N, KV_FP8>;
   static std::atomic<std::uint64_t> smem_configured{0};  // per kernel instantiation
   allow_dynamic_smem(kernel, cfg::smem_bytes, device, smem_configured);
   const dim3 grid(unsigned(p.n_seqs + (std::int64_t(p.n_tokens) * p.group) / cfg::block_m), unsigned(p.kv_heads),
@@ -513,23 +630,33 @@ void launch_flash_config(const attention_params& p, int device, cudaStream_t str
   MII_CUDA_CHECK_LAUNCH();
 }
 
-template <int HEAD_DIM, class T, class Variant>
+template <int HEAD_DIM, class T, class Variant, bool KV_FP8>
 void launch_flash_attention(const attention_params& p, bool decode_config, int device, cudaStream_t stream) {
   using dev_t = device_t<T>;
   constexpr tile_shape d = decode_shape;
   constexpr tile_shape f = prefill_shape(HEAD_DIM);
   if (decode_config) {
-    launch_flash_config<dev_t, Variant, HEAD_DIM, d.warps_m, d.warps_n, d.m_atoms, d.block_n>(p, device, stream);
+    launch_flash_config<dev_t, Variant, HEAD_DIM, d.warps_m, d.warps_n, d.m_atoms, d.block_n, KV_FP8>(p, device,
+                                                                                                       stream);
   } else {
-    launch_flash_config<dev_t, Variant, HEAD_DIM, f.warps_m, f.warps_n, f.m_atoms, f.block_n>(p, device, stream);
+    launch_flash_config<dev_t, Variant, HEAD_DIM, f.warps_m, f.warps_n, f.m_atoms, f.block_n, KV_FP8>(p, device,
+                                                                                                       stream);
   }
 }
 
-#define MII_INSTANTIATE_FLASH_ATTENTION_VARIANT(HEAD_DIM, VARIANT)                                          \
-  template void launch_flash_attention<HEAD_DIM, ::mii::bf16_t, VARIANT>(const attention_params&, bool, int, \
-                                                                          cudaStream_t);                    \
-  template void launch_flash_attention<HEAD_DIM, ::mii::fp16_t, VARIANT>(const attention_params&, bool, int, \
-                                                                          cudaStream_t);
+// One head_dim, variant and cache kind, bf16 and fp16. The compute-dtype cache's kernels live in
+// attention_hd<D>[_softcap].cu, the FP8 cache's in attention_hd<D>[_softcap]_fp8kv.cu.
+#define MII_INSTANTIATE_FLASH_ATTENTION_CACHE(HEAD_DIM, VARIANT, KV_FP8)                                          \
+  template void launch_flash_attention<HEAD_DIM, ::mii::bf16_t, VARIANT, KV_FP8>(const attention_params&, bool, int, \
+                                                                                  cudaStream_t);                    \
+  template void launch_flash_attention<HEAD_DIM, ::mii::fp16_t, VARIANT, KV_FP8>(const attention_params&, bool, int, \
+                                                                                  cudaStream_t);
+#define MII_INSTANTIATE_FLASH_ATTENTION_VARIANT(HEAD_DIM, VARIANT) \
+  MII_INSTANTIATE_FLASH_ATTENTION_CACHE(HEAD_DIM, VARIANT, false)
 #define MII_INSTANTIATE_FLASH_ATTENTION(HEAD_DIM) MII_INSTANTIATE_FLASH_ATTENTION_VARIANT(HEAD_DIM, plain_scores)
+#define MII_INSTANTIATE_FLASH_ATTENTION_FP8KV_VARIANT(HEAD_DIM, VARIANT) \
+  MII_INSTANTIATE_FLASH_ATTENTION_CACHE(HEAD_DIM, VARIANT, true)
+#define MII_INSTANTIATE_FLASH_ATTENTION_FP8KV(HEAD_DIM) \
+  MII_INSTANTIATE_FLASH_ATTENTION_FP8KV_VARIANT(HEAD_DIM, plain_scores)
 
 }  // namespace mii::kernels::attn

@@ -4,7 +4,8 @@
 // values as float, s = amax / 448 (1 for an all-zero row) and x / s with IEEE division
 // (__fdiv_rn, never a reciprocal multiply), rounded to e4m3 to nearest even by the hardware
 // conversion, which matches mii::to_e4m3 for every value |x / s| <= 448 gives (subnormals
-// included; saturation never triggers, as |x| <= amax).
+// included; saturation never triggers, as |x| <= amax). With a static input scale (backend/fp8.hpp)
+// s is that value and x / s saturates at +-448, as the host clamps.
 #include <cuda_fp8.h>
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 #include "fp8.cuh"
+#include "fp8_convert.cuh"
 
 namespace mii::kernels {
 namespace {
@@ -35,10 +37,6 @@ struct vec_traits<float> {
     f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
   }
 };
-
-__device__ __forceinline__ std::uint8_t e4m3(float v) {
-  return std::uint8_t(__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3));
-}
 
 // max over the block of each thread's v (v >= 0); every thread gets the result.
 __device__ float block_max(float v) {
@@ -64,7 +62,7 @@ __device__ float block_max(float v) {
 template <class In, bool Vectorized>
 __global__ void __launch_bounds__(quantize_max_threads)
     quantize_rows_kernel(const In* __restrict__ x, std::int64_t cols, std::uint8_t* __restrict__ q,
-                         float* __restrict__ scale) {
+                         float* __restrict__ scale, const float* __restrict__ static_scale) {
   // linear_fp8's GEMV is launched as this kernel's programmatic dependent: it may start now (it
   // waits for this grid to finish before it reads the result).
 #if __CUDA_ARCH__ >= 900  // programmatic dependent launch is Hopper's; older GPUs run the two in order
@@ -74,19 +72,24 @@ __global__ void __launch_bounds__(quantize_max_threads)
   constexpr int V = vt::V;
   const In* row = x + std::int64_t(blockIdx.x) * cols;
   std::uint8_t* qrow = q + std::int64_t(blockIdx.x) * cols;
-  float amax = 0.0f;
-  if constexpr (Vectorized) {
-    for (std::int64_t c = threadIdx.x; c < cols / V; c += blockDim.x) {
-      float f[V];
-      vt::load(row + c * V, f);
-#pragma unroll
-      for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(f[i]));
-    }
+  float s;
+  if (static_scale) {  // the checkpoint's input scale: no pass over the row for its maximum
+    s = *static_scale;
   } else {
-    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(to_f32(row[c])));
+    float amax = 0.0f;
+    if constexpr (Vectorized) {
+      for (std::int64_t c = threadIdx.x; c < cols / V; c += blockDim.x) {
+        float f[V];
+        vt::load(row + c * V, f);
+#pragma unroll
+        for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(f[i]));
+      }
+    } else {
+      for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(to_f32(row[c])));
+    }
+    amax = block_max(amax);
+    s = fp8_scale(amax);
   }
-  amax = block_max(amax);
-  const float s = amax > 0.0f ? __fdiv_rn(amax, 448.0f) : 1.0f;  // mii::fp8_scale
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
   if constexpr (Vectorized) {
     for (std::int64_t c = threadIdx.x; c < cols / V; c += blockDim.x) {
@@ -101,7 +104,8 @@ __global__ void __launch_bounds__(quantize_max_threads)
       reinterpret_cast<typename vt::bytes*>(qrow)[c] = out;
     }
   } else {
-    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x) qrow[c] = e4m3(__fdiv_rn(to_f32(row[c]), s));
+    for (std::int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+      qrow[c] = e4m3(fminf(fmaxf(__fdiv_rn(to_f32(row[c]), s), -448.0f), 448.0f));
   }
 }
 
@@ -109,7 +113,7 @@ __global__ void __launch_bounds__(quantize_max_threads)
 
 template <class In>
 void quantize_fp8_rows(const In* x, std::int64_t rows, std::int64_t cols, std::uint8_t* q, float* scale,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, const float* static_scale) {
   if (rows <= 0) return;
   if (rows > 0x7fffffff) fail("quantize_fp8: ", rows, " rows is more than one launch takes");
   constexpr int V = vec_traits<In>::V;
@@ -117,15 +121,17 @@ void quantize_fp8_rows(const In* x, std::int64_t rows, std::int64_t cols, std::u
   // A decode step's few rows are on the critical path: a whole block of up to 1024 threads each;
   // many rows (prefill) fill the device with 256-thread blocks.
   const unsigned threads = row_block_threads(vectorized ? cols / V : cols, rows <= 256 ? 1024 : 256);
-  if (vectorized) quantize_rows_kernel<In, true><<<unsigned(rows), threads, 0, stream>>>(x, cols, q, scale);
-  else quantize_rows_kernel<In, false><<<unsigned(rows), threads, 0, stream>>>(x, cols, q, scale);
+  if (vectorized) quantize_rows_kernel<In, true><<<unsigned(rows), threads, 0, stream>>>(x, cols, q, scale, static_scale);
+  else quantize_rows_kernel<In, false><<<unsigned(rows), threads, 0, stream>>>(x, cols, q, scale, static_scale);
   MII_CUDA_CHECK_LAUNCH();
 }
 
 template void quantize_fp8_rows<__nv_bfloat16>(const __nv_bfloat16*, std::int64_t, std::int64_t, std::uint8_t*, float*,
-                                               cudaStream_t);
-template void quantize_fp8_rows<__half>(const __half*, std::int64_t, std::int64_t, std::uint8_t*, float*, cudaStream_t);
-template void quantize_fp8_rows<float>(const float*, std::int64_t, std::int64_t, std::uint8_t*, float*, cudaStream_t);
+                                               cudaStream_t, const float*);
+template void quantize_fp8_rows<__half>(const __half*, std::int64_t, std::int64_t, std::uint8_t*, float*, cudaStream_t,
+                                        const float*);
+template void quantize_fp8_rows<float>(const float*, std::int64_t, std::int64_t, std::uint8_t*, float*, cudaStream_t,
+                                       const float*);
 
 }  // namespace mii::kernels
 

@@ -52,7 +52,8 @@ void launch(W* kv, std::int64_t words_per_block, std::int64_t blocks_per_layer, 
 
 }  // namespace
 
-// `bytes_per_block`: one layer's block, in bytes (a multiple of 2: 16-bit elements).
+// `bytes_per_block`: one layer's block, in bytes (a multiple of 2: 16-bit elements, or an FP8
+// block's bytes and scales).
 void copy_kv_blocks(backend::cuda_context_state& st, void* kv, std::int64_t layers, std::int64_t blocks_per_layer,
                     std::int64_t bytes_per_block, std::span<const backend::block_copy> copies) {
   if (copies.empty() || layers <= 0 || bytes_per_block <= 0) return;
@@ -95,14 +96,15 @@ void copy_kv_blocks(backend::cuda_context_state& st, void* kv, std::int64_t laye
 namespace mii::backend {
 
 template <class DType>
-void cuda<DType>::copy_kv_blocks(context& ctx, T* kv, std::int64_t layers, std::int64_t blocks_per_layer,
-                                 std::int64_t block_elements, std::span<const block_copy> copies) {
-  kernels::copy_kv_blocks(ctx.impl(), kv, layers, blocks_per_layer, block_elements * std::int64_t(sizeof(T)), copies);
+void cuda<DType>::copy_kv_blocks(context& ctx, std::uint8_t* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                                 std::int64_t block_bytes, std::span<const block_copy> copies) {
+  if (block_bytes % 2 != 0) fail("internal: KV blocks of ", block_bytes, " bytes (an odd count) cannot be copied");
+  kernels::copy_kv_blocks(ctx.impl(), kv, layers, blocks_per_layer, block_bytes, copies);
 }
 
-template void cuda<bf16_t>::copy_kv_blocks(context&, bf16_t*, std::int64_t, std::int64_t, std::int64_t,
+template void cuda<bf16_t>::copy_kv_blocks(context&, std::uint8_t*, std::int64_t, std::int64_t, std::int64_t,
                                            std::span<const block_copy>);
-template void cuda<fp16_t>::copy_kv_blocks(context&, fp16_t*, std::int64_t, std::int64_t, std::int64_t,
+template void cuda<fp16_t>::copy_kv_blocks(context&, std::uint8_t*, std::int64_t, std::int64_t, std::int64_t,
                                            std::span<const block_copy>);
 
 }  // namespace mii::backend

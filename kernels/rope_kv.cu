@@ -10,12 +10,18 @@
 // pass-through slice of a k head (dims rot_dim..head_dim, copied to the cache), or a slice of a
 // v head (copied to the cache). V = 8 (16-byte loads and stores) when head_dim, rot_dim and the
 // pointers allow; otherwise a scalar variant takes any even rot_dim and any head_dim.
+//
+// Over an FP8 cache (backend/kv_fp8.hpp) the units only rotate q and k in the qkv row; after a
+// barrier one warp per (keys or values, kv head) vector reads it back from the row (rotated and
+// already rounded to T, as the bf16 cache would store it), takes its max |x| with warp shuffles
+// and stores the vector's scale and e4m3 bytes into the token's cache slot.
 #include <cmath>
 #include <cstdint>
 
 #include "common.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
+#include "fp8_convert.cuh"
 
 namespace mii::kernels::rope {
 namespace {
@@ -34,7 +40,9 @@ struct rope_kv_params {
   std::int32_t qkv_stride = 0;
   std::int32_t max_blocks_per_seq = 0;
   std::int32_t block_size = 0, block_size_log2 = 0;
+  // Elements per cache block and from a block's keys to its values (bytes for an FP8 cache).
   std::int64_t block_stride = 0, value_offset = 0;
+  std::int64_t scale_offset = 0;  // FP8 cache: bytes from a block's start to its fp32 scales
 };
 
 constexpr int rope_threads = 128;
@@ -75,7 +83,50 @@ __device__ __forceinline__ void copy_vec(T* dst, const T* src) {
   }
 }
 
-template <class T, rotary_style S, int V>
+// Quantizes the token's keys and values (rotated, in its qkv row) into an FP8 cache slot:
+// one warp per vector, V elements per lane access (8: 16-byte loads, 8-byte stores).
+template <class T, int V>
+__device__ void quantize_token_kv(const rope_kv_params& p, const T* row, std::int64_t block, int slot) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int hd = p.head_dim;
+  std::uint8_t* const block_base = static_cast<std::uint8_t*>(p.cache) + block * p.block_stride;
+  float* const scales = reinterpret_cast<float*>(block_base + p.scale_offset);
+  for (int vec = warp; vec < 2 * p.kv_heads; vec += rope_threads / 32) {
+    const int which = vec / p.kv_heads, head = vec % p.kv_heads;  // which: 0 keys, 1 values
+    const T* const src = row + (p.heads + vec) * hd;  // k heads then v heads, as in the row
+    // Index of the vector among the block's [2][kv_heads][block_size] (kv_fp8.hpp).
+    const std::int64_t at = (std::int64_t(which) * p.kv_heads + head) * p.block_size + slot;
+    std::uint8_t* const dst = block_base + at * hd;
+    float amax = 0.f;
+    for (int i = lane * V; i < hd; i += 32 * V) {
+      float f[V];
+      load_vec<T, V>(src + i, f);
+#pragma unroll
+      for (int e = 0; e < V; ++e) amax = fmaxf(amax, fabsf(f[e]));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float s = fp8_scale(amax);
+    if (lane == 0) scales[at] = s;
+    for (int i = lane * V; i < hd; i += 32 * V) {  // the second read of the row hits L1
+      float f[V];
+      load_vec<T, V>(src + i, f);
+      if constexpr (V == 8) {
+        uint2 bytes;
+        auto* b = reinterpret_cast<std::uint8_t*>(&bytes);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) b[e] = e4m3(__fdiv_rn(f[e], s));
+        *reinterpret_cast<uint2*>(dst + i) = bytes;
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) dst[i + e] = e4m3(__fdiv_rn(f[e], s));
+      }
+    }
+  }
+}
+
+// KV_FP8: the cache is an FP8 one (see the top of the file); otherwise it has T elements.
+template <class T, rotary_style S, int V, bool KV_FP8>
 __global__ void __launch_bounds__(rope_threads) rope_store_kv_kernel(const rope_kv_params p) {
   extern __shared__ float2 cos_sin[];  // [rot_dim / 2]
   const int token = blockIdx.x;
@@ -104,16 +155,20 @@ __global__ void __launch_bounds__(rope_threads) rope_store_kv_kernel(const rope_
 
   T* const row = static_cast<T*>(p.qkv) + std::int64_t(token) * p.qkv_stride;
   const std::int64_t block = p.block_tables[std::int64_t(seq) * p.max_blocks_per_seq + (pos >> p.block_size_log2)];
-  T* const k_cache = static_cast<T*>(p.cache) + block * p.block_stride + std::int64_t(pos & (p.block_size - 1)) * hd;
+  const int slot = pos & (p.block_size - 1);
+  // The units write the cache only when it holds T elements.
+  T* const k_cache = KV_FP8 ? nullptr : static_cast<T*>(p.cache) + block * p.block_stride + std::int64_t(slot) * hd;
   const std::int64_t head_stride = std::int64_t(p.block_size) * hd;  // between kv heads in a block
 
   // Elements one rotated unit covers in the first half (neox) or in total (gptj).
   constexpr int gptj_elems = V == 1 ? 2 : V;
   const int rot_units = S == rotary_style::none ? 0 : (S == rotary_style::neox ? half / V : rot / gptj_elems);
-  const int pass_units = (hd - rot) / V;
+  const int pass_units = KV_FP8 ? 0 : (hd - rot) / V;
+  // Units per k head; an FP8 cache without rotary has no k units at all (1: no constant 0 divisor).
+  const int k_head_units = KV_FP8 && S == rotary_style::none ? 1 : rot_units + pass_units;
   const int q_units = p.heads * rot_units;
-  const int k_units = p.kv_heads * (rot_units + pass_units);
-  const int v_units = p.kv_heads * (hd / V);
+  const int k_units = KV_FP8 && S == rotary_style::none ? 0 : p.kv_heads * k_head_units;
+  const int v_units = KV_FP8 ? 0 : p.kv_heads * (hd / V);
   const int total = q_units + k_units + v_units;
 
   for (int u = threadIdx.x; u < total; u += blockDim.x) {
@@ -125,10 +180,10 @@ __global__ void __launch_bounds__(rope_threads) rope_store_kv_kernel(const rope_
       }
       if (u >= q_units) {
         const int w = u - q_units;
-        h = p.heads + w / (rot_units + pass_units), k = w % (rot_units + pass_units);
+        h = p.heads + w / k_head_units, k = w % k_head_units;
       }
       T* const head = row + h * hd;
-      T* const cache_head = h >= p.heads ? k_cache + (h - p.heads) * head_stride : nullptr;
+      T* const cache_head = !KV_FP8 && h >= p.heads ? k_cache + (h - p.heads) * head_stride : nullptr;
       if (k < rot_units) {
         if constexpr (S == rotary_style::neox) {
           const int i0 = k * V;
@@ -172,9 +227,74 @@ __global__ void __launch_bounds__(rope_threads) rope_store_kv_kernel(const rope_
       copy_vec<T, V>(k_cache + p.value_offset + h * head_stride + i0, row + (p.heads + p.kv_heads + h) * hd + i0);
     }
   }
+  if constexpr (KV_FP8) {
+    __syncthreads();  // the rotated k heads are in the row (global writes of this block: visible now)
+    quantize_token_kv<T, V>(p, row, block, slot);
+  }
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<std::uintptr_t>(ptr) & 15u) == 0; }
+
+// Checks what both cache kinds share and fills the parameters but the cache's own offsets.
+template <rotary_style S>
+rope_kv_params common_params(const backend::step_batch& b, void* qkv, const backend::attention_shape& a,
+                             const backend::rope_table& rope, void* cache, int cache_kv_heads, int cache_head_dim,
+                             int block_size) {
+  if (a.kv_heads <= 0 || a.heads <= 0 || a.head_dim <= 0)
+    fail("cuda rope_store_kv: heads (", a.heads, "), kv_heads (", a.kv_heads, ") and head_dim (", a.head_dim,
+         ") must be positive");
+  if (cache_head_dim != a.head_dim || cache_kv_heads != a.kv_heads)
+    fail("cuda rope_store_kv: KV cache layout (kv_heads ", cache_kv_heads, ", head_dim ", cache_head_dim,
+         ") does not match the attention shape (kv_heads ", a.kv_heads, ", head_dim ", a.head_dim, ")");
+  if (block_size <= 0 || (block_size & (block_size - 1)) != 0)
+    fail("cuda rope_store_kv: KV cache block size must be a power of two, got ", block_size);
+  const int rot = S == rotary_style::none ? 0 : rope.rot_dim;
+  if (rot < 0 || rot > a.head_dim || rot % 2 != 0)
+    fail("cuda rope_store_kv: rotary dims (", rope.rot_dim, ") must be even and at most head_dim (", a.head_dim, ")");
+  if (S != rotary_style::none && rot > 0 && !rope.inv_freq)
+    fail("cuda rope_store_kv: rotary table has no inverse frequencies");
+  if (S != rotary_style::none && rope.rule != backend::rope_length_rule::fixed && rope.original_len <= 0)
+    fail("cuda rope_store_kv: a length-dependent rope needs original_len > 0, got ", rope.original_len);
+  if (S != rotary_style::none && rope.rule == backend::rope_length_rule::dynamic_ntk && rot <= 2)
+    fail("cuda rope_store_kv: dynamic NTK needs rot_dim > 2, got ", rot);
+
+  rope_kv_params p;
+  p.qkv = qkv;
+  p.cache = cache;
+  p.positions = b.positions;
+  p.token_seq = b.token_seq;
+  p.block_tables = b.block_tables;
+  p.seq_rope_len = b.seq_rope_len;
+  p.rope = rope;
+  p.heads = a.heads;
+  p.kv_heads = a.kv_heads;
+  p.head_dim = a.head_dim;
+  p.rot_dim = rot;
+  p.qkv_stride = (a.heads + 2 * a.kv_heads) * a.head_dim;
+  p.max_blocks_per_seq = b.max_blocks_per_seq;
+  p.block_size = block_size;
+  int log2 = 0;
+  while ((1 << log2) < block_size) ++log2;
+  p.block_size_log2 = log2;
+  return p;
+}
+
+// One CTA per token; 16-byte units need every slice start 8-element aligned: head_dim, rot_dim
+// (gptj) or rot_dim / 2 (neox) multiples of 8, and 16-byte aligned bases (an FP8 cache's
+// vectors then start 8-byte aligned: its block stride is a multiple of 8).
+template <class T, rotary_style S, bool KV_FP8>
+void launch(const rope_kv_params& p, std::int32_t n_tokens, cudaStream_t stream) {
+  const int rot = p.rot_dim;
+  const bool vec8 = p.head_dim % 8 == 0 && (S == rotary_style::neox ? (rot / 2) % 8 == 0 : rot % 8 == 0) &&
+                    aligned16(p.qkv) && aligned16(p.cache);
+  const std::size_t smem = std::size_t(rot / 2) * sizeof(float2);
+  if (vec8) {
+    rope_store_kv_kernel<T, S, 8, KV_FP8><<<unsigned(n_tokens), rope_threads, smem, stream>>>(p);
+  } else {
+    rope_store_kv_kernel<T, S, 1, KV_FP8><<<unsigned(n_tokens), rope_threads, smem, stream>>>(p);
+  }
+  MII_CUDA_CHECK_LAUNCH();
+}
 
 }  // namespace
 }  // namespace mii::kernels::rope
@@ -187,64 +307,38 @@ void cuda<DType>::rope_store_kv(context& ctx, const step_batch& b, T* qkv, const
                                 const rope_table& rope, kv_layer<T> cache) {
   namespace rk = kernels::rope;
   if (b.n_tokens <= 0) return;
-  if (a.kv_heads <= 0 || a.heads <= 0 || a.head_dim <= 0)
-    fail("cuda rope_store_kv: heads (", a.heads, "), kv_heads (", a.kv_heads, ") and head_dim (", a.head_dim,
-         ") must be positive");
-  if (cache.head_dim != a.head_dim || cache.kv_heads != a.kv_heads)
-    fail("cuda rope_store_kv: KV cache layout (kv_heads ", cache.kv_heads, ", head_dim ", cache.head_dim,
-         ") does not match the attention shape (kv_heads ", a.kv_heads, ", head_dim ", a.head_dim, ")");
-  if (cache.block_size <= 0 || (cache.block_size & (cache.block_size - 1)) != 0)
-    fail("cuda rope_store_kv: KV cache block size must be a power of two, got ", cache.block_size);
-  const int rot = S == layers::rotary_style::none ? 0 : rope.rot_dim;
-  if (rot < 0 || rot > a.head_dim || rot % 2 != 0)
-    fail("cuda rope_store_kv: rotary dims (", rope.rot_dim, ") must be even and at most head_dim (", a.head_dim, ")");
-  if (S != layers::rotary_style::none && rot > 0 && !rope.inv_freq)
-    fail("cuda rope_store_kv: rotary table has no inverse frequencies");
-  if (S != layers::rotary_style::none && rope.rule != rope_length_rule::fixed && rope.original_len <= 0)
-    fail("cuda rope_store_kv: a length-dependent rope needs original_len > 0, got ", rope.original_len);
-  if (S != layers::rotary_style::none && rope.rule == rope_length_rule::dynamic_ntk && rot <= 2)
-    fail("cuda rope_store_kv: dynamic NTK needs rot_dim > 2, got ", rot);
-
-  rk::rope_kv_params p;
-  p.qkv = qkv;
-  p.cache = cache.data;
-  p.positions = b.positions;
-  p.token_seq = b.token_seq;
-  p.block_tables = b.block_tables;
-  p.seq_rope_len = b.seq_rope_len;
-  p.rope = rope;
-  p.heads = a.heads;
-  p.kv_heads = a.kv_heads;
-  p.head_dim = a.head_dim;
-  p.rot_dim = rot;
-  p.qkv_stride = (a.heads + 2 * a.kv_heads) * a.head_dim;
-  p.max_blocks_per_seq = b.max_blocks_per_seq;
-  p.block_size = cache.block_size;
-  int log2 = 0;
-  while ((1 << log2) < cache.block_size) ++log2;
-  p.block_size_log2 = log2;
+  rk::rope_kv_params p =
+      rk::common_params<S>(b, qkv, a, rope, cache.data, cache.kv_heads, cache.head_dim, cache.block_size);
   p.block_stride = cache.block_stride();
   p.value_offset = std::int64_t(cache.kv_heads) * cache.block_size * cache.head_dim;
-
-  // 16-byte units need every slice start 8-element aligned: head_dim, rot_dim (gptj) or
-  // rot_dim / 2 (neox) multiples of 8, and 16-byte aligned bases.
-  const bool vec8 = a.head_dim % 8 == 0 && (S == layers::rotary_style::neox ? (rot / 2) % 8 == 0 : rot % 8 == 0) &&
-                    rk::aligned16(qkv) && rk::aligned16(cache.data);
-  auto& st = ctx.impl();
-  const std::size_t smem = std::size_t(rot / 2) * sizeof(float2);
-  using dev_t = kernels::device_t<DType>;
-  if (vec8) {
-    rk::rope_store_kv_kernel<dev_t, S, 8><<<unsigned(b.n_tokens), rk::rope_threads, smem, st.stream>>>(p);
-  } else {
-    rk::rope_store_kv_kernel<dev_t, S, 1><<<unsigned(b.n_tokens), rk::rope_threads, smem, st.stream>>>(p);
-  }
-  MII_CUDA_CHECK_LAUNCH();
+  rk::launch<kernels::device_t<DType>, S, false>(p, b.n_tokens, ctx.impl().stream);
 }
 
-#define MII_INSTANTIATE_ROPE_KV(DT, STYLE)                                                                      \
-  template void cuda<DT>::rope_store_kv<layers::rotary_style::STYLE>(cuda<DT>::context&, const step_batch&, DT*, \
-                                                                     const attention_shape&, const rope_table&,  \
-                                                                     kv_layer<DT>);
+template <class DType>
+template <layers::rotary_style S>
+void cuda<DType>::rope_store_kv(context& ctx, const step_batch& b, T* qkv, const attention_shape& a,
+                                const rope_table& rope, fp8_kv_layer<std::uint8_t> cache) {
+  namespace rk = kernels::rope;
+  if (b.n_tokens <= 0) return;
+  rk::rope_kv_params p =
+      rk::common_params<S>(b, qkv, a, rope, cache.data, cache.kv_heads, cache.head_dim, cache.block_size);
+  // The fp32 scales are stored with plain 4-byte stores.
+  if (cache.block_stride() % 4 != 0 || reinterpret_cast<std::uintptr_t>(cache.data) % 4 != 0)
+    fail("cuda rope_store_kv: an FP8 KV cache needs 4-byte aligned scales (head_dim ", cache.head_dim,
+         ", block size ", cache.block_size, ", kv heads ", cache.kv_heads, ")");
+  p.block_stride = cache.block_stride();
+  p.value_offset = cache.value_at(1, 0, 0);
+  p.scale_offset = cache.scale_offset();
+  rk::launch<kernels::device_t<DType>, S, true>(p, b.n_tokens, ctx.impl().stream);
+}
+
+#define MII_INSTANTIATE_ROPE_KV(DT, STYLE)                                                                       \
+  template void cuda<DT>::rope_store_kv<layers::rotary_style::STYLE>(cuda<DT>::context&, const step_batch&, DT*,  \
+                                                                     const attention_shape&, const rope_table&,   \
+                                                                     kv_layer<DT>);                               \
+  template void cuda<DT>::rope_store_kv<layers::rotary_style::STYLE>(cuda<DT>::context&, const step_batch&, DT*,  \
+                                                                     const attention_shape&, const rope_table&,   \
+                                                                     fp8_kv_layer<std::uint8_t>);
 MII_INSTANTIATE_ROPE_KV(bf16_t, none)
 MII_INSTANTIATE_ROPE_KV(bf16_t, neox)
 MII_INSTANTIATE_ROPE_KV(bf16_t, gptj)

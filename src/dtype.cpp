@@ -86,4 +86,13 @@ float e4m3_to_float(std::uint8_t v) {
   return sign * std::ldexp(float(8 + mant), exponent - 7 - 3);
 }
 
+const std::array<float, 256>& e4m3_values() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int i = 0; i < 256; ++i) t[std::size_t(i)] = e4m3_to_float(std::uint8_t(i));
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace mii

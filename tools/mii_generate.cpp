@@ -65,6 +65,8 @@ void print_usage(std::ostream& os) {
         "  --backend B            auto (default: GPU when usable), cuda or host\n"
         "  --quantization fp8     FP8 weights (e4m3, per channel) and inputs (per token) for the\n"
         "                         linear layers, quantized while loading (docs/quantization.md)\n"
+        "  --kv-cache-dtype D     auto (the compute dtype) or fp8_e4m3: keys and values in FP8 with a\n"
+        "                         scale per token and head (docs/quantization.md)\n"
         "  --check-weights        refuse a checkpoint with NaN or infinite weights (one extra pass)\n"
         "  -h, --help             this text\n";
 }
@@ -141,6 +143,7 @@ options parse(int argc, char** argv) {
     else if (a == "--json") o.json = true;
     else if (a == "--backend") o.config.backend = value();
     else if (a == "--quantization") o.config.quantization = value();
+    else if (a == "--kv-cache-dtype") o.config.kv_cache_dtype = value();
     else if (a == "--check-weights") o.config.check_weights = true;
     else if (a == "--revision") o.config.revision = value();
     else if (a.starts_with("-")) usage_error("unknown option " + a);

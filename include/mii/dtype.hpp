@@ -2,6 +2,7 @@
 // backend can be instantiated with. bf16_t/fp16_t are plain 16-bit storage wrappers usable in
 // host code (and layout-compatible with CUDA's __nv_bfloat16/__half).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -56,6 +57,8 @@ fp16_t to_fp16(float f);
 constexpr float e4m3_max = 448.0f;
 std::uint8_t to_e4m3(float f);
 float e4m3_to_float(std::uint8_t v);
+// e4m3_to_float of every code, for loops that decode many bytes (NaN codes included).
+const std::array<float, 256>& e4m3_values();
 // The scale that maps a row whose largest magnitude is `amax` onto e4m3's range: amax / 448, or
 // 1 for an all-zero row (whose values then stay 0).
 inline float fp8_scale(float amax) { return amax > 0.0f ? amax / e4m3_max : 1.0f; }

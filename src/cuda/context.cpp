@@ -287,7 +287,8 @@ void cuda<DType>::reserve_weights(context& ctx, const model::weight_plan& plan) 
   auto add = [&](const model::plan_entry& e) {
     if (!e.present() || e.numel() == 0) return;
     if (e.fp8) {  // load_fp8: e4m3 bytes and fp32 row scales, through the fp32 staging
-      bytes += arena_bytes(e.numel(), 1) + arena_bytes(e.rows, sizeof(float));
+      bytes += arena_bytes(e.numel(), 1) + arena_bytes(e.rows, sizeof(float)) +
+               (e.input_scales.empty() ? 0 : arena_bytes(1, sizeof(float)));
       staging = std::max(staging, fp8_rows_per_piece(st, e) * e.cols);
     } else {
       bytes += arena_bytes(e.numel(), sizeof(DType));
@@ -354,6 +355,11 @@ typename cuda<DType>::fp8_buffers cuda<DType>::load_fp8(context& ctx, const mode
     std::vector<float> scales(static_cast<std::size_t>(e.rows));
     model::materialize_fp8_scales(e, scales.data());
     copy_to_device(ctx, b.scale.data(), scales.data(), e.rows);
+    if (!e.input_scales.empty()) {  // the static input scale (compressed-tensors "dynamic": false)
+      const float input_scale = model::static_input_scale(e);
+      b.input_scale = take_weight_buffer<float>(st, 1);
+      copy_to_device(ctx, b.input_scale.data(), &input_scale, 1);
+    }
     return b;
   }
   // The values as fp32 (exact from any checkpoint dtype, as the host's load), a piece of whole

@@ -229,7 +229,7 @@ void linear_fp8_impl(cuda_context_state& st, const T* x, std::int64_t rows, std:
                      std::int64_t out, const T* bias, T* y, bool accumulate, fp8_scratch xq) {
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) fail("linear_fp8: in must be >= 1, got ", in);
-  kernels::quantize_fp8_rows(x, rows, in, xq.data, xq.scale, st.stream);
+  kernels::quantize_fp8_rows(x, rows, in, xq.data, xq.scale, st.stream, w.input_scale);
   const bool gemm_possible = in % 16 == 0;  // FP8 operands: 16-byte rows (lda = ldb = in bytes)
   if (rows <= st.fp8_gemv_max_rows || !gemm_possible) {
     gemv_rows(st, xq, rows, in, w, out, bias, y, accumulate);

@@ -13,22 +13,19 @@
 namespace mii::backend {
 namespace {
 
-// The fp32 value of every e4m3 code (256 entries; NaN codes included).
-const std::array<float, 256>& e4m3_values() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int i = 0; i < 256; ++i) t[std::size_t(i)] = e4m3_to_float(std::uint8_t(i));
-    return t;
-  }();
-  return table;
-}
-
 // One row: s = fp8_scale(max |x|), q[i] = e4m3(x[i] / s) (IEEE division, as the CUDA kernel).
 void quantize_row(const float* x, std::int64_t n, std::uint8_t* q, float* scale) {
   float amax = 0.0f;
   for (std::int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float s = fp8_scale(amax);
   for (std::int64_t i = 0; i < n; ++i) q[i] = to_e4m3(x[i] / s);
+  *scale = s;
+}
+
+// One row with a static scale s: values beyond e4m3's range saturate (torch's conversion would
+// make them NaN).
+void quantize_row_static(const float* x, std::int64_t n, float s, std::uint8_t* q, float* scale) {
+  for (std::int64_t i = 0; i < n; ++i) q[i] = to_e4m3(std::clamp(x[i] / s, -e4m3_max, e4m3_max));
   *scale = s;
 }
 
@@ -54,7 +51,14 @@ void host::quantize_fp8(context& ctx, const float* x, std::int64_t rows, std::in
 void host::linear_fp8(context& ctx, const float* x, std::int64_t rows, std::int64_t in, fp8_weight w, std::int64_t out,
                       const float* bias, float* y, bool accumulate, fp8_scratch scratch) {
   if (rows <= 0 || out <= 0) return;
-  quantize_fp8(ctx, x, rows, in, scratch);
+  if (w.input_scale) {
+    const float s = *w.input_scale;
+    ctx.parallel_for(rows, [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) quantize_row_static(x + r * in, in, s, scratch.data + r * in, scratch.scale + r);
+    });
+  } else {
+    quantize_fp8(ctx, x, rows, in, scratch);
+  }
   // As host::linear: tiles of 16 outputs, each output one fixed-order dot product whatever the
   // batch, so a request's results do not depend on what runs beside it.
   constexpr std::int64_t tile = 16;
@@ -77,6 +81,7 @@ host::fp8_buffers host::load_fp8(context& ctx, const model::plan_entry& e) {
   fp8_buffers b{buffer<std::uint8_t>(std::size_t(e.numel())), buffer<float>(std::size_t(e.rows))};
   if (e.prequantized()) {  // a pre-quantized checkpoint's bytes and scales, as they are
     model::materialize_fp8(e, b.data.data(), b.scale.data());
+    if (!e.input_scales.empty()) b.input_scale = buffer<float>(1, model::static_input_scale(e));
     return b;
   }
   const std::vector<float> values = load(ctx, e);

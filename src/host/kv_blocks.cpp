@@ -6,14 +6,14 @@
 
 namespace mii::backend {
 
-void host::copy_kv_blocks(context&, float* kv, std::int64_t layers, std::int64_t blocks_per_layer,
-                          std::int64_t block_elements, std::span<const block_copy> copies) {
+void host::copy_kv_blocks(context&, std::uint8_t* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                          std::int64_t block_bytes, std::span<const block_copy> copies) {
   for (const block_copy& c : copies) {
     if (c.src < 0 || c.src >= blocks_per_layer || c.dst < 0 || c.dst >= blocks_per_layer)
       fail("internal: KV block copy ", c.src, " -> ", c.dst, " outside the cache of ", blocks_per_layer, " blocks");
     for (std::int64_t layer = 0; layer < layers; ++layer) {
-      const float* from = kv + (layer * blocks_per_layer + c.src) * block_elements;
-      std::copy(from, from + block_elements, kv + (layer * blocks_per_layer + c.dst) * block_elements);
+      const std::uint8_t* from = kv + (layer * blocks_per_layer + c.src) * block_bytes;
+      std::copy(from, from + block_bytes, kv + (layer * blocks_per_layer + c.dst) * block_bytes);
     }
   }
 }

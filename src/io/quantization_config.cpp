@@ -3,9 +3,12 @@
 // writes its FP8_DYNAMIC scheme (format "float-quantized"; one config group targeting Linear
 // layers; weights 8-bit float, symmetric, static, per channel or per tensor; input activations
 // 8-bit float, dynamic, per token) — exactly the scheme mii's FP8 runs (backend/fp8.hpp), so
-// such a checkpoint's bytes and scales are used as they are.
+// such a checkpoint's bytes and scales are used as they are — or its FP8 scheme with static
+// input scales (input activations static, per tensor: one `input_scale` per layer, as the
+// RedHatAI/neuralmagic "-FP8" releases carry).
 #include "io/quantization_config.hpp"
 
+#include <optional>
 #include <string>
 
 namespace mii::io {
@@ -14,22 +17,24 @@ namespace {
 using detail::json_object;
 
 constexpr const char* supported =
-    "supported: quant_method \"compressed-tensors\" with FP8 weights per channel or per tensor and dynamic "
-    "per-token FP8 activations (llm-compressor's FP8_DYNAMIC); for other checkpoints load the unquantized "
+    "supported: quant_method \"compressed-tensors\" with FP8 weights per channel or per tensor and FP8 "
+    "activations dynamic per token (llm-compressor's FP8_DYNAMIC) or static per tensor (its FP8 scheme); for "
+    "other checkpoints load the unquantized "
     "release and pass model_config.quantization = \"fp8\" (mii-generate --quantization fp8)";
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 // One side of a config group (weights, input_activations): 8-bit float, symmetric, with the
 // strategies and dynamic flag given.
-void require_fp8(const json_object& o, bool dynamic, std::initializer_list<std::string_view> strategies) {
+// dynamic: the value "dynamic" must have; nullopt: either (then strategies must fit it: see the caller).
+void require_fp8(const json_object& o, std::optional<bool> dynamic, std::initializer_list<std::string_view> strategies) {
   if (const auto t = o.get_string("type"); t != "float")
     o.invalid("type", (t ? "is " + quoted(*t) : std::string("is missing")) + "; " + supported);
   if (const auto bits = o.get_int("num_bits"); bits != 8)
     o.invalid("num_bits", (bits ? "is " + std::to_string(*bits) : std::string("is missing")) + "; " + supported);
   if (o.get_bool("symmetric").value_or(true) != true) o.invalid("symmetric", std::string("is false; ") + supported);
-  if (o.get_bool("dynamic").value_or(false) != dynamic)
-    o.invalid("dynamic", std::string(dynamic ? "is false (static input scales)" : "is true") + "; " + supported);
+  if (dynamic && o.get_bool("dynamic").value_or(false) != *dynamic)
+    o.invalid("dynamic", std::string(*dynamic ? "is false" : "is true") + "; " + supported);
   const std::string strategy = o.get_string("strategy").value_or("");
   bool known = false;
   for (auto s : strategies) known |= strategy == s;
@@ -61,7 +66,11 @@ checkpoint_quantization read_quantization_config(const json_object& root) {
     require_fp8(*weights, false, {"channel", "tensor"});
     const auto inputs = g.get_object("input_activations");
     if (!inputs) g.invalid("input_activations", std::string("is missing (weight-only FP8); ") + supported);
-    require_fp8(*inputs, true, {"token"});
+    // Dynamic per token, or static per tensor (the checkpoint's input_scale tensors).
+    const bool dynamic = inputs->get_bool("dynamic").value_or(false);
+    if (dynamic) require_fp8(*inputs, true, {"token"});
+    else require_fp8(*inputs, false, {"tensor"});
+    out.static_input_scales = !dynamic;
     if (g.has("output_activations")) g.invalid("output_activations", std::string("is set; ") + supported);
   }
   if (count == 0) q->invalid("config_groups", std::string("holds no config group; ") + supported);

@@ -1,6 +1,7 @@
 #include <mii/model/weight_plan.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <set>
 
@@ -283,6 +284,12 @@ struct planner {
 // Pre-quantized FP8 checkpoints: an entry of a dense linear weight whose tensors hold e4m3 bytes
 // takes the matching rows of their `.weight_scale` tensors (per channel [rows, 1] or [rows], per
 // tensor [1] or []); e4m3 anywhere else is refused naming the tensor.
+float static_input_scale_value(const io::tensor_view& t) {
+  float v = 0;
+  io::convert(t, dtype::f32, &v, 0, 1);
+  return v;
+}
+
 void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<std::string, std::less<>>& used) {
   auto where = [](const io::tensor_view& t) { return (t.file ? t.file->string() + ": " : std::string()) + "tensor '" + t.name + "'"; };
   auto refuse_f8 = [&](const plan_entry& e) {
@@ -314,9 +321,12 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<s
           fail(where(t), " is ", dtype_name(t.type), " while the rest of ", e.what,
                " is F8_E4M3: a quantized checkpoint must quantize all of it");
         const std::string base = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
-        if (const auto* in = ckpt.find(base + ".input_scale"))
-          fail(where(*in), ": static FP8 input scales are not supported (mii quantizes activations per token, "
-               "dynamically: llm-compressor's FP8_DYNAMIC scheme)");
+        if (const auto* in = ckpt.find(base + ".input_scale")) {  // static input scales (one per tensor)
+          if (in->numel() != 1) fail(where(*in), " has shape ", in->shape_string(), "; a static input scale is one value");
+          if (in->type == dtype::f8_e4m3) fail(where(*in), " is F8_E4M3; scales must be F32, BF16 or F16");
+          used.insert(in->name);
+          e.input_scales.push_back(in);
+        }
         const std::string scale_name = base + ".weight_scale";
         const io::tensor_view& sc = ckpt.get(scale_name);
         used.insert(scale_name);
@@ -329,6 +339,12 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<s
         if (sc.type == dtype::f8_e4m3) fail(where(sc), " is F8_E4M3; scales must be F32, BF16 or F16");
         e.scale_runs.push_back(row_run{&sc, per_tensor ? 0 : r.row, r.count});
       }
+      if (!e.input_scales.empty() && e.input_scales.size() != e.runs.size())
+        fail(where(*e.runs.front().tensor), ": some projections of ", e.what,
+             " have a static input_scale and others none; a checkpoint quantizes all of them one way");
+      for (const auto* in : e.input_scales)
+        if (!(static_input_scale_value(*in) > 0.0f) || !std::isfinite(static_input_scale_value(*in)))
+          fail(where(*in), " is ", static_input_scale_value(*in), "; an input scale must be a finite number > 0");
       e.fp8 = true;
     }
 }
@@ -408,6 +424,13 @@ void materialize_fp8_scales(const plan_entry& e, float* scale) {
     }
     written += s.count;
   }
+}
+
+float static_input_scale(const plan_entry& e) {
+  if (e.input_scales.empty()) fail("internal: ", e.what, " has no static input scale");
+  float m = 0;
+  for (const auto* t : e.input_scales) m = std::max(m, static_input_scale_value(*t));
+  return m;
 }
 
 void materialize(const plan_entry& e, dtype to, void* out) {

@@ -37,6 +37,8 @@ void print_usage(std::ostream& os) {
         "  --backend B                 auto (default: GPU when usable), cuda or host\n"
         "  --quantization fp8          FP8 linear layers (e4m3 weights per channel, inputs per token),\n"
         "                              quantized while loading (docs/quantization.md)\n"
+        "  --kv-cache-dtype D          auto (the compute dtype) or fp8_e4m3: keys and values in FP8 with\n"
+        "                              a scale per token and head, 1.94x the tokens per GiB\n"
         "  --max-model-len N           longest sequence, prompt + completion (alias --max-context)\n"
         "  --max-batch-tokens N        tokens per forward pass (default 768)\n"
         "  --max-sequences N           sequences per forward pass (default 512)\n"
@@ -133,6 +135,7 @@ command_line parse_command_line(const std::vector<std::string>& args, const char
     else if (a == "--quiet") c.quiet = true;
     else if (a == "--backend") c.engine.backend = value();
     else if (a == "--quantization") c.engine.quantization = value();
+    else if (a == "--kv-cache-dtype") c.engine.kv_cache_dtype = value();
     else if (a == "--max-model-len" || a == "--max-context") {
       const auto n = number<std::int64_t>(a, value(), 2, imax);
       c.engine.max_context = n;

@@ -56,8 +56,11 @@ TEMPLATE_TEST_CASE("cuda copy_kv_blocks equals the host's, copies in list order"
     std::shuffle(order.begin(), order.end(), rng);
     for (int i = 0; i < 70; ++i) copies.push_back({order[std::size_t(i % 20)], order[20 + std::size_t(i % 20)]});
     std::vector<float> want = values;
-    backend::host::copy_kv_blocks(host_context(), want.data(), layers, blocks, block_elements, copies);
-    B::copy_kv_blocks(ctx, d_kv.data(), layers, blocks, block_elements, copies);
+    // The host copies fp32 elements, the device 16-bit ones: the same blocks, each in its own bytes.
+    backend::host::copy_kv_blocks(host_context(), reinterpret_cast<std::uint8_t*>(want.data()), layers, blocks,
+                                  block_elements * std::int64_t(sizeof(float)), copies);
+    B::copy_kv_blocks(ctx, reinterpret_cast<std::uint8_t*>(d_kv.data()), layers, blocks,
+                      block_elements * std::int64_t(sizeof(D)), copies);
     CHECK(download<D>(ctx, d_kv.data(), layers * blocks * block_elements) == want);
   }
 }

@@ -349,8 +349,17 @@ TEST_CASE("config.json: compressed-tensors FP8_DYNAMIC is read, other quantizati
   CHECK_THAT(msg(config(replaced(R"("num_bits": 8, "type": "float", "symmetric": true, "dynamic": false)",
                                  R"("num_bits": 4, "type": "int", "symmetric": true, "dynamic": false)"))),
              Contains("'quantization_config.config_groups.group_0.weights.type'") && Contains("\"int\""));
-  CHECK_THAT(msg(config(replaced(R"("dynamic": true, "strategy": "token")", R"("dynamic": false, "strategy": "tensor")"))),
-             Contains("'quantization_config.config_groups.group_0.input_activations.dynamic'") && Contains("static"));
+  // Static input scales per tensor load (the checkpoint's input_scale tensors); other static or
+  // dynamic strategies do not.
+  const auto static_inputs =
+      io::parse_hf_config(config(replaced(R"("dynamic": true, "strategy": "token")", R"("dynamic": false, "strategy": "tensor")")), "c");
+  CHECK(static_inputs.quantization.fp8);
+  CHECK(static_inputs.quantization.static_input_scales);
+  CHECK_FALSE(c.quantization.static_input_scales);
+  CHECK_THAT(msg(config(replaced(R"("dynamic": true, "strategy": "token")", R"("dynamic": false, "strategy": "token")"))),
+             Contains("'quantization_config.config_groups.group_0.input_activations.strategy'") && Contains("\"token\""));
+  CHECK_THAT(msg(config(replaced(R"("dynamic": true, "strategy": "token")", R"("dynamic": true, "strategy": "tensor")"))),
+             Contains("'quantization_config.config_groups.group_0.input_activations.strategy'") && Contains("\"tensor\""));
   CHECK_THAT(msg(config(replaced(R"("input_activations": {)", R"("input_activations": null, "unused": {)"))),
              Contains("'quantization_config.config_groups.group_0.input_activations'") && Contains("weight-only"));
   CHECK_THAT(msg(config(group, R"(, "group_1": {)" + group + "}")),

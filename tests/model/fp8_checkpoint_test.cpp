@@ -6,7 +6,11 @@
 // - A checkpoint written here from a fixture with mii's own quantization runs bit for bit as the
 //   same fixture quantized while loading (the bytes and scales are the same; only the path differs).
 // - What cannot run is refused naming the file and the tensor: e4m3 outside the dense linear
-//   layers, a projection half quantized, a missing or misshapen weight_scale, static input scales.
+//   layers, a projection half quantized, a missing or misshapen weight_scale, an input_scale on some
+//   projections of a fused layer only, an input scale that is not a positive number.
+// - Static input scales (compressed-tensors' FP8 scheme, "dynamic": false per tensor): a checkpoint
+//   written by torch with scales calibrated on its first prompt (so the others saturate) matches
+//   torch's model that quantizes its inputs with those scales.
 #include "check_fixture.hpp"
 
 #include <cmath>
@@ -93,6 +97,10 @@ TEST_CASE("compressed-tensors FP8 checkpoint written by torch (per-channel scale
   test::check_fixture<models::llama>("llama3_fp8_channel", "llama3_fp8_channel", prequantized_options());
 }
 
+TEST_CASE("compressed-tensors FP8 checkpoint with static input scales (written by torch) matches torch", "[model][fp8]") {
+  test::check_fixture<models::llama>("llama3_fp8_static", "llama3_fp8_static", prequantized_options());
+}
+
 TEST_CASE("compressed-tensors FP8 checkpoint written by torch (bf16 per-tensor scales, qkv bias) matches torch",
           "[model][fp8]") {
   test::check_fixture<models::qwen2>("qwen2_fp8_tensor", "qwen2_fp8_tensor", prequantized_options());
@@ -145,10 +153,16 @@ TEST_CASE("FP8 tensors mii cannot run are refused naming the file and the tensor
     copy.find("model.layers.0.mlp.up_proj.weight_scale")->shape = {1, copy.find("model.layers.0.mlp.up_proj.weight")->shape[0]};
     CHECK_THAT(load_error(), Contains("'model.layers.0.mlp.up_proj.weight_scale' has shape [1, ") && Contains("per channel"));
   }
-  SECTION("a static input scale") {
-    static const float one = 1.0f;
+  SECTION("a static input scale of 0") {
+    static const float zero = 0.0f;
     copy.tensors.push_back({"model.layers.0.self_attn.o_proj.input_scale", dtype::f32, {1},
+                            std::as_bytes(std::span(&zero, 1))});
+    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.o_proj.input_scale' is 0") && Contains("> 0"));
+  }
+  SECTION("a static input scale on q_proj only") {
+    static const float one = 1.0f;
+    copy.tensors.push_back({"model.layers.0.self_attn.q_proj.input_scale", dtype::f32, {1},
                             std::as_bytes(std::span(&one, 1))});
-    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.o_proj.input_scale'") && Contains("static"));
+    CHECK_THAT(load_error(), Contains("layer 0 qkv") && Contains("static input_scale and others none"));
   }
 }

@@ -25,8 +25,9 @@ namespace {
 
 constexpr double tolerance = 1e-5;
 
-model_config small_config() {
+model_config small_config(const std::string& kv_cache_dtype = "auto") {
   model_config c;
+  c.kv_cache_dtype = kv_cache_dtype;
   c.kv_block_size = 4;  // prompts cross many block boundaries
   c.kv_cache_blocks = 256;
   c.max_ragged_batch_size = 256;
@@ -43,9 +44,10 @@ struct run_result {
 // The ragged steps of tests/model/fixtures_test.cpp, then a greedy continuation of every prompt,
 // on one rank. Blocks of different sequences interleave on purpose.
 template <class Model, class Comm>
-run_result run_fixture(Comm& comm, const std::string& fixture, const test::model_reference& ref) {
+run_result run_fixture(Comm& comm, const std::string& fixture, const test::model_reference& ref,
+                       const model_config& cfg = small_config()) {
   backend::host::context ctx(1);
-  runtime::model_runner<Model, backend::host, Comm> runner(ctx, comm, test::fixture_dir(fixture), small_config());
+  runtime::model_runner<Model, backend::host, Comm> runner(ctx, comm, test::fixture_dir(fixture), cfg);
   const int n = int(ref.prompts.size());
   auto len = [&](int s) { return std::int64_t(ref.prompts[std::size_t(s)].size()); };
   auto blocks = [&](std::int64_t tokens, int seq, int n_seqs) {
@@ -102,26 +104,34 @@ run_result run_fixture(Comm& comm, const std::string& fixture, const test::model
   return out;
 }
 
+// What a check runs besides the fixture: the KV cache dtype (its reference variant beside it) and
+// the bound of tp against tp = 1.
+struct tp_options {
+  std::string kv_cache_dtype = "auto", reference_variant;
+  double tolerance = ::tolerance;
+};
+
 template <class Model>
-void check_tp(const std::string& fixture, const std::string& reference, std::vector<int> tps) {
-  INFO("fixture " << fixture);
-  const auto ref = test::load_reference(reference);
+void check_tp(const std::string& fixture, const std::string& reference, std::vector<int> tps, const tp_options& o = {}) {
+  INFO("fixture " << fixture << ", KV cache " << o.kv_cache_dtype);
+  const auto ref = test::load_reference(reference, o.reference_variant);
+  const model_config cfg = small_config(o.kv_cache_dtype);
   parallel::single one;
-  const run_result base = run_fixture<Model>(one, fixture, ref);
+  const run_result base = run_fixture<Model>(one, fixture, ref, cfg);
   CHECK(base.greedy == ref.greedy);  // tp = 1 is itself right (tests/model has the details)
 
   for (int tp : tps) {
     INFO("tensor_parallel " << tp);
     std::vector<run_result> ranks(static_cast<std::size_t>(tp));
     parallel::run_ranks(tp, [&](parallel::threads& comm) {
-      ranks[std::size_t(comm.rank())] = run_fixture<Model>(comm, fixture, ref);
+      ranks[std::size_t(comm.rank())] = run_fixture<Model>(comm, fixture, ref, cfg);
     });
     for (std::size_t s = 0; s < ref.prompts.size(); ++s) {
       INFO("prompt " << s);
       const auto& got = ranks[0].ragged[s];
       REQUIRE(got.size() == base.ragged[s].size());
       const double err = test::max_relative_error(got.data(), base.ragged[s].data(), got.size());
-      CHECK(err <= tolerance);
+      CHECK(err <= o.tolerance);
       CHECK(ranks[0].greedy[s] == base.greedy[s]);
       for (int r = 1; r < tp; ++r) {
         INFO("rank " << r);
@@ -187,6 +197,16 @@ TEST_CASE("tp 2/4: gemma2 (post-norms after the all-reduces, soft-capped logit s
 }
 TEST_CASE("tp 2/4: gemma3 (one kv head replicated, (1 + w) q/k norms, a rope per layer type)", "[parallel][tp]") {
   check_tp<models::gemma3>("gemma3", "gemma3", {2, 4});
+}
+
+TEST_CASE("tp 2/4 with the FP8 KV cache: llama-2 (kv heads replicated at 4), qwen3, gemma2", "[parallel][tp][kvfp8]") {
+  // Each rank quantizes whole kv heads, so sharding changes no scale; the keys and values differ
+  // from tp = 1 only by the order of the row-parallel sums, which can move a value across an e4m3
+  // rounding boundary: the FP8 bound of tests/model (1e-4) instead of 1e-5.
+  const tp_options fp8{"fp8_e4m3", "fp8kv", 1e-4};
+  check_tp<models::llama>("llama2", "llama2", {2, 4}, fp8);
+  check_tp<models::qwen3>("qwen3", "qwen3", {2, 4}, fp8);
+  check_tp<models::gemma2>("gemma2", "gemma2", {2, 4}, fp8);
 }
 
 TEST_CASE("a tensor-parallel degree the model does not divide fails on every rank, naming the field", "[parallel][tp]") {

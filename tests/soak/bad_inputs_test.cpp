@@ -200,6 +200,7 @@ TEST_CASE("bad model_config and generate_params get a mii::error naming the fiel
              {"kv_cache_blocks 0", with([](auto& c) { c.kv_cache_blocks = 0; }), "model_config.kv_cache_blocks"},
              {"kv_cache_blocks 2^32 + 8 †", with([](auto& c) { c.kv_cache_blocks = (std::int64_t(1) << 32) + 8; }), "model_config.kv_cache_blocks"},
              {"kv_block_size 0", with([](auto& c) { c.kv_block_size = 0; }), "model_config.kv_block_size"},
+             {"kv_cache_dtype \"fp8_e5m2\"", with([](auto& c) { c.kv_cache_dtype = "fp8_e5m2"; }), "model_config.kv_cache_dtype"},
              {"cache smaller than one sequence", with([](auto& c) { c.kv_cache_blocks = 2; }), "model_config.max_length"},
              {"max_length > max_position_embeddings", with([](auto& c) { c.max_length = 100000; }), "max_position_embeddings"},
              {"max_ragged_batch_size 0", with([](auto& c) { c.max_ragged_batch_size = 0; }), "model_config.max_ragged_batch_size"},

@@ -30,7 +30,8 @@ struct rope_config {
 
 // A pre-quantized checkpoint, from config.json's quantization_config (src/io/quantization_config.cpp).
 struct checkpoint_quantization {
-  bool fp8 = false;                 // compressed-tensors FP8: e4m3 weights + weight_scale, dynamic activations
+  bool fp8 = false;                 // compressed-tensors FP8: e4m3 weights + weight_scale
+  bool static_input_scales = false; // activations quantized with the checkpoint's input_scale (else per token)
   std::vector<std::string> ignore;  // module names left unquantized ("lm_head", "re:.*mlp.gate$")
 };
 

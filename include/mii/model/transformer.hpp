@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <mii/backend/fp8.hpp>
+#include <mii/backend/kv_fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/error.hpp>
@@ -22,6 +23,15 @@
 #include <mii/model/weight_plan.hpp>
 
 namespace mii::model {
+
+// The whole KV cache as forward() sees it: `blocks` blocks of `block_size` tokens per layer,
+// [layers][blocks][block bytes], values in the compute dtype or FP8 (backend/kv_fp8.hpp).
+struct kv_cache_ref {
+  std::uint8_t* data = nullptr;
+  std::int32_t blocks = 0;
+  std::int32_t block_size = 0;
+  backend::kv_cache_dtype dtype = backend::kv_cache_dtype::compute;
+};
 
 // Called once per loaded tensor: (done, total) for progress reporting.
 using load_progress = void (*)(std::size_t done, std::size_t total, void* user);
@@ -49,16 +59,16 @@ class transformer {
   std::int64_t max_tokens() const { return max_tokens_; }
   std::int64_t max_sample() const { return max_sample_; }
 
-  // Elements of one layer's KV cache per block (keys and values).
-  std::int64_t kv_block_elements(std::int32_t block_size) const {
-    return std::int64_t(2) * shape_.local_kv_heads * block_size * shape_.head_dim;
+  // Bytes of one layer's KV cache per block (keys and values, and an FP8 cache's scales).
+  std::int64_t kv_block_bytes(std::int32_t block_size, backend::kv_cache_dtype d) const {
+    return backend::kv_block_bytes(d, std::int32_t(shape_.local_kv_heads), block_size, std::int32_t(shape_.head_dim),
+                                   std::int64_t(sizeof(T)));
   }
 
-  // One step. `kv` points at the whole cache ([layers][blocks][2][kv_heads][block_size][head_dim]);
-  // `logits` receives [n_sample, vocab] fp32 (the full vocabulary, on every rank).
+  // One step over the cache `kv`; `logits` receives [n_sample, vocab] fp32 (the full vocabulary,
+  // on every rank).
   template <class Comm>
-  void forward(context& ctx, Comm& comm, const backend::step_batch& b, T* kv, std::int32_t kv_blocks,
-               std::int32_t block_size, float* logits) {
+  void forward(context& ctx, Comm& comm, const backend::step_batch& b, kv_cache_ref kv, float* logits) {
     const std::int64_t n = b.n_tokens, H = shape_.hidden;
     if (n > max_tokens_ || b.n_sample > max_sample_)
       fail("internal: step of ", n, " tokens / ", b.n_sample, " samples exceeds the model's workspace (", max_tokens_,
@@ -82,8 +92,8 @@ class transformer {
 
     const T* delta = nullptr;  // the previous sub-block's output, not yet added to x
     for (std::int64_t L = 0; L < shape_.layers; ++L) {
-      const backend::kv_layer<T> cache{kv + L * kv_blocks * kv_block_elements(block_size), block_size,
-                                       std::int32_t(shape_.local_kv_heads), std::int32_t(shape_.head_dim)};
+      const layer_kv cache{kv.data + L * kv.blocks * kv_block_bytes(kv.block_size, kv.dtype), kv.block_size,
+                           std::int32_t(shape_.local_kv_heads), std::int32_t(shape_.head_dim), kv.dtype};
       T* a = a_.data();
       switch (shape_.wiring) {
         case layers::wiring::sequential:
@@ -162,6 +172,13 @@ class transformer {
 
 
  private:
+  // Layer L's slice of the KV cache, either dtype.
+  struct layer_kv {
+    std::uint8_t* data;
+    std::int32_t block_size, kv_heads, head_dim;
+    backend::kv_cache_dtype dtype;
+  };
+
   const T* g(global_slot s) const {
     const auto& b = globals_[std::size_t(s)];
     return b.empty() ? nullptr : b.data();
@@ -193,7 +210,7 @@ class transformer {
     Comm& comm;
     const backend::step_batch& b;
     std::int64_t L;
-    backend::kv_layer<T> cache;
+    layer_kv cache;
     std::int64_t n;
     T* x;              // residual stream
     const T* pending;  // a sub-block output not yet added to x (the next norm adds it)
@@ -221,8 +238,8 @@ class transformer {
                                                   shape_.hidden, out);
   }
 
-  void attention_block(context& ctx, const backend::step_batch& b, std::int64_t L, const T* in,
-                       backend::kv_layer<T> cache, T* out) {
+  void attention_block(context& ctx, const backend::step_batch& b, std::int64_t L, const T* in, layer_kv cache,
+                       T* out) {
     const std::int64_t n = b.n_tokens;
     linear(ctx, L, layer_slot::qkv_w, in, n, shape_.hidden, shape_.qkv_dim(), lw(L, layer_slot::qkv_b), qkv_.data());
     const layer_attributes la = shape_.layer(L);  // window, rope and soft-cap of this layer
@@ -233,10 +250,22 @@ class transformer {
     if constexpr (traits::qk_norm::enabled)  // per-head RMSNorm of q and k, before rope (Qwen3)
       Backend::head_rms_norm(ctx, qkv_.data(), n, as, lw(L, layer_slot::q_norm_w), lw(L, layer_slot::k_norm_w),
                              shape_.eps, shape_.qk_norm_offset);
-    Backend::template rope_store_kv<traits::rotary_style>(ctx, b, qkv_.data(), as, rope, cache);
-    Backend::attention(ctx, b, qkv_.data(), as,
-                       backend::kv_layer<const T>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
-                       att_.data());
+    if (cache.dtype == backend::kv_cache_dtype::fp8_e4m3) {
+      Backend::template rope_store_kv<traits::rotary_style>(
+          ctx, b, qkv_.data(), as, rope,
+          backend::fp8_kv_layer<std::uint8_t>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim});
+      Backend::attention(
+          ctx, b, qkv_.data(), as,
+          backend::fp8_kv_layer<const std::uint8_t>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
+          att_.data());
+    } else {
+      T* const values = reinterpret_cast<T*>(cache.data);  // the runner's allocation, aligned for T
+      Backend::template rope_store_kv<traits::rotary_style>(
+          ctx, b, qkv_.data(), as, rope, backend::kv_layer<T>{values, cache.block_size, cache.kv_heads, cache.head_dim});
+      Backend::attention(ctx, b, qkv_.data(), as,
+                         backend::kv_layer<const T>{values, cache.block_size, cache.kv_heads, cache.head_dim},
+                         att_.data());
+    }
     linear(ctx, L, layer_slot::o_w, att_.data(), n, shape_.q_dim(), shape_.hidden, lw(L, layer_slot::o_b), out);
   }
 

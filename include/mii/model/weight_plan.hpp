@@ -52,6 +52,9 @@ struct plan_entry {
   // scale, the same for all count rows). Empty: the backend quantizes the values itself.
   std::vector<row_run> scale_runs;
   bool prequantized() const { return !scale_runs.empty(); }
+  // A pre-quantized entry with static input scales (compressed-tensors "dynamic": false, one
+  // `input_scale` per tensor): each run's scale tensor. Empty: inputs quantized per token.
+  std::vector<const io::tensor_view*> input_scales;
   bool present() const { return !runs.empty(); }
   // From a synthetic checkpoint (random weights): no source bytes; element i's value is
   // synthetic_value(i) on every backend.
@@ -94,5 +97,8 @@ void materialize(const plan_entry& e, dtype to, void* out);
 // only the scales (a per-tensor scale repeated for each of its rows).
 void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale);
 void materialize_fp8_scales(const plan_entry& e, float* scale);
+// The static input scale of an entry with input_scales: the largest of its runs' scales (fused
+// q|k|v and gate|up share one input and so one scale; vLLM takes the maximum the same way).
+float static_input_scale(const plan_entry& e);
 
 }  // namespace mii::model

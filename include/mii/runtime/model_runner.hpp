@@ -54,6 +54,7 @@ class model_runner {
     using clock = std::chrono::steady_clock;
     auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
     const auto t_open = clock::now();
+    kv_dtype_ = backend::parse_kv_cache_dtype(cfg.kv_cache_dtype);  // before anything slow: a typo fails at once
     config_ = io::load_hf_config(dir);
     shape_ = model::resolve_shape(Model::describe(Model::name), config_, comm.size(), comm.rank());
     const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
@@ -77,7 +78,7 @@ class model_runner {
     const auto t_kv = clock::now();
     block_size_ = cfg.kv_block_size;
     if (block_size_ < 1) fail("model_config.kv_block_size must be >= 1, got ", block_size_);
-    const std::int64_t per_block = model_->kv_block_elements(block_size_) * shape_.layers * std::int64_t(sizeof(T));
+    const std::int64_t per_block = model_->kv_block_bytes(block_size_, kv_dtype_) * shape_.layers;
     if (cfg.kv_cache_blocks) {
       if (*cfg.kv_cache_blocks < 1 || *cfg.kv_cache_blocks > std::numeric_limits<std::int32_t>::max())
         fail("model_config.kv_cache_blocks must be in [1, 2^31), got ", *cfg.kv_cache_blocks);
@@ -98,7 +99,7 @@ class model_runner {
       kv_blocks_ = std::int32_t(parallel::min_value<Backend>(ctx, comm, kv_blocks_));
     if (kv_blocks_ < 1) fail("the KV cache budget holds no block of ", per_block, " bytes");
     kv_total_blocks_ = kv_blocks_;
-    kv_ = Backend::template alloc<T>(ctx, std::int64_t(kv_blocks_) * model_->kv_block_elements(block_size_) * shape_.layers);
+    kv_ = Backend::template alloc<std::uint8_t>(ctx, std::int64_t(kv_blocks_) * per_block);
     logits_ = Backend::template alloc<float>(ctx, max_sample * shape_.vocab);
     load_kv_s_ = since(t_kv);
     if constexpr (graph_capable) {
@@ -121,7 +122,7 @@ class model_runner {
   std::int64_t max_tokens() const { return model_->max_tokens(); }
   std::int64_t max_sample() const { return model_->max_sample(); }
   memory_report memory() const {
-    return {weight_bytes_, std::size_t(kv_.size()) * sizeof(T), kv_blocks_, block_size_, load_open_s_, load_weights_s_,
+    return {weight_bytes_, std::size_t(kv_.size()), kv_blocks_, block_size_, load_open_s_, load_weights_s_,
             load_kv_s_};
   }
 
@@ -136,13 +137,13 @@ class model_runner {
     builder_.build(chunks);
     if constexpr (graph_capable) keep_step_buffer_fixed();
     const backend::step_batch b = Backend::upload_step(ctx_, builder_);
-    model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
+    model_->forward(ctx_, comm_, b, kv_cache(), logits_.data());
     n_sample_ = b.n_sample;
   }
   // Copy-on-write of KV blocks before the step that writes into them (scheduler::block_copies).
   void copy_blocks(std::span<const backend::block_copy> copies) {
     if (copies.empty()) return;
-    Backend::copy_kv_blocks(ctx_, kv_.data(), shape_.layers, kv_total_blocks_, model_->kv_block_elements(block_size_),
+    Backend::copy_kv_blocks(ctx_, kv_.data(), shape_.layers, kv_total_blocks_, model_->kv_block_bytes(block_size_, kv_dtype_),
                             copies);
   }
   // The last step's logits, [n_sample, vocab], copied to the host.
@@ -255,21 +256,24 @@ class model_runner {
     auto& g = graphs_[{batch, kv_cap}];
     if (g.empty()) {
       // One plain run first: GEMM plans and attention scratch are created outside the capture.
-      model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
+      model_->forward(ctx_, comm_, b, kv_cache(), logits_.data());
       Backend::graph_begin(ctx_);
-      model_->forward(ctx_, comm_, b, kv_.data(), kv_total_blocks_, block_size_, logits_.data());
+      model_->forward(ctx_, comm_, b, kv_cache(), logits_.data());
       g = Backend::graph_end(ctx_);
     }
     Backend::graph_launch(ctx_, g);
     n_sample_ = std::int32_t(chunks.size());
   }
 
+  model::kv_cache_ref kv_cache() { return {kv_.data(), kv_total_blocks_, block_size_, kv_dtype_}; }
+
   context& ctx_;
   Comm& comm_;
   io::hf_config config_;
   model::model_shape shape_;
   std::optional<model::transformer<Model, Backend>> model_;
-  typename Backend::template buffer<T> kv_;
+  typename Backend::template buffer<std::uint8_t> kv_;  // [layers][blocks][block bytes]
+  backend::kv_cache_dtype kv_dtype_ = backend::kv_cache_dtype::compute;
   typename Backend::template buffer<float> logits_;
   std::int32_t kv_blocks_ = 0, block_size_ = 0, n_sample_ = 0;
   std::size_t weight_bytes_ = 0;

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include <mii/backend/fp8.hpp>
+#include <mii/backend/kv_fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
@@ -137,6 +138,12 @@ struct cuda {
                             kv_layer<T> cache);
   static void attention(context&, const step_batch&, const T* qkv, const attention_shape&, kv_layer<const T> cache,
                         T* out);
+  // Over an FP8 KV cache (backend/kv_fp8.hpp), as the host backend's.
+  template <layers::rotary_style S>
+  static void rope_store_kv(context&, const step_batch&, T* qkv, const attention_shape&, const rope_table&,
+                            fp8_kv_layer<std::uint8_t> cache);
+  static void attention(context&, const step_batch&, const T* qkv, const attention_shape&,
+                        fp8_kv_layer<const std::uint8_t> cache, T* out);
   template <layers::activation A>
   static void gated_act(context&, const T* gate_up, std::int64_t rows, std::int64_t f, T* out);
   template <layers::activation A>
@@ -151,8 +158,8 @@ struct cuda {
                             const T* k_w, float eps, float weight_offset);
 
   // Copies whole KV blocks (keys and values of every layer) in list order, as the host backend's.
-  static void copy_kv_blocks(context&, T* kv, std::int64_t layers, std::int64_t blocks_per_layer,
-                             std::int64_t block_elements, std::span<const block_copy> copies);
+  static void copy_kv_blocks(context&, std::uint8_t* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                             std::int64_t block_bytes, std::span<const block_copy> copies);
 
   static step_batch upload_step(context&, const runtime::step_builder&);
   // Grows the step-metadata buffers to hold `elements` int32 values now, so that later steps

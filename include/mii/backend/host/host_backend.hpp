@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <mii/backend/fp8.hpp>
+#include <mii/backend/kv_fp8.hpp>
 #include <mii/backend/moe_weights.hpp>
 #include <mii/backend/step_batch.hpp>
 #include <mii/dtype.hpp>
@@ -113,6 +114,15 @@ struct host {
   static void attention(context&, const step_batch&, const float* qkv, const attention_shape&,
                         kv_layer<const float> cache, float* out);
 
+  // The same two ops over an FP8 KV cache (backend/kv_fp8.hpp): rope_store_kv quantizes each
+  // token's k and v per kv head (scale fp8_scale(max |x|), bytes to_e4m3(x / scale)); attention
+  // reads them back as byte value times scale and is otherwise the op above.
+  template <layers::rotary_style S>
+  static void rope_store_kv(context&, const step_batch&, float* qkv, const attention_shape&, const rope_table&,
+                            fp8_kv_layer<std::uint8_t> cache);
+  static void attention(context&, const step_batch&, const float* qkv, const attention_shape&,
+                        fp8_kv_layer<const std::uint8_t> cache, float* out);
+
   // out[r][i] = act(gate_up[r][i]) * gate_up[r][f + i]
   template <layers::activation A>
   static void gated_act(context&, const float* gate_up, std::int64_t rows, std::int64_t f, float* out);
@@ -126,10 +136,10 @@ struct host {
   // Copies `height` rows of `width` elements between pitched layouts (logits shards -> full rows).
   static void copy_2d(context&, float* dst, std::int64_t dst_pitch, const float* src, std::int64_t src_pitch,
                       std::int64_t width, std::int64_t height);
-  // Copies whole KV blocks (keys and values of every layer) in list order, as if one after the
-  // other: `kv` is the cache, [layers][blocks_per_layer][block_elements].
-  static void copy_kv_blocks(context&, float* kv, std::int64_t layers, std::int64_t blocks_per_layer,
-                             std::int64_t block_elements, std::span<const block_copy> copies);
+  // Copies whole KV blocks (keys and values of every layer, and an FP8 cache's scales) in list
+  // order, as if one after the other: `kv` is the cache, [layers][blocks_per_layer][block_bytes].
+  static void copy_kv_blocks(context&, std::uint8_t* kv, std::int64_t layers, std::int64_t blocks_per_layer,
+                             std::int64_t block_bytes, std::span<const block_copy> copies);
   // The step's metadata where ops can read it (host: the builder's own memory).
   static step_batch upload_step(context&, const runtime::step_builder& s) { return s.bind(s.data().data()); }
   // Samples one id per logits row (runtime::sample_row per row) into host memory.

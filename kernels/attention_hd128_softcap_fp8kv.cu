@@ -1,0 +1,7 @@
+// Tensor-core attention kernels for head_dim 128 with soft-capped scores (Gemma 2) over an FP8 KV
+// cache, bf16 and fp16; see attention_flash.cuh.
+#include "attention_flash.cuh"
+
+namespace mii::kernels::attn {
+MII_INSTANTIATE_FLASH_ATTENTION_FP8KV_VARIANT(128, soft_capped_scores)
+}  // namespace mii::kernels::attn
