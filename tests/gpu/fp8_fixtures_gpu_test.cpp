@@ -1,5 +1,5 @@
-// FP8 linear layers end to end on the GPU (docs/quantization.md): fixtures quantized while loading
-// and the compressed-tensors checkpoints written by torch, in bf16 against torch's FP8 model in
+// FP8 linear layers and the FP8 KV cache end to end on the GPU (docs/quantization.md): fixtures
+// quantized while loading and the compressed-tensors checkpoints written by torch, in bf16 against torch's FP8 model in
 // fp32 (reference_fp8.*, tests/fixtures/make_fp8_references.py), with the bf16 budgets of the
 // unquantized fixtures (check_fixture_gpu.hpp). bf16 activations land on the other side of an
 // e4m3 rounding boundary more often than fp32 ones do, so these runs also measure how much that
@@ -31,4 +31,20 @@ TEST_CASE("FP8 fixtures on the GPU match torch's FP8 model (bf16)", "[gpu][model
 TEST_CASE("compressed-tensors FP8 checkpoints on the GPU match torch (bf16)", "[gpu][model][fp8]") {
   check_fixture<models::llama>("llama3_fp8_channel", "llama3_fp8_channel", false, 0, test::fixture_config(), "fp8");
   check_fixture<models::qwen2>("qwen2_fp8_tensor", "qwen2_fp8_tensor", false, 0, test::fixture_config(), "fp8");
+  // Static input scales, calibrated on the first prompt: the others saturate in places.
+  check_fixture<models::llama>("llama3_fp8_static", "llama3_fp8_static", false, 0, test::fixture_config(), "fp8");
+}
+
+// The FP8 KV cache (backend/kv_fp8.hpp) end to end: torch's model whose cache rounds its keys and
+// values the same way (reference_fp8kv.*, tests/fixtures/make_fp8_kv_references.py), alone and
+// with FP8 linear layers on top (against the same reference: the budgets are bf16's).
+TEST_CASE("fixtures with the FP8 KV cache on the GPU match torch's FP8-cache model (bf16)", "[gpu][model][kvfp8]") {
+  model_config kv = test::fixture_config();
+  kv.kv_cache_dtype = "fp8_e4m3";
+  check_fixture<models::llama>("llama3", "llama3", false, 0, kv, "fp8kv");
+  check_fixture<models::mistral>("mistral", "mistral", false, 0, kv, "fp8kv");
+  check_fixture<models::qwen3>("qwen3", "qwen3", false, 0, kv, "fp8kv");
+  check_fixture<models::gemma2>("gemma2", "gemma2", false, 0, kv, "fp8kv");
+  check_fixture<models::phi3>("phi3", "phi3", false, 0, kv, "fp8kv");
+  check_fixture<models::mixtral>("mixtral", "mixtral", true, 0, kv, "fp8kv");
 }

@@ -5,6 +5,8 @@
 // - linear_fp8 on every path (the tensor-core GEMV up to 8 rows, cuBLASLt with outer-vector
 //   scales, the unit-scale fallback, the GEMV 8 rows at a time for in % 16 != 0, a CUDA graph)
 //   within the bound explained at linear_bound;
+// - a static input scale (compressed-tensors "dynamic": false): the same bytes, saturated, and
+//   scales as the host's;
 // - load_fp8: the same bytes and scales as the host's load_fp8 for synthetic entries, a bf16
 //   checkpoint tensor (dtype conversion, column slices, several runs, pieces of the fp32
 //   staging) and every FP8 entry of the llama3 fixture after reserve_weights; the pre-quantized
@@ -136,6 +138,45 @@ TEMPLATE_TEST_CASE("cuda quantize_fp8 gives the host's bytes and scales, bit for
                                       << int(first < 0 ? 0 : got.data[std::size_t(first)]) << " host "
                                       << int(first < 0 ? 0 : want.data[std::size_t(first)]));
       CHECK(wrong == 0);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("cuda linear_fp8 with a static input scale quantizes as the host does, saturating", "[gpu][fp8]",
+                   bf16_t, fp16_t) {
+  using D = TestType;
+  using B = backend::cuda<D>;
+  auto rng = rng_for("static_input_scale");
+  auto& ctx = shared_context<D>();
+  for (const std::int64_t cols : {4096, 64, 37}) {
+    std::int64_t rows = 0;
+    const auto x = edge_rows<D>(rng, cols, rows);
+    const std::int64_t out = 24;
+    std::vector<std::uint8_t> wq(std::size_t(out * cols));
+    for (auto& b : wq) b = std::uint8_t(rng() % 0x7e);  // finite codes, positive and small
+    const std::vector<float> ws(std::size_t(out), 0.5f);
+    for (const float s_in : {0.01f, 1.0f, 3.0e-3f}) {  // small scales: most of the edge rows saturate
+      INFO(dtype_label<D> << " cols " << cols << " input scale " << s_in);
+      quantized want{std::vector<std::uint8_t>(std::size_t(rows * cols)), std::vector<float>(std::size_t(rows))};
+      std::vector<float> y_host(std::size_t(rows * out));
+      host::linear_fp8(host_context(), x.data(), rows, cols, {wq.data(), ws.data(), &s_in}, out, nullptr, y_host.data(),
+                       false, {want.data.data(), want.scale.data()});
+      auto xd = upload<D>(ctx, x);
+      auto wd = upload_raw<D, std::uint8_t>(ctx, wq);
+      auto sd = upload_raw<D, float>(ctx, ws);
+      auto ind = upload_raw<D, float>(ctx, std::vector<float>{s_in});
+      auto qd = B::template alloc<std::uint8_t>(ctx, rows * cols);
+      auto xs = B::template alloc<float>(ctx, rows);
+      auto yd = B::template alloc<D>(ctx, rows * out);
+      B::linear_fp8(ctx, xd.data(), rows, cols, {wd.data(), sd.data(), ind.data()}, out, nullptr, yd.data(), false,
+                    {qd.data(), xs.data()});
+      CHECK(download_raw<D>(ctx, qd.data(), rows * cols) == want.data);
+      CHECK(same_bits(download_raw<D>(ctx, xs.data(), rows), want.scale));
+      std::int64_t saturated = 0;
+      for (auto b : want.data) saturated += (b & 0x7f) == 0x7e;
+      if (s_in < 0.5f) CHECK(saturated > 0);
+      const auto y = download<D>(ctx, yd.data(), rows * out);
+      CHECK(rel_l2(y, y_host) < (std::is_same_v<D, bf16_t> ? 0x1p-7 : 0x1p-10));  // sums' order, rounding to D
     }
   }
 }
