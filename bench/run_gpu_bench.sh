@@ -102,7 +102,7 @@ run_kvfp8() {
         --prompt-len "${KV_PROMPT:-8000}" --gen-len 64 --kv-cache-dtype $kv --label "mii-kv$tag-long-$m" --out "$res" \
         2>&1 | tee "$log/mii-kv$tag-long-$m.log" | tail -6 || { echo "kv $tag long $m failed"; failed=1; }
       ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline --scenario grid \
-        --grid-cells "${KV_GRID_CELLS:-2048:2048}" --grid-seconds "${GRID_SECONDS:-15}" --kv-fraction "${KV_FRACTION:-0.1}" \
+        --grid-cells "${KV_GRID_CELLS:-2048:2048}" --grid-seconds "${GRID_SECONDS:-30}" --kv-fraction "${KV_FRACTION:-0.1}" \
         --kv-cache-dtype $kv --label "mii-kv$tag-grid-$m" --out "$res" 2>&1 | tee "$log/mii-kv$tag-grid-$m.log" \
         | grep -E "grid|kv|error" || { echo "kv $tag grid $m failed"; failed=1; }
       echo "kv $tag $m done: ${SECONDS}s"

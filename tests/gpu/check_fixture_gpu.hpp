@@ -48,13 +48,40 @@ inline std::vector<double> greedy_margins(const std::string& fixture, const std:
 // `logits_budget` (> 0) replaces the dtype's logits budget for a fixture whose architecture
 // transformers itself computes less exactly in that dtype (tests/gpu/transformers_baseline.py);
 // the near-tie rule for greedy mismatches stays as it is. `cfg` and `variant`: the engine's
-// configuration and the reference (test::load_reference), for FP8 runs.
+// configuration and the reference (test::load_reference), for FP8 runs: see quantization_effect.
+// An FP8 run in bf16 rounds its activations, keys and values to e4m3 from bf16 values, which sit
+// on the other side of an e4m3 rounding boundary from torch's fp32 ones often enough that the
+// GPU's quantization noise is a different draw from torch's, of the same size: the logits budget
+// grows by the quantization's own effect in torch, and greedy divergences are reported, not
+// failed. (Bit-level agreement with the host's FP8 arithmetic is checked per op: fp8_ops_test.cpp,
+// kv_fp8_test.cpp; the host against torch within 1e-4 / 5e-4: tests/model.)
+// How far torch's quantized model (reference_<variant>) is from its unquantized one (the
+// reference of the checkpoint it was made from: "source" in a pre-quantized fixture's reference),
+// worst prompt, relative L2.
+inline double quantization_effect(const std::string& fixture, const std::string& variant) {
+  const auto doc = detail::json_document::from_file(test::fixture_dir(fixture) / ("reference_" + variant + ".json"));
+  const auto root = detail::json_object::expect(doc.root(), doc.origin(), "");
+  const std::string source = root.get_string("source").value_or(fixture);
+  const auto quantized = test::load_reference(fixture, variant), plain = test::load_reference(source);
+  double worst = 0;
+  for (std::size_t s = 0; s < quantized.logits.size(); ++s)
+    worst = std::max(worst, test::gpu::rel_l2(quantized.logits[s], plain.logits[s]));
+  return worst;
+}
+
 template <class Model, class D = bf16_t>
 void check_fixture(const std::string& fixture, const std::string& reference_fixture, bool moe = false,
                    double logits_budget = 0, const model_config& cfg = test::fixture_config(),
                    const std::string& variant = "") {
   test::logit_budget limits = test::logit_budget_for<D>(moe);
   if (logits_budget > 0) limits.logits = logits_budget;
+  if (!variant.empty()) {
+    const double effect = quantization_effect(reference_fixture, variant);
+    std::printf("  %-23s %s: torch's quantized logits are %.2e (relative L2) from its unquantized ones\n",
+                fixture.c_str(), variant.c_str(), effect);
+    limits.logits += effect;
+    limits.strict_greedy = false;
+  }
   INFO("fixture " << fixture << " in " << test::gpu::dtype_label<D>);
   const auto ref = test::load_reference(reference_fixture, variant);
   const auto margins = greedy_margins(reference_fixture, variant);
@@ -111,7 +138,7 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
                     "(%.2g of max |logit| %.3g), reference min top-2 margin of this prompt %.3g -> %s\n",
                     label.c_str(), s, step, pick, want, double(gap), double(gap / scale), double(scale),
                     std::size_t(s) < margins.size() ? margins[std::size_t(s)] : -1.0,
-                    near_tie ? "near-tie" : limits.strict_greedy ? "REAL DIVERGENCE" : "divergence (MoE routing flip allowed in bf16)");
+                    near_tie ? "near-tie" : limits.strict_greedy ? "REAL DIVERGENCE" : "divergence (allowed: MoE routing flips in bf16, FP8 roundings)");
         if (limits.strict_greedy) CHECK(near_tie);
       }
       tokens.push_back(want);
