@@ -45,8 +45,8 @@ struct model_config {
   std::optional<std::int64_t> kv_cache_blocks; // exact number of blocks (MII's "allocate" mode)
   double kv_cache_memory_fraction = 0.9;       // else: this share of the memory left after weights
   // "fp8_e4m3" (or "fp8"): keys and values stored as FP8 e4m3 with one fp32 scale per token and kv
-  // head, 1.94x the tokens of a bf16 cache in the same memory (docs/quantization.md). "auto": the
-  // compute dtype.
+  // head, 1.94x the tokens of a bf16 cache in the same memory at head_dim 128
+  // (docs/quantization.md). "auto": the compute dtype.
   std::string kv_cache_dtype = "auto";
   // Automatic prefix caching: full KV blocks stay findable by their tokens after their sequence
   // ends, and a request that starts with the same tokens reuses them instead of computing them

@@ -318,7 +318,7 @@ comparison compare(const std::vector<float>& got, const std::vector<float>& want
   return r;
 }
 
-// The case on the host (fp32 over the dequantized cache) and on the GPU. `graph`: the GPU runs
+// The case on the host (fp32 over the dequantized cache, rounded to D) and on the GPU. `graph`: the GPU runs
 // it once plainly, then from a CUDA graph captured after that, twice, with fresh queries
 // uploaded in between (a replay must read the buffers as they are then).
 template <class D>
@@ -341,10 +341,28 @@ comparison run_attention_case(const attn_case& c, std::mt19937_64& rng, bool gra
 
   const attention_shape shape{c.heads, kvh, hd, 1.0f / std::sqrt(float(hd)), c.window, c.softcap};
   const step_batch hb = st.builder.bind(st.builder.data().data());
+  // The reference: host attention over the values the kernel multiplies — each byte decoded,
+  // times its vector's scale, rounded to D as the kernel's tiles hold it — so that the budget is
+  // the one of the compute-dtype cache (attention_test.cpp). (Host attention over the FP8 cache
+  // equals host attention over its dequantized values bit for bit: tests/model/kv_fp8_test.cpp.)
   const fp8_kv_layer<const std::uint8_t> host_cache{cache.bytes.data(), bs, kvh, hd};
+  const std::int64_t n_blocks = std::int64_t(cache.bytes.size()) / host_cache.block_stride();
+  std::vector<float> rounded_cache(static_cast<std::size_t>(n_blocks * 2 * kvh * bs * hd));
+  for (std::int64_t b = 0; b < n_blocks; ++b)
+    for (int which = 0; which < 2; ++which)
+      for (int h = 0; h < kvh; ++h)
+        for (int slot = 0; slot < bs; ++slot) {
+          const std::uint8_t* block = cache.bytes.data() + b * host_cache.block_stride();
+          float scale;
+          std::memcpy(&scale, block + host_cache.scale_at(which, h, slot), sizeof scale);
+          const std::uint8_t* bytes = block + host_cache.value_at(which, h, slot);
+          float* dst = rounded_cache.data() + (((b * 2 + which) * kvh + h) * bs + slot) * hd;
+          for (int d = 0; d < hd; ++d) dst[d] = rounded<D>(mii::e4m3_to_float(bytes[d]) * scale);
+        }
   auto reference = [&] {
     std::vector<float> want(static_cast<std::size_t>(std::int64_t(n) * c.heads * hd));
-    host::attention(host_context(), hb, qkv.data(), shape, host_cache, want.data());
+    host::attention(host_context(), hb, qkv.data(), shape,
+                    mii::backend::kv_layer<const float>{rounded_cache.data(), bs, kvh, hd}, want.data());
     return want;
   };
 
