@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <mii/backend/host/host_backend.hpp>
@@ -120,5 +121,23 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
   }
 }
 
+
+// Perplexity of a model on its own text with `cfg` (the demo model's quality checks of FP8):
+// every sequence of `text` in one step, each next token's log-probability from the host logits.
+template <class Model>
+double perplexity(const std::filesystem::path& dir, const model_config& cfg, test::model_reference text) {
+  harness<Model> h(dir, cfg);
+  const std::int64_t vocab = h.runner.shape().vocab;
+  text.vocab = vocab;
+  const auto logits = test::run_pieces(h.runner, text, test::whole_prompt_steps(test::prompt_lengths(text)));
+  double nll = 0;
+  std::int64_t count = 0;
+  for (std::size_t s = 0; s < text.prompts.size(); ++s) {
+    const auto& ids = text.prompts[s];
+    for (std::size_t t = 0; t + 1 < ids.size(); ++t, ++count)
+      nll -= test::log_softmax(logits[s].data() + std::int64_t(t) * vocab, vocab)[std::size_t(ids[t + 1])];
+  }
+  return std::exp(nll / double(count));
+}
 
 }  // namespace mii::test

@@ -135,20 +135,7 @@ TEST_CASE("demo model: perplexity with FP8 linears equals torch's and is within 
   test::model_reference seqs;
   seqs.prompts = test::int_lists(root, "sequences");
   REQUIRE(seqs.prompts.size() >= 10);
-  auto perplexity = [&](const model_config& cfg) {
-    test::harness<models::llama> h(dir, cfg);
-    const std::int64_t vocab = h.runner.shape().vocab;
-    seqs.vocab = vocab;
-    const auto logits = test::run_pieces(h.runner, seqs, test::whole_prompt_steps(test::prompt_lengths(seqs)));
-    double nll = 0;
-    std::int64_t count = 0;
-    for (std::size_t s = 0; s < seqs.prompts.size(); ++s) {
-      const auto& ids = seqs.prompts[s];
-      for (std::size_t t = 0; t + 1 < ids.size(); ++t, ++count)
-        nll -= test::log_softmax(logits[s].data() + std::int64_t(t) * vocab, vocab)[std::size_t(ids[t + 1])];
-    }
-    return std::exp(nll / double(count));
-  };
+  auto perplexity = [&](const model_config& cfg) { return test::perplexity<models::llama>(dir, cfg, seqs); };
   model_config fp8 = test::fixture_config();
   fp8.quantization = "fp8";
   const double base = perplexity(test::fixture_config()), quantized = perplexity(fp8);
