@@ -1,7 +1,7 @@
 // gpu-kernels-bench: timing of single CUDA kernels, the figures the GPU suite used to print
 // while counting as passed tests (tests/gpu asserts correctness only; timing lives here).
 //
-//   gpu-kernels-bench [--what attention,linear] [--kv-fp8] [--out DIR]
+//   gpu-kernels-bench [--what attention,linear,fp8] [--kv-fp8] [--out DIR]
 //
 // attention: the attention kernel alone on decode, prefill, chunked-prefill and mixed steps of
 //   a Mistral-7B layer shape (bf16, 32 q / 8 kv heads, head_dim 128, KV blocks of 64), as µs per
@@ -11,6 +11,10 @@
 // linear: decode-size linear layers of a Mistral-7B MLP weight (4096 x 14336, both orientations)
 //   at 1..16 rows through the GEMV kernel (1 row, what linear() uses) and cuBLASLt, as achieved
 //   bandwidth against a device-to-device copy (bytes read + written).
+// fp8: linear_fp8 (backend/fp8.hpp, quantization of x included) on Llama-3-8B's MLP weights
+//   (gate|up [28672, 4096], down [4096, 14336]) with per-row scales and with 128 x 128 block
+//   scales (transformers' block-wise FP8), beside the bf16 linear, from 1 to 8192 rows: µs per
+//   call, TFLOP/s, and the weight bytes read per µs against the copy rate.
 // With --out, the figures also go to DIR/gpu-kernels.json (with the GPU's name and the commit).
 #include <algorithm>
 #include <chrono>
@@ -211,6 +215,60 @@ std::vector<row> linear_bench(std::mt19937_64& rng) {
   return rows;
 }
 
+// Random e4m3 bytes (NaN codes avoided) tiled from a pool.
+std::vector<std::uint8_t> random_e4m3(std::size_t n, std::mt19937_64& rng) {
+  std::vector<std::uint8_t> pool(65521);
+  for (auto& b : pool) b = std::uint8_t(std::uniform_int_distribution<int>(0, 0x7e)(rng) | (rng() & 1 ? 0x80 : 0));
+  std::vector<std::uint8_t> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = pool[i % pool.size()];
+  return out;
+}
+
+std::vector<row> fp8_bench(std::mt19937_64& rng) {
+  using mii::backend::fp8_blocks;
+  B::context ctx(0);
+  const std::int64_t copy_n = std::int64_t(1) << 27;
+  auto src = B::alloc<float>(ctx, copy_n), dst = B::alloc<float>(ctx, copy_n);
+  B::fill(ctx, src.data(), copy_n, 1.5f);
+  const double copy_us = us_per_call(ctx, 5, 20, [&] { B::copy_2d(ctx, dst.data(), copy_n, src.data(), copy_n, copy_n, 1); });
+  const double copy_gb_s = 2.0 * double(copy_n) * sizeof(float) / copy_us * 1e-3;
+  std::vector<row> rows;
+  const std::int64_t max_rows = 8192;
+  std::printf("\n%-22s %5s %10s %10s %10s %10s\n", "weight [out, in]", "rows", "scheme", "us/call", "TFLOP/s", "% of copy");
+  for (const auto [out, in] : {std::pair<std::int64_t, std::int64_t>{28672, 4096}, {4096, 14336}}) {
+    auto w16 = upload(ctx, tiled_random(std::size_t(out * in), rng, 1));
+    auto x = upload(ctx, tiled_random(std::size_t(max_rows * in), rng, 3));
+    auto y = B::alloc<bf16_t>(ctx, max_rows * out);
+    auto wq = upload(ctx, random_e4m3(std::size_t(out * in), rng));
+    auto xq = B::alloc<std::uint8_t>(ctx, max_rows * in);
+    auto xs = B::alloc<float>(ctx, max_rows * (in / 128));
+    const std::int64_t groups = in / 128, ld = (groups + 3) / 4 * 4;
+    std::vector<float> row_scales(std::size_t(out), 1.0f / 1024), block_scales(std::size_t((out / 128) * ld), 1.0f / 1024);
+    auto ws_row = upload(ctx, row_scales), ws_block = upload(ctx, block_scales);
+    const mii::backend::fp8_weight per_row{wq.data(), ws_row.data(), nullptr, fp8_blocks{1, 0}, 1};
+    const mii::backend::fp8_weight block{wq.data(), ws_block.data(), nullptr, fp8_blocks{128, 128}, ld};
+    for (const std::int64_t n : {1, 8, 64, 512, 2048, 8192}) {
+      const double flops = 2.0 * double(n) * double(out) * double(in);
+      for (int scheme = 0; scheme < 3; ++scheme) {
+        const char* label = scheme == 0 ? "bf16" : scheme == 1 ? "fp8 row" : "fp8 block";
+        const double weight_bytes = double(out * in) * (scheme == 0 ? 2.0 : 1.0);
+        const double us = us_per_call(ctx, 3, n >= 2048 ? 10 : 50, [&] {
+          if (scheme == 0) B::linear(ctx, x.data(), n, in, w16.data(), out, nullptr, y.data());
+          else B::linear_fp8(ctx, x.data(), n, in, scheme == 1 ? per_row : block, out, nullptr, y.data(), false,
+                             {xq.data(), xs.data()});
+        });
+        std::ostringstream name;
+        name << "[" << out << ", " << in << "] x " << n << " rows, " << label;
+        const double pct = 100.0 * (weight_bytes / us * 1e-3) / copy_gb_s;
+        rows.push_back({"fp8", name.str(), us, flops / us * 1e-6, weight_bytes / us * 1e-3});
+        std::printf("[%5lld, %5lld]         %5lld %10s %10.1f %10.1f %9.0f%%\n", (long long)out, (long long)in,
+                    (long long)n, label, us, flops / us * 1e-6, pct);
+      }
+    }
+  }
+  return rows;
+}
+
 std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -231,7 +289,7 @@ int main(int argc, char** argv) {
     else if (a == "--kv-fp8") kv_fp8 = true;
     else if (a == "--out" && i + 1 < argc) out = argv[++i];
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: gpu-kernels-bench [--what attention,linear] [--kv-fp8] [--out DIR]\n");
+      std::printf("usage: gpu-kernels-bench [--what attention,linear,fp8] [--kv-fp8] [--out DIR]\n");
       return 0;
     } else {
       std::fprintf(stderr, "gpu-kernels-bench: unknown argument %s\n", a.c_str());
@@ -249,6 +307,8 @@ int main(int argc, char** argv) {
       for (auto& r : attention_bench(rng, kv_fp8)) rows.push_back(r);
     if (what.find("linear") != std::string::npos)
       for (auto& r : linear_bench(rng)) rows.push_back(r);
+    if (what.find("fp8") != std::string::npos)
+      for (auto& r : fp8_bench(rng)) rows.push_back(r);
     if (!out.empty()) {
       std::filesystem::create_directories(out);
       std::ofstream js(std::filesystem::path(out) / "gpu-kernels.json");
@@ -256,7 +316,7 @@ int main(int argc, char** argv) {
          << "\",\"commit\":\"" << json_escape(MII_BENCH_COMMIT) << "\",\"rows\":[";
       for (std::size_t i = 0; i < rows.size(); ++i)
         js << (i ? "," : "") << "{\"bench\":\"" << rows[i].bench << "\",\"name\":\"" << json_escape(rows[i].name)
-           << "\",\"us\":" << rows[i].us << ",\"" << (rows[i].bench == "attention" ? "tflops" : "percent_of_copy")
+           << "\",\"us\":" << rows[i].us << ",\"" << (rows[i].bench == "linear" ? "percent_of_copy" : "tflops")
            << "\":" << rows[i].rate << ",\"gb_s\":" << rows[i].bandwidth_gb_s << "}";
       js << "]}\n";
     }

@@ -6,6 +6,10 @@
 // conversion, which matches mii::to_e4m3 for every value |x / s| <= 448 gives (subnormals
 // included; saturation never triggers, as |x| <= amax). With a static input scale (backend/fp8.hpp)
 // s is that value and x / s saturates at +-448, as the host clamps.
+//
+// Block-wise weights quantize each row per group of C columns instead (quantize_fp8_groups):
+// one warp per (row, group), since a group is short (128 values: 16 vectors of 8) and a whole
+// block per group would leave most of its threads idle; the arithmetic is the same.
 #include <cuda_fp8.h>
 
 #include <cstdint>
@@ -109,7 +113,83 @@ __global__ void __launch_bounds__(quantize_max_threads)
   }
 }
 
+constexpr int group_warps = 8;  // quantize_groups_kernel: warps (groups) per block
+
+// One warp per (row, group): item = r * groups + g, the bytes in place in q [rows, cols] and the
+// scale at scale[g * rows + r]. Vectorized: group % V == 0 and cols % V == 0 (every group then
+// starts on a vector), x 16-byte aligned, q V-byte aligned.
+template <class In, bool Vectorized>
+__global__ void __launch_bounds__(group_warps * 32)
+    quantize_groups_kernel(const In* __restrict__ x, std::int64_t rows, std::int64_t cols, std::int64_t group,
+                           std::int64_t groups, std::uint8_t* __restrict__ q, float* __restrict__ scale) {
+#if __CUDA_ARCH__ >= 900  // as quantize_rows_kernel: the GEMV behind it may start now
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+  using vt = vec_traits<In>;
+  constexpr int V = vt::V;
+  const int lane = threadIdx.x & 31;
+  const std::int64_t item = std::int64_t(blockIdx.x) * group_warps + (threadIdx.x >> 5);
+  if (item >= rows * groups) return;
+  const std::int64_t r = item / groups, g = item - r * groups;
+  const std::int64_t begin = g * group, n = std::min(group, cols - begin);
+  const In* src = x + r * cols + begin;
+  std::uint8_t* dst = q + r * cols + begin;
+  float amax = 0.0f;
+  if constexpr (Vectorized) {
+    for (std::int64_t c = lane; c < n / V; c += 32) {
+      float f[V];
+      vt::load(src + c * V, f);
+#pragma unroll
+      for (int i = 0; i < V; ++i) amax = fmaxf(amax, fabsf(f[i]));
+    }
+  } else {
+    for (std::int64_t c = lane; c < n; c += 32) amax = fmaxf(amax, fabsf(to_f32(src[c])));
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float s = fp8_scale(amax);
+  if (lane == 0) scale[g * rows + r] = s;
+  if constexpr (Vectorized) {
+    for (std::int64_t c = lane; c < n / V; c += 32) {
+      float f[V];
+      vt::load(src + c * V, f);
+      typename vt::bytes out;
+      auto* p = reinterpret_cast<__nv_fp8x2_storage_t*>(&out);
+#pragma unroll
+      for (int i = 0; i < V / 2; ++i)
+        p[i] = __nv_cvt_float2_to_fp8x2(make_float2(__fdiv_rn(f[2 * i], s), __fdiv_rn(f[2 * i + 1], s)), __NV_SATFINITE,
+                                        __NV_E4M3);
+      reinterpret_cast<typename vt::bytes*>(dst)[c] = out;
+    }
+  } else {
+    for (std::int64_t c = lane; c < n; c += 32) dst[c] = e4m3(__fdiv_rn(to_f32(src[c]), s));
+  }
+}
+
 }  // namespace
+
+template <class In>
+void quantize_fp8_groups(const In* x, std::int64_t rows, std::int64_t cols, std::int64_t group, std::uint8_t* q,
+                         float* scale, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  if (group <= 0) fail("internal: quantize_fp8_groups needs group >= 1, got ", group);
+  const std::int64_t groups = (cols + group - 1) / group;
+  const std::int64_t blocks = (rows * groups + group_warps - 1) / group_warps;
+  if (blocks > 0x7fffffff) fail("quantize_fp8: ", rows, " rows of ", groups, " groups is more than one launch takes");
+  constexpr int V = vec_traits<In>::V;
+  const bool vectorized =
+      group % V == 0 && cols % V == 0 && aligned16(x) && reinterpret_cast<std::uintptr_t>(q) % V == 0;
+  if (vectorized)
+    quantize_groups_kernel<In, true><<<unsigned(blocks), group_warps * 32, 0, stream>>>(x, rows, cols, group, groups, q, scale);
+  else
+    quantize_groups_kernel<In, false><<<unsigned(blocks), group_warps * 32, 0, stream>>>(x, rows, cols, group, groups, q, scale);
+  MII_CUDA_CHECK_LAUNCH();
+}
+
+template void quantize_fp8_groups<__nv_bfloat16>(const __nv_bfloat16*, std::int64_t, std::int64_t, std::int64_t,
+                                                 std::uint8_t*, float*, cudaStream_t);
+template void quantize_fp8_groups<__half>(const __half*, std::int64_t, std::int64_t, std::int64_t, std::uint8_t*, float*,
+                                          cudaStream_t);
 
 template <class In>
 void quantize_fp8_rows(const In* x, std::int64_t rows, std::int64_t cols, std::uint8_t* q, float* scale,

@@ -32,6 +32,14 @@
 // first mma takes their words 0, 1 (A a0 / a2 and B b0 / b1 "k = 4t..4t+3" and "16 + 4t.."),
 // the second words 2, 3. Accumulator c0..c3 of lane (g, t) are outputs g, g, g + 8, g + 8 of
 // x rows 2t, 2t + 1, 2t, 2t + 1 (PTX ISA, "Matrix Fragments for mma.m16n8k32").
+//
+// Block-wise weights (fp8_gemv_blocks; backend/fp8.hpp): the scales change along k, every C
+// columns, so they cannot wait for the end. With C % 64 == 0 each 64-byte chunk lies in one
+// group g, and the two mmas of a chunk are one group's partial sum: the lane multiplies its
+// four accumulators' share by xs[g][row] * ws[o / R][g] (its outputs g / g + 8, its x rows 2t /
+// 2t + 1) before adding them into acc, and the store applies no scale. Four scale loads (from L1:
+// the same few values for every block) and four multiplies per 64-byte chunk of 16 weight rows,
+// against memory-bound loads. The per-row path is the same kernel without that step (Blocked).
 #include <cstdint>
 
 #include "common.cuh"
@@ -96,12 +104,13 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 }
 
 // Aligned: in % 16 == 0 and 16-byte aligned xq and wq (every lane's 16 bytes then lie inside
-// the row or wholly past its end).
-template <class Out, bool Aligned>
+// the row or wholly past its end). Blocked: block-wise scales (`blocks`, group % 64 == 0), else
+// one scale per row of x and of w (`blocks` unused).
+template <class Out, bool Aligned, bool Blocked>
 __global__ void __launch_bounds__(gemv_warps * 32)
     fp8_gemv_kernel(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs, int rows, std::int64_t in,
                     const std::uint8_t* __restrict__ wq, const float* __restrict__ ws, std::int64_t out,
-                    const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate) {
+                    fp8_block_scales blocks, const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate) {
   __shared__ float partial[gemv_warps][gemv_outputs][fp8_gemv_rows];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -138,6 +147,18 @@ __global__ void __launch_bounds__(gemv_warps * 32)
       b[u] = load16<Aligned, false>(x_row, k < 0 ? 0 : k, in);
     }
   };
+  // Blocked: the lane's x rows and weight scale rows (clamped as the loads are: what they scale
+  // is never stored), and its accumulators' scales for the chunk starting at byte k (of one group).
+  const int x_row0 = min(2 * t, rows - 1), x_row1 = min(2 * t + 1, rows - 1);
+  const float* ws_lo = ws + (std::min(o0 + g, out - 1) / blocks.block_rows) * blocks.scale_ld;
+  const float* ws_hi = ws + (std::min(o0 + g + 8, out - 1) / blocks.block_rows) * blocks.scale_ld;
+  auto chunk_scales = [&](std::int64_t k, float (&s)[4]) {
+    const std::int64_t group = k / blocks.group;
+    const float* xg = xs + group * blocks.xs_stride;
+    const float x0 = __ldg(xg + x_row0), x1 = __ldg(xg + x_row1);
+    const float w_lo = __ldg(ws_lo + group), w_hi = __ldg(ws_hi + group);
+    s[0] = __fmul_rn(x0, w_lo), s[1] = __fmul_rn(x1, w_lo), s[2] = __fmul_rn(x0, w_hi), s[3] = __fmul_rn(x1, w_hi);
+  };
 
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   std::int64_t base = warp;
@@ -149,14 +170,31 @@ __global__ void __launch_bounds__(gemv_warps * 32)
   while (base < chunks) {
 #pragma unroll
     for (int u = 0; u < gemv_unroll; ++u) {
-      if (offset(base, u) < 0) a_lo[u] = a_hi[u] = b[u] = zero;
-      float d[4];
-      mma_e4m3(d, a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y, b[u].x, b[u].y);
+      const std::int64_t k = offset(base, u);
+      if (k < 0) a_lo[u] = a_hi[u] = b[u] = zero;
+      if constexpr (Blocked) {
+        // The chunk's two mmas are one group's partial sums: scaled together, then added.
+        float d[4], e[4];
+        mma_e4m3(d, a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y, b[u].x, b[u].y);
+        mma_e4m3(e, a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w, b[u].z, b[u].w);
+        // The accumulators sum all four lanes' bytes of the chunk: its group is the chunk's
+        // (not this lane's 16 bytes, which may lie past the row's end when the others do not).
+        const std::int64_t chunk_k = (base + std::int64_t(u) * gemv_warps) * chunk_bytes;
+        if (chunk_k < in) {  // a chunk past the row's end has no group (and contributes zeros)
+          float s[4];
+          chunk_scales(chunk_k, s);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[i] += d[i];
-      mma_e4m3(d, a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w, b[u].z, b[u].w);
+          for (int i = 0; i < 4; ++i) acc[i] = fmaf(d[i] + e[i], s[i], acc[i]);
+        }
+      } else {
+        float d[4];
+        mma_e4m3(d, a_lo[u].x, a_hi[u].x, a_lo[u].y, a_hi[u].y, b[u].x, b[u].y);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[i] += d[i];
+        for (int i = 0; i < 4; ++i) acc[i] += d[i];
+        mma_e4m3(d, a_lo[u].z, a_hi[u].z, a_lo[u].w, a_hi[u].w, b[u].z, b[u].w);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[i] += d[i];
+      }
     }
     base += step;
     if (base < chunks) {  // every load of the next step is issued before its first mma
@@ -179,7 +217,8 @@ __global__ void __launch_bounds__(gemv_warps * 32)
 #pragma unroll
       for (int w = 0; w < gemv_warps; ++w) sum += partial[w][f][r];
       // The host's order and roundings (no contraction into an fma): dot * xs * ws, + bias, y +.
-      float v = __fmul_rn(__fmul_rn(sum, xs[r]), ws[o]);
+      // Blocked: the scales are in the partial sums already.
+      float v = Blocked ? sum : __fmul_rn(__fmul_rn(sum, xs[r]), ws[o]);
       if (bias) v = __fadd_rn(v, to_f32(bias[o]));
       Out* dst = y + std::int64_t(r) * out + o;
       if (accumulate) v = __fadd_rn(to_f32(*dst), v);
@@ -188,11 +227,10 @@ __global__ void __launch_bounds__(gemv_warps * 32)
   }
 }
 
-}  // namespace
-
 template <class Out>
-void fp8_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
-              const float* ws, std::int64_t out, const Out* bias, Out* y, bool accumulate, cudaStream_t stream) {
+void launch_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
+                 const float* ws, std::int64_t out, const fp8_block_scales* scales, const Out* bias, Out* y,
+                 bool accumulate, cudaStream_t stream) {
   if (rows <= 0 || out <= 0) return;
   if (rows > fp8_gemv_rows) fail("internal: the FP8 GEMV takes at most ", fp8_gemv_rows, " rows, got ", rows);
   const std::int64_t blocks = (out + gemv_outputs - 1) / gemv_outputs;
@@ -211,8 +249,28 @@ void fp8_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in
   config.attrs = &attribute;
   config.numAttrs = 1;
   const bool aligned = in % 16 == 0 && aligned16(xq) && aligned16(wq);
-  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, aligned ? fp8_gemv_kernel<Out, true> : fp8_gemv_kernel<Out, false>, xq, xs,
-                                    rows, in, wq, ws, out, bias, y, accumulate));
+  const fp8_block_scales b = scales ? *scales : fp8_block_scales{};
+  auto kernel = scales ? (aligned ? fp8_gemv_kernel<Out, true, true> : fp8_gemv_kernel<Out, false, true>)
+                       : (aligned ? fp8_gemv_kernel<Out, true, false> : fp8_gemv_kernel<Out, false, false>);
+  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, xq, xs, rows, in, wq, ws, out, b, bias, y, accumulate));
+}
+
+}  // namespace
+
+template <class Out>
+void fp8_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
+              const float* ws, std::int64_t out, const Out* bias, Out* y, bool accumulate, cudaStream_t stream) {
+  launch_gemv(xq, xs, rows, in, wq, ws, out, nullptr, bias, y, accumulate, stream);
+}
+
+template <class Out>
+void fp8_gemv_blocks(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
+                     const float* ws, std::int64_t out, fp8_block_scales blocks, const Out* bias, Out* y,
+                     bool accumulate, cudaStream_t stream) {
+  if (blocks.group <= 0 || blocks.group % chunk_bytes != 0 || blocks.block_rows <= 0)
+    fail("internal: the FP8 GEMV takes blocks of a multiple of ", chunk_bytes, " columns, got ", blocks.block_rows, " x ",
+         blocks.group);
+  launch_gemv(xq, xs, rows, in, wq, ws, out, &blocks, bias, y, accumulate, stream);
 }
 
 template void fp8_gemv<__nv_bfloat16>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*,
@@ -220,5 +278,11 @@ template void fp8_gemv<__nv_bfloat16>(const std::uint8_t*, const float*, int, st
                                       cudaStream_t);
 template void fp8_gemv<__half>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*, const float*,
                                std::int64_t, const __half*, __half*, bool, cudaStream_t);
+template void fp8_gemv_blocks<__nv_bfloat16>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*,
+                                             const float*, std::int64_t, fp8_block_scales, const __nv_bfloat16*,
+                                             __nv_bfloat16*, bool, cudaStream_t);
+template void fp8_gemv_blocks<__half>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*,
+                                      const float*, std::int64_t, fp8_block_scales, const __half*, __half*, bool,
+                                      cudaStream_t);
 
 }  // namespace mii::kernels

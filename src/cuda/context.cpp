@@ -259,6 +259,20 @@ std::int64_t fp8_rows_per_piece(const cuda_context_state& st, const model::plan_
   return std::clamp<std::int64_t>(st.fp8_staging_elements / std::max<std::int64_t>(e.cols, 1), 1, e.rows);
 }
 
+// How load_fp8 stores an FP8 entry's scales (backend/fp8.hpp): a pre-quantized block-wise entry
+// its blocks, [scale_rows][scale_ld] with scale_ld the groups rounded up to a multiple of 4 (the
+// row stride cuBLASLt's BLK128x128_32F scales need, src/cuda/gemm_fp8.cu; padding zero); every
+// other entry one scale per row (quantize-on-load quantizes per row).
+struct fp8_scale_layout {
+  fp8_blocks blocks{};
+  std::int64_t ld = 1, count = 0;
+};
+fp8_scale_layout fp8_scales_of(const model::plan_entry& e) {
+  if (!e.prequantized() || e.fp8_blocks.per_row()) return {fp8_blocks{}, 1, e.rows};
+  const std::int64_t ld = (e.fp8_blocks.groups(e.cols) + 3) / 4 * 4;
+  return {e.fp8_blocks, ld, e.fp8_blocks.scale_rows(e.rows) * ld};
+}
+
 // Rows [first, first + n) of an entry, as an entry of their own.
 model::plan_entry entry_rows(const model::plan_entry& e, std::int64_t first, std::int64_t n) {
   model::plan_entry part = e;
@@ -286,8 +300,8 @@ void cuda<DType>::reserve_weights(context& ctx, const model::weight_plan& plan) 
   bool read = false, convert = false;
   auto add = [&](const model::plan_entry& e) {
     if (!e.present() || e.numel() == 0) return;
-    if (e.fp8) {  // load_fp8: e4m3 bytes and fp32 row scales, through the fp32 staging
-      bytes += arena_bytes(e.numel(), 1) + arena_bytes(e.rows, sizeof(float)) +
+    if (e.fp8) {  // load_fp8: e4m3 bytes and fp32 scales, through the fp32 staging
+      bytes += arena_bytes(e.numel(), 1) + arena_bytes(fp8_scales_of(e).count, sizeof(float)) +
                (e.input_scales.empty() ? 0 : arena_bytes(1, sizeof(float)));
       staging = std::max(staging, fp8_rows_per_piece(st, e) * e.cols);
     } else {
@@ -344,17 +358,21 @@ typename cuda<DType>::fp8_buffers cuda<DType>::load_fp8(context& ctx, const mode
   if (major * 10 + minor < 89)
     fail("FP8 weights (model_config.quantization = \"fp8\" or an FP8 checkpoint) need a GPU of compute capability 8.9 "
          "or newer (Ada, Hopper); CUDA device ", st.device, " is ", major, ".", minor);
-  fp8_buffers b{take_weight_buffer<std::uint8_t>(st, e.numel()), take_weight_buffer<float>(st, e.rows)};
+  const fp8_scale_layout layout = fp8_scales_of(e);
+  fp8_buffers b{take_weight_buffer<std::uint8_t>(st, e.numel()), take_weight_buffer<float>(st, layout.count)};
+  b.blocks = layout.blocks;
+  b.scale_ld = layout.ld;
   if (!e.synthetic() && !st.uploader)
     st.uploader = std::make_unique<weight_uploader>(st.device, load_threads_from_environment(), st.upload_slot_bytes);
   if (e.prequantized()) {
     // A pre-quantized checkpoint: its e4m3 bytes copied as they are (no conversion: same dtype),
-    // its scales made on the host (a per-tensor scale repeated per row) and copied behind them
-    // (from pageable memory: staged before the call returns, so `scales` may go).
+    // its scales made on the host (a per-tensor scale repeated per row; block scales in rows of
+    // layout.ld) and copied behind them (from pageable memory: staged before the call returns,
+    // so `scales` may go).
     st.uploader->upload(e, dtype::f8_e4m3, b.data.data(), st.stream);
-    std::vector<float> scales(static_cast<std::size_t>(e.rows));
-    model::materialize_fp8_scales(e, scales.data());
-    copy_to_device(ctx, b.scale.data(), scales.data(), e.rows);
+    std::vector<float> scales(static_cast<std::size_t>(layout.count));
+    model::materialize_fp8_scales(e, scales.data(), layout.blocks.per_row() ? 0 : layout.ld);
+    copy_to_device(ctx, b.scale.data(), scales.data(), layout.count);
     if (!e.input_scales.empty()) {  // the static input scale (compressed-tensors "dynamic": false)
       const float input_scale = model::static_input_scale(e);
       b.input_scale = take_weight_buffer<float>(st, 1);

@@ -47,8 +47,10 @@ struct gemm_key {
   int in_type = 0, out_type = 0;     // cudaDataType_t
   bool bias_epilogue = false;
   std::uint8_t align_x = 0, align_w = 0, align_y = 0, align_bias = 0;  // pointer alignment, bytes (<= 16)
-  // cublasLtMatmulMatrixScale_t of both operands: 0 (scalar; bf16/fp16 plans and FP8 plans with
-  // unit scales) or CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F (FP8 per-row / per-token scales).
+  // cublasLtMatmulMatrixScale_t of the weight (A): 0 (scalar; bf16/fp16 plans and FP8 plans with
+  // unit scales), CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F (FP8 per-row / per-token scales, both
+  // operands) or CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F (block-wise FP8: x, B, then takes
+  // VEC128_32F), so that block plans are cached apart from outer-vector ones.
   std::uint8_t scale_mode = 0;
   bool operator==(const gemm_key&) const = default;
 };
@@ -71,6 +73,9 @@ struct gemm_plan {
   // False for an FP8 plan cuBLASLt has no algorithm for (descriptors released): the shape's
   // decision to take linear_fp8's fallback, remembered (src/cuda/gemm_fp8.cu).
   bool found = true;
+  // A block-scaled FP8 plan whose matmul refused beta = 1 (accumulating into y): such calls
+  // take the plan's fp32-product route instead, the others keep the plan (src/cuda/gemm_fp8.cu).
+  bool accumulate_refused = false;
 };
 
 struct cuda_context_state {

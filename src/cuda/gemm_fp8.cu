@@ -1,5 +1,5 @@
 // linear_fp8 (backend/fp8.hpp): y = (xq wq^T) * xs * ws (+ bias) (+ y) with x quantized per row
-// into the caller's scratch (kernels/fp8.cu) first.
+// into the caller's scratch (kernels/fp8.cu) first; per-row (per-channel) weights:
 //
 // - Up to fp8_gemv_max_rows rows (decode): the tensor-core FP8 GEMV (kernels/fp8_gemv.cu).
 // - More rows: cuBLASLt's FP8 GEMM ("TN", e4m3 operands, fp32 accumulation), with the weight's
@@ -12,7 +12,24 @@
 //   accumulate. The decision is remembered per shape (the plan cache holds the refusal).
 // - Shapes no FP8 GEMM takes at all (in % 16 != 0: FP8 operands need 16-byte rows), the GEMV
 //   8 rows at a time: slow for long inputs, but correct.
+//
+// Block-wise weights (w.blocks R x C, DeepSeek-V3's 128 x 128; backend/fp8.hpp) change scales
+// along k, which no per-row epilogue can apply, so x is quantized per group of C columns with
+// group-major scales (xs[g * rows + r], kernels/fp8.cu) and:
+// - up to fp8_gemv_max_rows rows, and every row where neither below applies: the GEMV with the
+//   scales applied to each 64-byte step's partial sums (C % 64 == 0), 8 rows at a time, or for
+//   other C a plain CUDA-core kernel (kernels/fp8_blocks.cu; no real checkpoint uses such blocks);
+// - more rows with 128 x 128 blocks: cuBLASLt's block-scaled FP8 GEMM, the weight (A) with
+//   CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F (its scales K-major with a row stride that is a
+//   multiple of 4: load_fp8 pads scale_ld so) and x (B) with VEC128_32F (N-major: group-major),
+//   "TN" as above. cuBLASLt needs M = out and N = rows to be multiples of 4, so the rows past the
+//   last multiple of 4 are quantized apart (their scales after the others', group-major among
+//   themselves) and take the GEMV. Where cuBLASLt refuses the BIAS epilogue with block scales, the
+//   bias is added by a kernel; where it refuses beta = 1, the product goes to fp32 and a kernel
+//   adds bias and y; where it refuses the shape, the GEMV. MII_CUDA_FP8_GEMM=fallback sends
+//   block-wise weights to the GEMV at every row count.
 #include <cstdint>
+#include <utility>
 
 #include "common.cuh"
 #include "cuda/check.hpp"
@@ -45,9 +62,25 @@ __global__ void apply_fp8_scales_kernel(const float* __restrict__ acc, const flo
   }
 }
 
+// The block-scaled route's epilogue: its fp32 product carries the scales already; y = acc
+// (+ bias[o]) (+ y), in the host's order.
+template <class T>
+__global__ void finish_fp8_product_kernel(const float* __restrict__ acc, const T* __restrict__ bias, T* __restrict__ y,
+                                          std::int64_t rows, std::int64_t out, bool accumulate) {
+  const std::int64_t n = rows * out;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x) {
+    float v = acc[i];
+    if (bias) v = __fadd_rn(v, kernels::to_f32(bias[i % out]));
+    if (accumulate) v = __fadd_rn(kernels::to_f32(y[i]), v);
+    y[i] = kernels::from_f32<T>(v);
+  }
+}
+
 // ---- cuBLASLt plans ------------------------------------------------------------------------------
 
 constexpr std::uint8_t outer_vector = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+// Block-wise FP8 plans (gemm_key::scale_mode): A (the weight) BLK128x128_32F, B (x) VEC128_32F.
+constexpr std::uint8_t block_scales = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F;
 
 // What a call of an FP8 plan points at; set on the descriptor before each matmul (and before the
 // heuristic query, which may look at them).
@@ -74,7 +107,7 @@ void release(gemm_plan& p) noexcept {
 }
 
 void set_pointers(const gemm_plan& plan, const gemm_key& key, const fp8_pointers& p) {
-  if (key.scale_mode == outer_vector) {
+  if (key.scale_mode != 0) {
     MII_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &p.w_scale,
                                                     sizeof(p.w_scale)));
     MII_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &p.x_scale,
@@ -108,11 +141,13 @@ gemm_plan& fp8_plan(cuda_context_state& st, const gemm_key& key, const fp8_point
   const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
   MII_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
   MII_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof(keep)));
-  if (key.scale_mode == outer_vector) {
-    const std::int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
-    if (!available(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof(mode)),
+  if (key.scale_mode != 0) {
+    const std::int32_t a_mode = key.scale_mode;
+    const std::int32_t b_mode =
+        key.scale_mode == block_scales ? CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    if (!available(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &a_mode, sizeof(a_mode)),
                    "cublasLtMatmulDescSetAttribute(A_SCALE_MODE)") ||
-        !available(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof(mode)),
+        !available(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &b_mode, sizeof(b_mode)),
                    "cublasLtMatmulDescSetAttribute(B_SCALE_MODE)"))
       return refused();
   }
@@ -194,6 +229,34 @@ bool gemm_outer(cuda_context_state& st, fp8_scratch xq, std::int64_t rows, std::
   return true;
 }
 
+// An fp32 product of rows x out for the paths that finish with a kernel. Outside capture, the
+// context's grow-only buffer. A graph being captured must not point into it (a later, larger
+// call outside capture would free it under the graph), and cudaMalloc cannot be captured: there
+// the product takes stream-ordered memory, which becomes the graph's own allocation and free.
+struct fp32_product {
+  cuda_context_state& st;
+  void* ptr = nullptr;
+  bool captured = false;
+  fp32_product(cuda_context_state& s, std::int64_t rows, std::int64_t out) : st(s) {
+    const std::size_t bytes = std::size_t(rows * out) * sizeof(float);
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    MII_CUDA_CHECK(cudaStreamIsCapturing(st.stream, &capture));
+    captured = capture != cudaStreamCaptureStatusNone;
+    if (captured) MII_CUDA_CHECK(cudaMallocAsync(&ptr, bytes, st.stream));
+    else ptr = st.fp8_gemm_out.reserve(bytes);
+  }
+  // After the kernels that read it, in stream order. (The destructor: where a throw or a refusal
+  // left it unreleased.)
+  void release() {
+    if (captured && ptr) MII_CUDA_CHECK(cudaFreeAsync(std::exchange(ptr, nullptr), st.stream));
+  }
+  ~fp32_product() {
+    if (captured && ptr) (void)cudaFreeAsync(ptr, st.stream);
+  }
+  fp32_product(const fp32_product&) = delete;
+  fp32_product& operator=(const fp32_product&) = delete;
+};
+
 // Unit-scale FP8 GEMM into fp32, then the scales; false where cuBLASLt has no plan for it either.
 template <class T>
 bool gemm_fallback(cuda_context_state& st, fp8_scratch xq, std::int64_t rows, std::int64_t in, fp8_weight w,
@@ -203,25 +266,126 @@ bool gemm_fallback(cuda_context_state& st, fp8_scratch xq, std::int64_t rows, st
   key.align_y = 16;  // fp8_gemm_out and the stream-ordered allocator give at least 256
   const gemm_plan& plan = fp8_plan(st, key, {});
   if (!plan.found) return false;
-  // Outside capture, the context's grow-only buffer. A graph being captured must not point into
-  // it (a later, larger call outside capture would free it under the graph), and cudaMalloc
-  // cannot be captured: there the product takes stream-ordered memory, which becomes the graph's
-  // own allocation and free.
-  const std::size_t bytes = std::size_t(rows * out) * sizeof(float);
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  MII_CUDA_CHECK(cudaStreamIsCapturing(st.stream, &capture));
-  const bool captured = capture != cudaStreamCaptureStatusNone;
-  void* acc = nullptr;
-  if (captured) MII_CUDA_CHECK(cudaMallocAsync(&acc, bytes, st.stream));
-  else acc = st.fp8_gemm_out.reserve(bytes);
+  fp32_product acc(st, rows, out);
   const float alpha = 1.0f, beta = 0.0f;
-  MII_CUBLAS_CHECK(cublasLtMatmul(st.lt, plan.desc, &alpha, w.data, plan.w, xq.data, plan.x, &beta, acc, plan.y, acc,
-                                  plan.y, &plan.algo, st.workspace, st.workspace_bytes, st.stream));
+  MII_CUBLAS_CHECK(cublasLtMatmul(st.lt, plan.desc, &alpha, w.data, plan.w, xq.data, plan.x, &beta, acc.ptr, plan.y,
+                                  acc.ptr, plan.y, &plan.algo, st.workspace, st.workspace_bytes, st.stream));
   apply_fp8_scales_kernel<<<elementwise_blocks(rows * out), 256, 0, st.stream>>>(
-      static_cast<const float*>(acc), xq.scale, w.scale, bias, y, rows, out, accumulate);
+      static_cast<const float*>(acc.ptr), xq.scale, w.scale, bias, y, rows, out, accumulate);
   MII_CUDA_CHECK_LAUNCH();
-  if (captured) MII_CUDA_CHECK(cudaFreeAsync(acc, st.stream));
+  acc.release();
   return true;
+}
+
+// ---- block-wise weights ----------------------------------------------------------------------
+
+// The GEMV over `rows` rows quantized group-major together (xs[g * rows + r]), 8 at a time, or
+// the CUDA-core kernel for block columns the GEMV does not take.
+template <class T>
+void block_gemv_rows(cuda_context_state& st, const std::uint8_t* xq, const float* xs, std::int64_t rows,
+                     std::int64_t in, fp8_weight w, std::int64_t out, const T* bias, T* y, bool accumulate) {
+  const kernels::fp8_block_scales scales{w.blocks.rows, w.blocks.cols, w.scale_ld, rows};
+  if (w.blocks.cols % 64 != 0) {
+    kernels::fp8_linear_blocks_generic(xq, xs, rows, in, w.data, w.scale, out, scales, bias, y, accumulate, st.stream);
+    return;
+  }
+  for (std::int64_t r = 0; r < rows; r += kernels::fp8_gemv_rows)
+    kernels::fp8_gemv_blocks(xq + r * in, xs + r, int(std::min<std::int64_t>(kernels::fp8_gemv_rows, rows - r)), in,
+                             w.data, w.scale, out, scales, bias, y + r * out, accumulate, st.stream);
+}
+
+// cuBLASLt's block-scaled GEMM over `rows` rows (a multiple of 4) quantized group-major together;
+// false (nothing run) where it has no plan. First the plan writing y directly (the BIAS epilogue,
+// or without it where refused, beta = 1 to accumulate), then, where its matmul refuses, one
+// writing an fp32 product that a kernel finishes.
+template <class T>
+bool gemm_blocks(cuda_context_state& st, const std::uint8_t* xq, const float* xs, std::int64_t rows, std::int64_t in,
+                 fp8_weight w, std::int64_t out, const T* bias, T* y, bool accumulate) {
+  bool bias_epilogue = bias && kernels::aligned16(bias);
+  gemm_key key = fp8_key(rows, in, out, xq, w.data);
+  key.out_type = int(cuda_type<T>);
+  key.align_y = alignment(y);
+  key.scale_mode = block_scales;
+  key.bias_epilogue = bias_epilogue;
+  key.align_bias = bias_epilogue ? alignment(bias) : 0;
+  fp8_pointers ptrs{w.scale, xs, bias_epilogue ? bias : nullptr};
+  gemm_plan* plan = &fp8_plan(st, key, ptrs);
+  if (!plan->found && bias_epilogue) {  // no BIAS epilogue with block scales: the bias after
+    bias_epilogue = false;
+    key.bias_epilogue = false;
+    key.align_bias = 0;
+    ptrs.bias = nullptr;
+    plan = &fp8_plan(st, key, ptrs);
+  }
+  if (plan->found && !(accumulate && plan->accumulate_refused)) {
+    set_pointers(*plan, key, ptrs);
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+    const cublasStatus_t status = cublasLtMatmul(st.lt, plan->desc, &alpha, w.data, plan->w, xq, plan->x, &beta, y,
+                                                 plan->y, y, plan->y, &plan->algo, st.workspace, st.workspace_bytes,
+                                                 st.stream);
+    if (available(status, "cublasLtMatmul (FP8, block scales)")) {
+      if (bias && !bias_epilogue) {
+        add_bias_kernel<<<elementwise_blocks(rows * out), 256, 0, st.stream>>>(y, bias, rows, out);
+        MII_CUDA_CHECK_LAUNCH();
+      }
+      return true;
+    }
+    // Refused at run time: beta = 1 (remembered for accumulating calls only) or the plan itself.
+    if (accumulate) plan->accumulate_refused = true;
+    else release(*plan);
+  }
+  gemm_key product_key = fp8_key(rows, in, out, xq, w.data);
+  product_key.out_type = int(CUDA_R_32F);
+  product_key.align_y = 16;  // as gemm_fallback's
+  product_key.scale_mode = block_scales;
+  const fp8_pointers product_ptrs{w.scale, xs, nullptr};
+  gemm_plan& product_plan = fp8_plan(st, product_key, product_ptrs);
+  if (!product_plan.found) return false;
+  set_pointers(product_plan, product_key, product_ptrs);
+  fp32_product acc(st, rows, out);
+  const float alpha = 1.0f, beta = 0.0f;
+  const cublasStatus_t status =
+      cublasLtMatmul(st.lt, product_plan.desc, &alpha, w.data, product_plan.w, xq, product_plan.x, &beta, acc.ptr,
+                     product_plan.y, acc.ptr, product_plan.y, &product_plan.algo, st.workspace, st.workspace_bytes,
+                     st.stream);
+  if (!available(status, "cublasLtMatmul (FP8, block scales, fp32 product)")) {
+    release(product_plan);
+    return false;
+  }
+  finish_fp8_product_kernel<<<elementwise_blocks(rows * out), 256, 0, st.stream>>>(static_cast<const float*>(acc.ptr),
+                                                                                   bias, y, rows, out, accumulate);
+  MII_CUDA_CHECK_LAUNCH();
+  acc.release();
+  return true;
+}
+
+template <class T>
+void linear_fp8_blocks(cuda_context_state& st, const T* x, std::int64_t rows, std::int64_t in, fp8_weight w,
+                       std::int64_t out, const T* bias, T* y, bool accumulate, fp8_scratch xq) {
+  const fp8_blocks blocks = w.blocks;
+  if (blocks.rows < 1 || blocks.cols < 1)
+    fail("internal: linear_fp8 with FP8 blocks of ", blocks.rows, " x ", blocks.cols, " (both must be >= 1)");
+  if (w.input_scale)
+    fail("internal: linear_fp8: a static input scale needs per-row FP8 weights, got ", blocks.rows, " x ", blocks.cols,
+         " blocks");
+  const std::int64_t groups = blocks.groups(in);
+  if (w.scale_ld < groups) fail("internal: linear_fp8: scale_ld ", w.scale_ld, " < ", groups, " groups");
+  // cuBLASLt: 128 x 128 blocks, its scale layouts (the weight's row stride exactly the groups
+  // rounded up to 4, 16-byte aligned scales), M = out and N = rows multiples of 4.
+  const bool gemm = !st.fp8_gemm_fallback && rows > st.fp8_gemv_max_rows && rows >= 4 &&
+                    blocks == fp8_blocks{128, 128} && in % 128 == 0 && out % 4 == 0 &&
+                    w.scale_ld == (groups + 3) / 4 * 4 && kernels::aligned16(w.scale) && kernels::aligned16(xq.scale);
+  // The first `head` rows for cuBLASLt, the rest (all rows without it) for the GEMV, each part
+  // quantized with its own group-major scales, the tail's after the head's (rows * groups in all).
+  const std::int64_t head = gemm ? rows / 4 * 4 : 0, tail = rows - head;
+  float* tail_xs = xq.scale + head * groups;
+  if (head > 0) kernels::quantize_fp8_groups(x, head, in, blocks.cols, xq.data, xq.scale, st.stream);
+  if (tail > 0) {  // right behind its quantization (the GEMV's programmatic launch)
+    kernels::quantize_fp8_groups(x + head * in, tail, in, blocks.cols, xq.data + head * in, tail_xs, st.stream);
+    block_gemv_rows(st, xq.data + head * in, tail_xs, tail, in, w, out, bias, y + head * out, accumulate);
+  }
+  if (head > 0 && !gemm_blocks(st, xq.data, xq.scale, head, in, w, out, bias, y, accumulate))
+    block_gemv_rows(st, xq.data, xq.scale, head, in, w, out, bias, y, accumulate);
 }
 
 template <class T>
@@ -229,6 +393,10 @@ void linear_fp8_impl(cuda_context_state& st, const T* x, std::int64_t rows, std:
                      std::int64_t out, const T* bias, T* y, bool accumulate, fp8_scratch xq) {
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) fail("linear_fp8: in must be >= 1, got ", in);
+  if (!w.blocks.per_row()) {
+    linear_fp8_blocks(st, x, rows, in, w, out, bias, y, accumulate, xq);
+    return;
+  }
   kernels::quantize_fp8_rows(x, rows, in, xq.data, xq.scale, st.stream, w.input_scale);
   const bool gemm_possible = in % 16 == 0;  // FP8 operands: 16-byte rows (lda = ldb = in bytes)
   if (rows <= st.fp8_gemv_max_rows || !gemm_possible) {

@@ -51,13 +51,17 @@ void host::quantize_fp8(context& ctx, const float* x, std::int64_t rows, std::in
 void host::linear_fp8(context& ctx, const float* x, std::int64_t rows, std::int64_t in, fp8_weight w, std::int64_t out,
                       const float* bias, float* y, bool accumulate, fp8_scratch scratch) {
   if (rows <= 0 || out <= 0) return;
+  // Each row in groups of `group` columns (one group: the whole row), scales [rows][groups].
+  const std::int64_t groups = w.blocks.groups(in), group = w.blocks.per_row() ? in : w.blocks.cols;
+  if (!w.blocks.per_row() && in % group != 0)
+    fail("internal: linear_fp8 with ", group, "-column FP8 blocks needs in % ", group, " == 0, got in = ", in);
   if (w.input_scale) {
     const float s = *w.input_scale;
     ctx.parallel_for(rows, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) quantize_row_static(x + r * in, in, s, scratch.data + r * in, scratch.scale + r);
     });
   } else {
-    quantize_fp8(ctx, x, rows, in, scratch);
+    quantize_fp8(ctx, x, rows * groups, group, scratch);  // the groups of a row are contiguous
   }
   // As host::linear: tiles of 16 outputs, each output one fixed-order dot product whatever the
   // batch, so a request's results do not depend on what runs beside it.
@@ -65,10 +69,14 @@ void host::linear_fp8(context& ctx, const float* x, std::int64_t rows, std::int6
   ctx.parallel_for((out + tile - 1) / tile, [&](std::int64_t t0, std::int64_t t1) {
     for (std::int64_t r = 0; r < rows; ++r) {
       const std::uint8_t* xr = scratch.data + r * in;
-      const float xs = scratch.scale[r];
+      const float* xs = scratch.scale + r * groups;
       float* yr = y + r * out;
       for (std::int64_t o = t0 * tile; o < std::min(out, t1 * tile); ++o) {
-        float v = dot_e4m3(xr, w.data + o * in, in) * xs * w.scale[o];
+        const std::uint8_t* wr = w.data + o * in;
+        const float* ws = w.scale + (o / w.blocks.rows) * w.scale_ld;
+        float v = 0.0f;
+        for (std::int64_t g = 0; g < groups; ++g)
+          v += dot_e4m3(xr + g * group, wr + g * group, group) * xs[g] * ws[g];
         if (bias) v += bias[o];
         yr[o] = accumulate ? yr[o] + v : v;
       }
@@ -78,7 +86,9 @@ void host::linear_fp8(context& ctx, const float* x, std::int64_t rows, std::int6
 
 host::fp8_buffers host::load_fp8(context& ctx, const model::plan_entry& e) {
   if (e.vector) fail("internal: ", e.what, " is a vector and cannot be stored as FP8");
-  fp8_buffers b{buffer<std::uint8_t>(std::size_t(e.numel())), buffer<float>(std::size_t(e.rows))};
+  fp8_buffers b{buffer<std::uint8_t>(std::size_t(e.numel())), buffer<float>(std::size_t(e.fp8_scale_count()))};
+  b.blocks = e.fp8_blocks;
+  b.scale_ld = e.fp8_blocks.groups(e.cols);
   if (e.prequantized()) {  // a pre-quantized checkpoint's bytes and scales, as they are
     model::materialize_fp8(e, b.data.data(), b.scale.data());
     if (!e.input_scales.empty()) b.input_scale = buffer<float>(1, model::static_input_scale(e));

@@ -5,7 +5,9 @@
 // 8-bit float, dynamic, per token) — exactly the scheme mii's FP8 runs (backend/fp8.hpp), so
 // such a checkpoint's bytes and scales are used as they are — or its FP8 scheme with static
 // input scales (input activations static, per tensor: one `input_scale` per layer, as the
-// RedHatAI/neuralmagic "-FP8" releases carry).
+// RedHatAI/neuralmagic "-FP8" releases carry); or transformers' block-wise FP8
+// ("quant_method": "fp8", FineGrainedFP8Config, DeepSeek-V3's layout: a weight_scale_inv per
+// block of weight_block_size, inputs quantized per group of its columns at run time).
 #include "io/quantization_config.hpp"
 
 #include <optional>
@@ -18,7 +20,8 @@ using detail::json_object;
 
 constexpr const char* supported =
     "supported: quant_method \"compressed-tensors\" with FP8 weights per channel or per tensor and FP8 "
-    "activations dynamic per token (llm-compressor's FP8_DYNAMIC) or static per tensor (its FP8 scheme); for "
+    "activations dynamic per token (llm-compressor's FP8_DYNAMIC) or static per tensor (its FP8 scheme); "
+    "quant_method \"fp8\" (transformers' block-wise FP8) with activation_scheme \"dynamic\" and float scales; for "
     "other checkpoints load the unquantized "
     "release and pass model_config.quantization = \"fp8\" (mii-generate --quantization fp8)";
 
@@ -41,12 +44,39 @@ void require_fp8(const json_object& o, std::optional<bool> dynamic, std::initial
   if (!known) o.invalid("strategy", (strategy.empty() ? std::string("is missing") : "is " + quoted(strategy)) + "; " + supported);
 }
 
+// transformers' FineGrainedFP8Config: {"quant_method": "fp8", "activation_scheme": "dynamic",
+// "weight_block_size": [128, 128], "scale_fmt": "float", "modules_to_not_convert": [...], ...}.
+checkpoint_quantization read_block_fp8(const json_object& q) {
+  if (const auto scheme = q.get_string("activation_scheme").value_or("dynamic"); scheme != "dynamic")
+    q.invalid("activation_scheme", "is " + quoted(scheme) + "; " + supported);
+  // "ue8m0" (DeepSeek-V3.1) rounds every activation scale up to a power of two: another scheme.
+  if (const auto fmt = q.get_string("scale_fmt").value_or("float"); fmt != "float")
+    q.invalid("scale_fmt", "is " + quoted(fmt) + "; " + supported);
+  if (const auto fmt = q.get_string("fmt").value_or("e4m3"); fmt != "e4m3")
+    q.invalid("fmt", "is " + quoted(fmt) + "; " + supported);
+  const auto block = q.get_int_list("weight_block_size");
+  if (!block) q.invalid("weight_block_size", std::string("is missing: mii reads block-wise FP8 (quant_method \"fp8\") "
+                                                         "only with the size of its blocks; ") + supported);
+  if (block->size() != 2 || (*block)[0] < 1 || (*block)[1] < 1) {
+    std::string v = "[";
+    for (std::size_t i = 0; i < block->size(); ++i) v += (i ? ", " : "") + std::to_string((*block)[i]);
+    q.invalid("weight_block_size", "is " + v + "]; it must be [rows, columns], each >= 1");
+  }
+  checkpoint_quantization out;
+  out.fp8 = true;
+  out.block_rows = (*block)[0];
+  out.block_cols = (*block)[1];
+  out.ignore = q.get_string_list("modules_to_not_convert").value_or(std::vector<std::string>{});
+  return out;
+}
+
 }  // namespace
 
 checkpoint_quantization read_quantization_config(const json_object& root) {
   const auto q = root.get_object("quantization_config");
   if (!q) return {};
   const std::string method = q->get_string("quant_method").value_or("");
+  if (method == "fp8") return read_block_fp8(*q);
   if (method != "compressed-tensors")
     q->invalid("quant_method", (method.empty() ? std::string("is missing") : "is " + quoted(method)) + "; " + supported);
   if (const auto format = q->get_string("format"); format && *format != "float-quantized")

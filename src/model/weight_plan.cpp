@@ -283,15 +283,89 @@ struct planner {
 
 // Pre-quantized FP8 checkpoints: an entry of a dense linear weight whose tensors hold e4m3 bytes
 // takes the matching rows of their `.weight_scale` tensors (per channel [rows, 1] or [rows], per
-// tensor [1] or []); e4m3 anywhere else is refused naming the tensor.
+// tensor [1] or []), or of their `.weight_scale_inv` tensors (block-wise: [ceil(rows / R),
+// ceil(cols / C)] for config.json's weight_block_size [R, C]); e4m3 anywhere else is refused
+// naming the tensor.
 float static_input_scale_value(const io::tensor_view& t) {
   float v = 0;
   io::convert(t, dtype::f32, &v, 0, 1);
   return v;
 }
 
-void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<std::string, std::less<>>& used) {
-  auto where = [](const io::tensor_view& t) { return (t.file ? t.file->string() + ": " : std::string()) + "tensor '" + t.name + "'"; };
+std::string where(const io::tensor_view& t) {
+  return (t.file ? t.file->string() + ": " : std::string()) + "tensor '" + t.name + "'";
+}
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// Run r's per-row (or per-tensor) weight_scale, and its static input_scale if it has one.
+void attach_row_scales(plan_entry& e, const row_run& r, const std::string& base, const io::checkpoint& ckpt,
+                       std::set<std::string, std::less<>>& used) {
+  const io::tensor_view& t = *r.tensor;
+  if (const auto* inv = ckpt.find(base + ".weight_scale_inv"))
+    fail(where(*inv), " is a block-wise FP8 scale, but config.json's quantization_config does not describe block-wise "
+         "FP8 (\"quant_method\": \"fp8\" with its weight_block_size)");
+  if (const auto* in = ckpt.find(base + ".input_scale")) {  // static input scales (one per tensor)
+    if (in->numel() != 1) fail(where(*in), " has shape ", in->shape_string(), "; a static input scale is one value");
+    if (in->type == dtype::f8_e4m3) fail(where(*in), " is F8_E4M3; scales must be F32, BF16 or F16");
+    used.insert(in->name);
+    e.input_scales.push_back(in);
+  }
+  const std::string scale_name = base + ".weight_scale";
+  const io::tensor_view& sc = ckpt.get(scale_name);
+  used.insert(scale_name);
+  const std::int64_t rows = t.shape.empty() ? 0 : t.shape[0];
+  const bool per_tensor = sc.numel() == 1;
+  const bool per_row = sc.numel() == rows && (sc.shape.size() == 1 || (sc.shape.size() == 2 && sc.shape[1] == 1));
+  if (!per_tensor && !per_row)
+    fail(where(sc), " has shape ", sc.shape_string(), "; the scales of ", t.name, " ", t.shape_string(),
+         " must be [", rows, ", 1] (per channel) or [1] (per tensor)");
+  if (sc.type == dtype::f8_e4m3) fail(where(sc), " is F8_E4M3; scales must be F32, BF16 or F16");
+  e.scale_runs.push_back(row_run{&sc, per_tensor ? 0 : r.row, r.count});
+}
+
+// Run r's block scales (weight_scale_inv), checked against the weight's shape and the blocks.
+void attach_block_scales(plan_entry& e, const row_run& r, const std::string& base, backend::fp8_blocks blocks,
+                         const io::checkpoint& ckpt, std::set<std::string, std::less<>>& used) {
+  const io::tensor_view& t = *r.tensor;
+  const std::string scale_name = base + ".weight_scale_inv";
+  const io::tensor_view& sc = ckpt.get(scale_name);
+  used.insert(scale_name);
+  const std::int64_t rows = t.shape.size() == 2 ? t.shape[0] : 0, cols = t.shape.size() == 2 ? t.shape[1] : 0;
+  const std::vector<std::int64_t> want{ceil_div(rows, blocks.rows), ceil_div(cols, blocks.cols)};
+  if (sc.shape != want)
+    fail(where(sc), " has shape ", sc.shape_string(), "; the block scales of ", t.name, " ", t.shape_string(), " in ",
+         blocks.rows, " x ", blocks.cols, " blocks (quantization_config.weight_block_size) must be [", want[0], ", ",
+         want[1], "]");
+  if (sc.type == dtype::f8_e4m3) fail(where(sc), " is F8_E4M3; scales must be F32, BF16 or F16");
+  if (cols % blocks.cols != 0)
+    fail(where(t), " has ", cols, " columns, not a multiple of the FP8 blocks' ", blocks.cols,
+         " (quantization_config.weight_block_size): its inputs cannot be quantized per block");
+  e.scale_runs.push_back(row_run{&sc, r.row, r.count});
+}
+
+// A block-wise entry's columns must be whole blocks (tensor parallelism slices row-parallel
+// layers by columns), and its scales keep their blocks where every run starts on a block
+// boundary of both its tensor and the canonical rows (fusing q|k|v or gate|up, slicing heads),
+// else each row takes its own copy of its block's scales.
+void settle_blocks(plan_entry& e, backend::fp8_blocks blocks) {
+  if (e.col_begin % blocks.cols != 0 || e.cols % blocks.cols != 0)
+    fail(where(*e.runs.front().tensor), ": tensor parallelism gives this rank columns [", e.col_begin, ", ",
+         e.col_begin + e.cols, ") of ", e.what, ", which cut through the checkpoint's ", blocks.cols,
+         "-column FP8 blocks (quantization_config.weight_block_size); choose a tensor-parallel size that splits "
+         "the layer at multiples of ", blocks.cols, " columns");
+  bool aligned = true;
+  std::int64_t at = 0;
+  for (const row_run& r : e.runs) {
+    aligned &= r.row % blocks.rows == 0 && at % blocks.rows == 0;
+    at += r.count;
+  }
+  e.checkpoint_blocks = blocks;
+  e.fp8_blocks = aligned ? blocks : backend::fp8_blocks{1, blocks.cols};
+}
+
+void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, const io::checkpoint_quantization& q,
+                       std::set<std::string, std::less<>>& used) {
   auto refuse_f8 = [&](const plan_entry& e) {
     for (const auto& r : e.runs)
       if (r.tensor->type == dtype::f8_e4m3)
@@ -302,6 +376,9 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<s
   for (const auto* group : {&plan.expert_up, &plan.expert_down})
     for (const auto& l : *group)
       for (const auto& e : l) refuse_f8(e);
+  const bool block_wise = q.block_cols > 0;
+  const backend::fp8_blocks blocks{q.block_rows, q.block_cols};
+  std::size_t quantized = 0;
   for (auto& layer : plan.layers)
     for (std::size_t s = 0; s < layer.size(); ++s) {
       plan_entry& e = layer[s];
@@ -321,24 +398,11 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<s
           fail(where(t), " is ", dtype_name(t.type), " while the rest of ", e.what,
                " is F8_E4M3: a quantized checkpoint must quantize all of it");
         const std::string base = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
-        if (const auto* in = ckpt.find(base + ".input_scale")) {  // static input scales (one per tensor)
-          if (in->numel() != 1) fail(where(*in), " has shape ", in->shape_string(), "; a static input scale is one value");
-          if (in->type == dtype::f8_e4m3) fail(where(*in), " is F8_E4M3; scales must be F32, BF16 or F16");
-          used.insert(in->name);
-          e.input_scales.push_back(in);
-        }
-        const std::string scale_name = base + ".weight_scale";
-        const io::tensor_view& sc = ckpt.get(scale_name);
-        used.insert(scale_name);
-        const std::int64_t rows = t.shape.empty() ? 0 : t.shape[0];
-        const bool per_tensor = sc.numel() == 1;
-        const bool per_row = sc.numel() == rows && (sc.shape.size() == 1 || (sc.shape.size() == 2 && sc.shape[1] == 1));
-        if (!per_tensor && !per_row)
-          fail(where(sc), " has shape ", sc.shape_string(), "; the scales of ", t.name, " ", t.shape_string(),
-               " must be [", rows, ", 1] (per channel) or [1] (per tensor)");
-        if (sc.type == dtype::f8_e4m3) fail(where(sc), " is F8_E4M3; scales must be F32, BF16 or F16");
-        e.scale_runs.push_back(row_run{&sc, per_tensor ? 0 : r.row, r.count});
+        if (block_wise) attach_block_scales(e, r, base, blocks, ckpt, used);
+        else attach_row_scales(e, r, base, ckpt, used);
       }
+      if (block_wise) settle_blocks(e, blocks);
+      ++quantized;
       if (!e.input_scales.empty() && e.input_scales.size() != e.runs.size())
         fail(where(*e.runs.front().tensor), ": some projections of ", e.what,
              " have a static input_scale and others none; a checkpoint quantizes all of them one way");
@@ -347,6 +411,17 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, std::set<s
           fail(where(*in), " is ", static_input_scale_value(*in), "; an input scale must be a finite number > 0");
       e.fp8 = true;
     }
+  // A config that says FP8 over unquantized weights would otherwise run them unquantized, silently.
+  if (q.fp8 && quantized == 0) {
+    const io::tensor_view* any = nullptr;
+    for (const auto& e : plan.globals)
+      if (e.present() && !any) any = e.runs.front().tensor;
+    fail(any && any->file ? any->file->string() + ": " : std::string(),
+         "no dense linear weight is F8_E4M3, but config.json's quantization_config says the checkpoint is FP8 (",
+         block_wise ? "quant_method \"fp8\"" : "compressed-tensors",
+         "); remove quantization_config to run these weights as they are (model_config.quantization = \"fp8\" "
+         "quantizes them while loading)");
+  }
 }
 
 }  // namespace
@@ -358,11 +433,11 @@ weight_quantization parse_quantization(std::string_view name) {
 }
 
 weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt,
-                         weight_quantization quantization) {
+                         weight_quantization quantization, const io::checkpoint_quantization& checkpoint_quantization) {
   std::set<std::string, std::less<>> used;
   weight_plan plan = planner{arch, *arch.names, shape, ckpt, used}.plan();
   if (!ckpt.is_synthetic()) {
-    attach_fp8_scales(plan, ckpt, used);
+    attach_fp8_scales(plan, ckpt, checkpoint_quantization, used);
     refuse_unused_tensors(arch, shape, ckpt, used);
   }
   if (quantization == weight_quantization::fp8)
@@ -375,7 +450,8 @@ weight_plan plan_weights(const arch_description& arch, const model_shape& shape,
 std::size_t weight_plan::total_bytes(dtype as) const {
   std::size_t n = 0;
   auto add = [&](const plan_entry& e) {
-    n += e.fp8 ? std::size_t(e.numel()) + std::size_t(e.rows) * sizeof(float) : std::size_t(e.numel()) * dtype_size(as);
+    n += e.fp8 ? std::size_t(e.numel()) + std::size_t(e.fp8_scale_count()) * sizeof(float)
+               : std::size_t(e.numel()) * dtype_size(as);
   };
   for (const auto& e : globals) add(e);
   for (const auto& l : layers)
@@ -411,18 +487,38 @@ void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale) {
   materialize(e, dtype::f8_e4m3, data);
 }
 
-void materialize_fp8_scales(const plan_entry& e, float* scale) {
+void materialize_fp8_scales(const plan_entry& e, float* scale, std::int64_t scale_ld) {
   if (!e.prequantized()) fail("internal: ", e.what, " is not a pre-quantized FP8 entry");
-  std::int64_t written = 0;
-  for (const row_run& s : e.scale_runs) {
-    if (s.tensor->numel() == 1) {
-      float v = 0;
-      io::convert(*s.tensor, dtype::f32, &v, 0, 1);
-      std::fill(scale + written, scale + written + s.count, v);
-    } else {
-      io::convert(*s.tensor, dtype::f32, scale + written, s.row, s.count);
+  if (e.fp8_blocks.per_row()) {
+    if (scale_ld > 1) fail("internal: ", e.what, " has one scale per row; scale_ld must be 1, got ", scale_ld);
+    std::int64_t written = 0;
+    for (const row_run& s : e.scale_runs) {
+      if (s.tensor->numel() == 1) {
+        float v = 0;
+        io::convert(*s.tensor, dtype::f32, &v, 0, 1);
+        std::fill(scale + written, scale + written + s.count, v);
+      } else {
+        io::convert(*s.tensor, dtype::f32, scale + written, s.row, s.count);
+      }
+      written += s.count;
     }
-    written += s.count;
+    return;
+  }
+  // Block-wise: scale row i covers canonical rows from i * fp8_blocks.rows, which lie in one
+  // block of one source tensor (settle_blocks); its groups are the entry's columns' blocks.
+  const backend::fp8_blocks to = e.fp8_blocks, from = e.checkpoint_blocks;
+  const std::int64_t groups = to.groups(e.cols), ld = scale_ld > 0 ? scale_ld : groups;
+  if (ld < groups) fail("internal: scale_ld ", ld, " < ", groups, " groups of ", e.what);
+  const std::int64_t first_group = e.col_begin / from.cols, rows = to.scale_rows(e.rows);
+  std::fill(scale, scale + rows * ld, 0.0f);
+  std::size_t run = 0;
+  std::int64_t at = 0;  // canonical row of scale_runs[run]'s first row
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const std::int64_t c = i * to.rows;
+    while (c >= at + e.scale_runs[run].count) at += e.scale_runs[run++].count;
+    const row_run& s = e.scale_runs[run];
+    const std::int64_t source_block_row = (s.row + (c - at)) / from.rows;
+    io::convert(*s.tensor, dtype::f32, scale + i * ld, source_block_row * s.tensor->shape[1] + first_group, groups);
   }
 }
 

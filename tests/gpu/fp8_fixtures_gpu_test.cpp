@@ -1,5 +1,6 @@
 // FP8 linear layers and the FP8 KV cache end to end on the GPU (docs/quantization.md): fixtures
-// quantized while loading and the compressed-tensors checkpoints written by torch, in bf16 against torch's FP8 model in
+// quantized while loading, the compressed-tensors checkpoints written by torch and the block-wise
+// ones written by transformers, in bf16 against torch's FP8 model in
 // fp32 (reference_fp8.*, tests/fixtures/make_fp8_references.py), with the bf16 budgets of the
 // unquantized fixtures plus the quantization's own effect in torch (check_fixture_gpu.hpp says
 // why: bf16 values round to other e4m3 codes than fp32 ones, seen on an H200 at 0.7-1.0x that
@@ -33,6 +34,15 @@ TEST_CASE("compressed-tensors FP8 checkpoints on the GPU match torch (bf16)", "[
   check_fixture<models::qwen2>("qwen2_fp8_tensor", "qwen2_fp8_tensor", false, 0, test::fixture_config(), "fp8");
   // Static input scales, calibrated on the first prompt: the others saturate in places.
   check_fixture<models::llama>("llama3_fp8_static", "llama3_fp8_static", false, 0, test::fixture_config(), "fp8");
+}
+
+// transformers' block-wise FP8 ("quant_method": "fp8"): 32 x 64 blocks go through the block GEMV
+// (64-byte chunks within a group) and, past 8 rows, the 8-row fallback; 16 x 32 blocks through
+// the generic kernel. 128 x 128 blocks (cuBLASLt's block-scaled GEMM) are checked per op
+// (fp8_ops_test.cpp): no fixture is large enough for them.
+TEST_CASE("block-wise FP8 checkpoints written by transformers on the GPU match torch (bf16)", "[gpu][model][fp8]") {
+  check_fixture<models::llama>("llama3_fp8_block32x64", "llama3_fp8_block32x64", false, 0, test::fixture_config(), "fp8");
+  check_fixture<models::qwen2>("qwen2_fp8_block16x32", "qwen2_fp8_block16x32", false, 0, test::fixture_config(), "fp8");
 }
 
 // The FP8 KV cache (backend/kv_fp8.hpp) end to end: torch's model whose cache rounds its keys and

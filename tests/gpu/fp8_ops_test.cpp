@@ -7,13 +7,21 @@
 //   within the bound explained at linear_bound;
 // - a static input scale (compressed-tensors "dynamic": false): the same bytes, saturated, and
 //   scales as the host's;
+// - block-wise weights (transformers' "quant_method": "fp8"): the same bytes and group scales as
+//   the host's quantization, and linear_fp8 on every path (the block GEMV up to 8 rows and past
+//   cuBLASLt's multiples of 4, cuBLASLt's block-scaled GEMM for 128 x 128 blocks, the GEMV 8 rows
+//   at a time for other blocks, with MII_CUDA_FP8_GEMM=fallback and for unpadded scale rows, the
+//   CUDA-core kernel for block columns that are not a multiple of 64, a CUDA graph) within the
+//   same bound, taken per group;
 // - load_fp8: the same bytes and scales as the host's load_fp8 for synthetic entries, a bf16
 //   checkpoint tensor (dtype conversion, column slices, several runs, pieces of the fp32
 //   staging) and every FP8 entry of the llama3 fixture after reserve_weights; the pre-quantized
-//   entries of the compressed-tensors fixtures (bytes and scales as stored).
+//   entries of the compressed-tensors fixtures (bytes and scales as stored) and of the block-wise
+//   fixtures (block scales in rows padded to a multiple of 4, the padding zero).
 // A hidden case ([.fp8bench]) times the GEMV against cuBLASLt and a device copy.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -370,15 +378,254 @@ TEMPLATE_TEST_CASE("cuda linear_fp8 inside a CUDA graph, GEMV and both GEMM path
 
 namespace {
 
+// ---- block-wise weights ---------------------------------------------------------------------
+
+struct block_case {
+  std::int64_t rows, in, out;
+  backend::fp8_blocks blocks;
+  bool bias, accumulate;
+};
+
+// Block-wise inputs built directly: e4m3 bytes of random values and random positive block scales
+// (host layout [scale_rows][groups]); x's groups of different magnitudes, so that a group scale
+// taken from the wrong group or row shows.
+struct block_inputs {
+  std::vector<float> x, bias, y0;
+  std::vector<std::uint8_t> wq;
+  std::vector<float> ws;
+  std::int64_t groups = 0, scale_rows = 0;
+};
+
+block_inputs make_block_inputs(std::mt19937& rng, const block_case& c, bool fp16) {
+  block_inputs in;
+  auto values = [&](std::int64_t n, float lo, float hi) {
+    return fp16 ? random_values<fp16_t>(rng, n, lo, hi) : random_values<bf16_t>(rng, n, lo, hi);
+  };
+  in.groups = c.blocks.groups(c.in);
+  in.scale_rows = c.blocks.scale_rows(c.out);
+  in.x = values(c.rows * c.in, -2, 2);
+  for (std::int64_t i = 0; i < c.rows * c.in; ++i) {  // exact: a power of two (x stays representable in D)
+    const std::int64_t g = (i % c.in) / c.blocks.cols, r = i / c.in;
+    in.x[std::size_t(i)] *= std::ldexp(1.0f, int((g + r) % 5) - 2);
+  }
+  if (c.bias) in.bias = values(c.out, -1, 1);
+  in.y0 = values(c.rows * c.out, -1, 1);
+  std::uniform_real_distribution<float> code(-448.0f, 448.0f), scale(2e-4f, 1e-3f);
+  in.wq.resize(std::size_t(c.out * c.in));
+  for (auto& b : in.wq) b = to_e4m3(code(rng));
+  in.ws.resize(std::size_t(in.scale_rows * in.groups));
+  for (float& v : in.ws) v = scale(rng);
+  return in;
+}
+
+// The host's linear_fp8 over the same weight, and the bound of linear_bound taken per group: (1)
+// is 2^-12 * sum_g |xq_g| |wq_g| * xs_g * ws_g (each group's sum, its scaling and the sum over
+// groups are fp32 sums of at most in + groups terms, in <= 4096), (2) and (3) as there.
+template <class D>
+reference host_linear_blocks(const block_case& c, const block_inputs& in, quantized& xq) {
+  const backend::fp8_weight w{in.wq.data(), in.ws.data(), nullptr, c.blocks, in.groups};
+  reference ref;
+  ref.y = c.accumulate ? in.y0 : std::vector<float>(std::size_t(c.rows * c.out));
+  xq = {std::vector<std::uint8_t>(std::size_t(c.rows * c.in)), std::vector<float>(std::size_t(c.rows * in.groups))};
+  host::linear_fp8(host_context(), in.x.data(), c.rows, c.in, w, c.out, c.bias ? in.bias.data() : nullptr,
+                   ref.y.data(), c.accumulate, {xq.data.data(), xq.scale.data()});
+  std::vector<float> product(ref.y.size()), with_bias;
+  host::linear_fp8(host_context(), in.x.data(), c.rows, c.in, w, c.out, nullptr, product.data(), false,
+                   {xq.data.data(), xq.scale.data()});
+  if (c.bias) {
+    with_bias = product;
+    for (std::int64_t i = 0; i < c.rows * c.out; ++i) with_bias[std::size_t(i)] += in.bias[std::size_t(i % c.out)];
+  }
+  // Norms of each row's groups: [rows][groups].
+  auto norms = [&](const std::uint8_t* q, std::int64_t rows) {
+    std::vector<double> n(static_cast<std::size_t>(rows * in.groups));
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t i = 0; i < c.in; ++i)
+        n[std::size_t(r * in.groups + i / c.blocks.cols)] += std::pow(double(e4m3_to_float(q[r * c.in + i])), 2);
+    for (double& v : n) v = std::sqrt(v);
+    return n;
+  };
+  const auto xn = norms(xq.data.data(), c.rows), wn = norms(in.wq.data(), c.out);
+  ref.slack.resize(ref.y.size());
+  for (std::int64_t r = 0; r < c.rows; ++r)
+    for (std::int64_t o = 0; o < c.out; ++o) {
+      const std::size_t i = std::size_t(r * c.out + o);
+      double slack = 0;
+      for (std::int64_t g = 0; g < in.groups; ++g)
+        slack += 0x1p-12 * xn[std::size_t(r * in.groups + g)] * wn[std::size_t(o * in.groups + g)] *
+                 xq.scale[std::size_t(r * in.groups + g)] * in.ws[std::size_t((o / c.blocks.rows) * in.groups + g)];
+      if (c.bias || c.accumulate) slack += ulp_of<D>(product[i]) + (c.bias ? ulp_of<D>(with_bias[i]) : 0.0);
+      ref.slack[i] = slack;
+    }
+  return ref;
+}
+
+struct gpu_block_result {
+  std::vector<float> y;
+  quantized xq;  // the scratch after the call: bytes [rows, in], scales in the cuda backend's order
+};
+
+// Runs linear_fp8 with the weight's scales in rows of `scale_ld` (>= groups; load_fp8 pads to a
+// multiple of 4, the padding zero), inside a CUDA graph when `graph`.
+template <class D>
+gpu_block_result gpu_linear_blocks(typename backend::cuda<D>::context& ctx, const block_case& c,
+                                   const block_inputs& in, std::int64_t scale_ld, bool graph = false) {
+  using B = backend::cuda<D>;
+  std::vector<float> ws(std::size_t(in.scale_rows * scale_ld), 0.0f);
+  for (std::int64_t r = 0; r < in.scale_rows; ++r)
+    for (std::int64_t g = 0; g < in.groups; ++g)
+      ws[std::size_t(r * scale_ld + g)] = in.ws[std::size_t(r * in.groups + g)];
+  auto x = upload<D>(ctx, in.x);
+  auto y = upload<D>(ctx, in.y0);
+  if (!c.accumulate) poison<D>(ctx, y.data(), c.rows * c.out);
+  auto bias = c.bias ? upload<D>(ctx, in.bias) : typename B::template buffer<D>();
+  auto wd = upload_raw<D, std::uint8_t>(ctx, in.wq);
+  auto sd = upload_raw<D, float>(ctx, ws);
+  auto xq = B::template alloc<std::uint8_t>(ctx, c.rows * c.in);
+  auto xs = B::template alloc<float>(ctx, c.rows * in.groups);
+  auto run = [&] {
+    B::linear_fp8(ctx, x.data(), c.rows, c.in, {wd.data(), sd.data(), nullptr, c.blocks, scale_ld}, c.out,
+                  c.bias ? bias.data() : nullptr, y.data(), c.accumulate, {xq.data(), xs.data()});
+  };
+  if (graph) {
+    ctx.synchronize();
+    B::graph_begin(ctx);
+    run();
+    const auto g = B::graph_end(ctx);
+    B::graph_launch(ctx, g);
+  } else {
+    run();
+  }
+  return {download<D>(ctx, y.data(), c.rows * c.out),
+          {download_raw<D>(ctx, xq.data(), c.rows * c.in), download_raw<D>(ctx, xs.data(), c.rows * in.groups)}};
+}
+
+// The quantization of x: the host's bytes, and its group scales bit for bit (compared as sets:
+// the cuda backend orders them group-major, in one or two parts, src/cuda/gemm_fp8.cu).
+void check_block_quantization(const quantized& got, const quantized& want) {
+  REQUIRE(got.data.size() == want.data.size());
+  std::int64_t wrong = 0;
+  for (std::size_t i = 0; i < want.data.size(); ++i) wrong += got.data[i] != want.data[i];
+  CHECK(wrong == 0);
+  auto sorted = [](std::vector<float> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  CHECK(same_bits(sorted(got.scale), sorted(want.scale)));
+}
+
+template <class D>
+struct block_path {
+  const char* name;
+  typename backend::cuda<D>::context* ctx;
+};
+
+// One case on each path, against one host reference.
+template <class D>
+void check_block_case(std::initializer_list<block_path<D>> paths, std::mt19937& rng, const block_case& c,
+                      bool unpadded = false) {
+  const auto in = make_block_inputs(rng, c, std::is_same_v<D, fp16_t>);
+  quantized want_xq;
+  const auto ref = host_linear_blocks<D>(c, in, want_xq);
+  const std::int64_t scale_ld = unpadded ? in.groups : (in.groups + 3) / 4 * 4;
+  for (const auto& p : paths) {
+    INFO(dtype_label<D> << " " << p.name << ": rows " << c.rows << " in " << c.in << " out " << c.out << " blocks "
+                        << c.blocks.rows << " x " << c.blocks.cols << " scale_ld " << scale_ld
+                        << (c.bias ? " bias" : "") << (c.accumulate ? " accumulate" : ""));
+    const auto got = gpu_linear_blocks<D>(*p.ctx, c, in, scale_ld);
+    check_block_quantization(got.xq, want_xq);
+    const auto [bad, worst] = outside_bound<D>(got.y, ref);
+    INFO("outputs outside the bound: " << bad << " of " << got.y.size() << "; worst error / bound " << worst);
+    CHECK(bad == 0);
+    CHECK(rel_l2(got.y, ref.y) < unit_roundoff<D>);
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("cuda linear_fp8 with 128 x 128 FP8 blocks matches the host's on every path", "[gpu][fp8]", bf16_t,
+                   fp16_t) {
+  using D = TestType;
+  auto rng = rng_for("linear_fp8 blocks");
+  const auto gemm = context_with<D>("0", "outer");          // cuBLASLt from 4 rows, the GEMV below
+  const auto fallback = context_with<D>("8", "fallback");   // the block GEMV 8 rows at a time, always
+  // (in, out): as asked of the block path; out 130 (not a multiple of 4: no cuBLASLt, a partial
+  // block row of scales); 1024 x 512 (8 groups: the scale rows need no padding).
+  const std::pair<std::int64_t, std::int64_t> shapes[] = {{256, 384}, {512, 256}, {256, 130}, {1024, 512}};
+  for (const auto [in, out] : shapes)
+    for (const std::int64_t rows : {1, 5, 8, 9, 64, 200, 203})
+      for (const bool bias : {false, true})
+        for (const bool accumulate : {false, true})
+          check_block_case<D>({{"default", &shared_context<D>()}, {"cuBLASLt from 4 rows", gemm.get()},
+                               {"MII_CUDA_FP8_GEMM=fallback", fallback.get()}},
+                              rng, {rows, in, out, {128, 128}, bias, accumulate});
+}
+
+TEMPLATE_TEST_CASE("cuda linear_fp8 with other FP8 block shapes matches the host's", "[gpu][fp8]", bf16_t, fp16_t) {
+  using D = TestType;
+  auto rng = rng_for("linear_fp8 other blocks");
+  const auto gemm = context_with<D>("0", "outer");
+  // {1, 128}: the plan's per-row copy of block scales (rows not on a block boundary); {32, 64}:
+  // the block GEMV; {16, 32}: the CUDA-core kernel (32 columns: not a multiple of 64).
+  const backend::fp8_blocks shapes[] = {{1, 128}, {32, 64}, {16, 32}};
+  for (const auto blocks : shapes)
+    for (const auto [in, out] : {std::pair<std::int64_t, std::int64_t>{128, 96}, {256, 200}, {64, 40}})
+      for (const std::int64_t rows : {1, 3, 8, 9, 37})
+        for (const bool bias : {false, true})
+          for (const bool accumulate : {false, true}) {
+            if (in % blocks.cols != 0) continue;  // block-wise weights have whole groups (the plan checks)
+            check_block_case<D>({{"default", &shared_context<D>()}, {"cuBLASLt from 4 rows", gemm.get()}}, rng,
+                                {rows, in, out, blocks, bias, accumulate});
+          }
+  // 128 x 128 blocks with scale rows of exactly `groups` (not a multiple of 4): cuBLASLt cannot
+  // read them; the GEMV can.
+  for (const std::int64_t rows : {4, 9, 64})
+    check_block_case<D>({{"cuBLASLt from 4 rows, unpadded scales", gemm.get()}}, rng,
+                        {rows, 768, 256, {128, 128}, true, true}, true);
+}
+
+TEMPLATE_TEST_CASE("cuda linear_fp8 with FP8 blocks inside a CUDA graph", "[gpu][fp8]", bf16_t, fp16_t) {
+  using D = TestType;
+  auto rng = rng_for("linear_fp8 blocks graph");
+  for (const auto blocks : {backend::fp8_blocks{128, 128}, backend::fp8_blocks{16, 32}})
+    for (const std::int64_t rows : {4, 34}) {
+      const block_case c{rows, 512, 384, blocks, true, true};
+      const auto in = make_block_inputs(rng, c, std::is_same_v<D, fp16_t>);
+      quantized want_xq;
+      const auto ref = host_linear_blocks<D>(c, in, want_xq);
+      INFO(dtype_label<D> << " rows " << rows << " blocks " << blocks.rows << " x " << blocks.cols);
+      const auto got = gpu_linear_blocks<D>(shared_context<D>(), c, in, (in.groups + 3) / 4 * 4, true);
+      check_block_quantization(got.xq, want_xq);
+      const auto [bad, worst] = outside_bound<D>(got.y, ref);
+      INFO("outputs outside the bound: " << bad << "; worst error / bound " << worst);
+      CHECK(bad == 0);
+    }
+}
+
+namespace {
+
 template <class D>
 void check_load_fp8(typename backend::cuda<D>::context& ctx, const model::plan_entry& e) {
   INFO(e.what << " [" << e.rows << ", " << e.cols << "]");
   const auto want = host::load_fp8(host_context(), e);
   const auto got = backend::cuda<D>::load_fp8(ctx, e);
   const auto bytes = download_raw<D>(ctx, got.data.data(), e.numel());
-  const auto scales = download_raw<D>(ctx, got.scale.data(), e.rows);
   CHECK(std::equal(bytes.begin(), bytes.end(), want.data.begin(), want.data.end()));
-  CHECK(std::memcmp(scales.data(), want.scale.data(), scales.size() * sizeof(float)) == 0);
+  // Scales [scale_rows][scale_ld] on both (per row: [rows][1]); the cuda backend pads block-wise
+  // rows to a multiple of 4 with zeros (cuBLASLt's layout), the host does not.
+  REQUIRE(got.blocks == want.blocks);
+  const std::int64_t scale_rows = want.blocks.scale_rows(e.rows), groups = want.blocks.groups(e.cols);
+  CHECK(got.scale_ld == (want.blocks.per_row() ? 1 : (groups + 3) / 4 * 4));
+  const auto scales = download_raw<D>(ctx, got.scale.data(), scale_rows * got.scale_ld);
+  std::int64_t wrong = 0, padding = 0;
+  for (std::int64_t r = 0; r < scale_rows; ++r)
+    for (std::int64_t g = 0; g < got.scale_ld; ++g) {
+      const float v = scales[std::size_t(r * got.scale_ld + g)];
+      if (g >= groups) padding += v != 0.0f;
+      else wrong += std::memcmp(&v, &want.scale[std::size_t(r * want.scale_ld + g)], sizeof(float)) != 0;
+    }
+  CHECK(wrong == 0);
+  CHECK(padding == 0);
 }
 
 }  // namespace
@@ -394,7 +641,9 @@ void check_plan_fp8(typename backend::cuda<D>::context& ctx, const std::string& 
   const auto hf = io::load_hf_config(test::fixture_dir(fixture));
   const auto shape = model::resolve_shape(arch, hf);
   const auto ckpt = io::checkpoint::open(test::fixture_dir(fixture));
-  const auto plan = model::plan_weights(arch, shape, ckpt, q);
+  // Block-wise checkpoints need their quantization_config (weight_block_size) to be planned.
+  const bool block_wise = hf.quantization.block_cols != 0;
+  const auto plan = model::plan_weights(arch, shape, ckpt, q, block_wise ? hf.quantization : io::checkpoint_quantization{});
   backend::cuda<D>::reserve_weights(ctx, plan);
   int checked = 0;
   for (const auto& layer : plan.layers)
@@ -452,6 +701,13 @@ TEMPLATE_TEST_CASE("cuda load_fp8 gives the host's bytes and scales", "[gpu][fp8
     check_plan_fp8<D>(ctx, "llama3_fp8_channel", models::llama::describe(models::llama::name),
                       model::weight_quantization::none);
     check_plan_fp8<D>(ctx, "qwen2_fp8_tensor", models::qwen2::describe(models::qwen2::name),
+                      model::weight_quantization::none);
+  }
+
+  SECTION("block-wise checkpoints' bytes and block scales, copied as stored (32 x 64 and 16 x 32 blocks)") {
+    check_plan_fp8<D>(ctx, "llama3_fp8_block32x64", models::llama::describe(models::llama::name),
+                      model::weight_quantization::none);
+    check_plan_fp8<D>(ctx, "qwen2_fp8_block16x32", models::qwen2::describe(models::qwen2::name),
                       model::weight_quantization::none);
   }
 }

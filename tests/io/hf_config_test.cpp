@@ -304,12 +304,8 @@ TEST_CASE("config.json errors name the file and the field", "[io][config]") {
              Contains("'layer_norm_elementwise_affine'"));
   CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "partial_rotary_factor": 1.5})")),
              Contains("'partial_rotary_factor'") && Contains("1.5"));
-  // Quantized checkpoints: refused at the config, naming the method (transformers' FP8 and AWQ
-  // spellings), not at the first tensor whose dtype or name mii does not expect.
-  CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "quantization_config":
-                                        {"quant_method": "fp8", "weight_block_size": [128, 128]}})")),
-             Contains(file) && Contains("'quantization_config.quant_method'") && Contains("\"fp8\"") &&
-                 Contains("unquantized"));
+  // Quantized checkpoints: refused at the config, naming the method (AWQ's spelling), not at the
+  // first tensor whose dtype or name mii does not expect.
   CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "mistral", "quantization_config": {"quant_method": "awq", "bits": 4}})")),
              Contains("'quantization_config.quant_method'") && Contains("\"awq\""));
   CHECK_THAT(MII_ERROR_MESSAGE(load(R"({"model_type": "llama", "quantization_config": {"bits": 4}})")),
@@ -373,10 +369,44 @@ TEST_CASE("config.json: compressed-tensors FP8_DYNAMIC is read, other quantizati
   CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
                      "kv_cache_scheme": {"num_bits": 8}, "config_groups": {"g": {)" + group + "}}}}"),
              Contains("'quantization_config.kv_cache_scheme'"));
-  // transformers' own block-wise FP8 (DeepSeek style): refused, naming what does load
-  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})"),
-             Contains("'quantization_config.quant_method'") && Contains("\"fp8\"") && Contains("compressed-tensors") &&
+  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "gptq", "bits": 4}})"),
+             Contains("'quantization_config.quant_method'") && Contains("\"gptq\"") && Contains("compressed-tensors") &&
                  Contains("--quantization fp8"));
+}
+
+// transformers' block-wise FP8 as FineGrainedFP8Config writes it (the config of e.g.
+// Qwen/Qwen3-8B-FP8 and deepseek-ai/DeepSeek-V3): read with its block size; the variants that
+// compute something else are refused naming the field and the value.
+TEST_CASE("config.json: transformers' block-wise FP8 is read, its other variants are refused", "[io][config]") {
+  auto config = [](const std::string& fields) {
+    return R"({"model_type": "llama", "quantization_config": {"quant_method": "fp8", )" + fields + "}}";
+  };
+  const std::string written = R"("activation_scheme": "dynamic", "dequantize": false, "modules_to_convert": null,
+      "modules_to_not_convert": null, "scale_fmt": "float", "weight_block_size": [128, 128])";
+  const auto c = io::parse_hf_config(config(written), "test/config.json");
+  CHECK(c.quantization.fp8);
+  CHECK(c.quantization.block_rows == 128);
+  CHECK(c.quantization.block_cols == 128);
+  CHECK_FALSE(c.quantization.static_input_scales);
+  // DeepSeek-V3's own spelling: "fmt", no scale_fmt; modules left alone named
+  const auto ds = io::parse_hf_config(config(R"("activation_scheme": "dynamic", "fmt": "e4m3", "weight_block_size": [64, 32],
+      "modules_to_not_convert": ["lm_head", "mlp.gate"])"), "c");
+  CHECK(ds.quantization.block_rows == 64);
+  CHECK(ds.quantization.block_cols == 32);
+  CHECK(ds.quantization.ignore == std::vector<std::string>{"lm_head", "mlp.gate"});
+  auto msg = [&](const std::string& json) { return MII_ERROR_MESSAGE(io::parse_hf_config(json, "test/config.json")); };
+  CHECK_THAT(msg(config(R"("activation_scheme": "static", "weight_block_size": [128, 128])")),
+             Contains("test/config.json") && Contains("'quantization_config.activation_scheme'") && Contains("\"static\""));
+  CHECK_THAT(msg(config(R"("scale_fmt": "ue8m0", "weight_block_size": [128, 128])")),
+             Contains("'quantization_config.scale_fmt'") && Contains("\"ue8m0\""));
+  CHECK_THAT(msg(config(R"("fmt": "e5m2", "weight_block_size": [128, 128])")),
+             Contains("'quantization_config.fmt'") && Contains("\"e5m2\""));
+  CHECK_THAT(msg(config(R"("activation_scheme": "dynamic")")),
+             Contains("'quantization_config.weight_block_size'") && Contains("is missing"));
+  CHECK_THAT(msg(config(R"("weight_block_size": [128, 0])")),
+             Contains("'quantization_config.weight_block_size'") && Contains("[128, 0]") && Contains(">= 1"));
+  CHECK_THAT(msg(config(R"("weight_block_size": [128])")),
+             Contains("'quantization_config.weight_block_size'") && Contains("[128]"));
 }
 
 // Values no model can have, which used to load and compute garbage (an eps <= 0 gives NaN

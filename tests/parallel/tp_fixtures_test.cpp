@@ -199,6 +199,15 @@ TEST_CASE("tp 2/4: gemma3 (one kv head replicated, (1 + w) q/k norms, a rope per
   check_tp<models::gemma3>("gemma3", "gemma3", {2, 4});
 }
 
+// Block-wise FP8 (transformers' checkpoints): a rank of a row-parallel layer holds whole column
+// blocks, so it quantizes its inputs in the same groups as one GPU does and tp only reorders sums.
+TEST_CASE("tp 2: block-wise FP8 checkpoints written by transformers (llama3 32 x 64, qwen2 16 x 32 blocks)",
+          "[parallel][tp][fp8]") {
+  const tp_options fp8{"auto", "fp8", 1e-4};
+  check_tp<models::llama>("llama3_fp8_block32x64", "llama3_fp8_block32x64", {2}, fp8);
+  check_tp<models::qwen2>("qwen2_fp8_block16x32", "qwen2_fp8_block16x32", {2}, fp8);
+}
+
 TEST_CASE("tp 2/4 with the FP8 KV cache: llama-2 (kv heads replicated at 4), qwen3, gemma2", "[parallel][tp][kvfp8]") {
   // Each rank quantizes whole kv heads, so sharding changes no scale; the keys and values differ
   // from tp = 1 only by the order of the row-parallel sums, which can move a value across an e4m3

@@ -265,11 +265,16 @@ TEST_CASE("bad model_config and generate_params get a mii::error naming the fiel
                                          R"("hidden_size":64,"num_attention_heads":4,"num_hidden_layers":2,"intermediate_size":128})");
   check_all("config.json architectures",
             {{"unknown architecture", [&] { (void)mii::pipeline(gpt2, host_config()); }, "'architectures'"},
-             {"a quantized checkpoint (transformers' FP8 quantization_config)",
+             {"a quantized checkpoint mii cannot run (AWQ, GPTQ, ...)",
+              edited("config.json", "\"num_hidden_layers\": 2,",
+                     "\"num_hidden_layers\": 2, \"quantization_config\": {\"quant_method\": \"awq\", "
+                     "\"bits\": 4, \"group_size\": 128},"),
+              "'quantization_config.quant_method'"},
+             {"an FP8 quantization_config over unquantized weights",
               edited("config.json", "\"num_hidden_layers\": 2,",
                      "\"num_hidden_layers\": 2, \"quantization_config\": {\"quant_method\": \"fp8\", "
                      "\"weight_block_size\": [128, 128]},"),
-              "'quantization_config.quant_method'"}},
+              "no dense linear weight is F8_E4M3"}},
             dir.path());
 
   auto pipe = mii::pipeline(model, host_config());

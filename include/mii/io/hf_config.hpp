@@ -30,7 +30,10 @@ struct rope_config {
 
 // A pre-quantized checkpoint, from config.json's quantization_config (src/io/quantization_config.cpp).
 struct checkpoint_quantization {
-  bool fp8 = false;                 // compressed-tensors FP8: e4m3 weights + weight_scale
+  bool fp8 = false;                 // FP8 weights: compressed-tensors (weight_scale) or block-wise (weight_scale_inv)
+  // Block-wise FP8 (transformers' "quant_method": "fp8"): weight_block_size [rows, cols] of one
+  // weight_scale_inv value; inputs quantized per group of block_cols. 0: not block-wise.
+  std::int64_t block_rows = 0, block_cols = 0;
   bool static_input_scales = false; // activations quantized with the checkpoint's input_scale (else per token)
   std::vector<std::string> ignore;  // module names left unquantized ("lm_head", "re:.*mlp.gate$")
 };

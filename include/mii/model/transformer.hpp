@@ -333,6 +333,7 @@ class transformer {
       auto b = Backend::load_fp8(ctx, e);
       if (progress) progress(++done, total, user);
       quantized_ = true;
+      fp8_groups_ = std::max(fp8_groups_, e.fp8_blocks.groups(e.cols));
       return b;
     };
     for (std::size_t i = 0; i < plan.globals.size(); ++i) globals_[i] = load(plan.globals[i]);
@@ -373,7 +374,7 @@ class transformer {
     if (quantized_) {  // an FP8 linear's input rows, quantized: sized for the widest input
       const std::int64_t widest = std::max({H, shape_.q_dim(), shape_.local_ffn});
       fp8_x_ = Backend::template alloc<std::uint8_t>(ctx, n * widest);
-      fp8_scale_ = Backend::template alloc<float>(ctx, n);
+      fp8_scale_ = Backend::template alloc<float>(ctx, n * fp8_groups_);  // a scale per row and group
     }
     if (shape_.tp > 1) {
       shard_logits_ = Backend::template alloc<float>(ctx, ns * shape_.local_vocab);
@@ -427,6 +428,7 @@ class transformer {
   buffer<T> x_, h_, h2_, a_, m_, qkv_, att_, gu_, inner_, moe_out_, emb_, gx_, gd_, gp_;
   buffer<float> shard_logits_, gathered_logits_, rope_inv_freq_, rope_scale_;
   bool quantized_ = false;         // some weight is FP8: fp8_x_ / fp8_scale_ are the linears' scratch
+  std::int64_t fp8_groups_ = 1;    // most scale groups per input row of any FP8 weight (block-wise: in / block columns)
   buffer<std::uint8_t> fp8_x_;
   buffer<float> fp8_scale_;
   backend::rope_table rope_view_{};

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include <mii/backend/fp8.hpp>
 #include <mii/dtype.hpp>
+#include <mii/io/hf_config.hpp>
 #include <mii/io/safetensors.hpp>
 #include <mii/model/architecture.hpp>
 #include <mii/model/model_shape.hpp>
@@ -50,8 +52,18 @@ struct plan_entry {
   // A pre-quantized FP8 entry (compressed-tensors checkpoints): the runs' tensors hold e4m3 bytes
   // and scale_runs[i] the rows of run i's weight_scale tensor (a one-element tensor: a per-tensor
   // scale, the same for all count rows). Empty: the backend quantizes the values itself.
+  // Block-wise checkpoints (transformers' "quant_method": "fp8"): scale_runs[i] is run i's
+  // weight_scale_inv tensor ([ceil(rows / R), ceil(cols / C)] for the checkpoint's R x C blocks,
+  // checkpoint_blocks) with row / count in weight rows.
   std::vector<row_run> scale_runs;
   bool prequantized() const { return !scale_runs.empty(); }
+  // How the loaded scales tile the canonical weight (backend/fp8.hpp): {1, 0} per row; a
+  // block-wise checkpoint's blocks where every run starts on a block boundary of both the source
+  // and the canonical rows, else {1, C} (each row its own copy of its block's scales: fused or
+  // sliced rows that do not start on a block boundary).
+  backend::fp8_blocks fp8_blocks{};
+  backend::fp8_blocks checkpoint_blocks{};  // the checkpoint's blocks (block-wise entries only)
+  std::int64_t fp8_scale_count() const { return fp8_blocks.scale_rows(rows) * fp8_blocks.groups(cols); }
   // A pre-quantized entry with static input scales (compressed-tensors "dynamic": false, one
   // `input_scale` per tensor): each run's scale tensor. Empty: inputs quantized per token.
   std::vector<const io::tensor_view*> input_scales;
@@ -74,7 +86,7 @@ struct weight_plan {
 
   plan_entry& operator[](global_slot s) { return globals[std::size_t(s)]; }
   const plan_entry& operator[](global_slot s) const { return globals[std::size_t(s)]; }
-  // Bytes of the weights as loaded: `as` per element, FP8 entries 1 per element + 4 per row.
+  // Bytes of the weights as loaded: `as` per element, FP8 entries 1 per element + 4 per scale.
   std::size_t total_bytes(dtype as) const;
 };
 
@@ -88,15 +100,19 @@ struct weight_plan {
 enum class weight_quantization { none, fp8 };
 // model_config.quantization: "" -> none, "fp8" -> fp8; anything else is refused naming the field.
 weight_quantization parse_quantization(std::string_view name);
+// checkpoint_quantization: config.json's quantization_config (block-wise FP8 checkpoints need its
+// weight_block_size to read their weight_scale_inv tensors).
 weight_plan plan_weights(const arch_description& arch, const model_shape& shape, const io::checkpoint& ckpt,
-                         weight_quantization quantization = weight_quantization::none);
+                         weight_quantization quantization = weight_quantization::none,
+                         const io::checkpoint_quantization& checkpoint_quantization = {});
 
 // Copies an entry's rows and columns into `out` (rows * cols elements of `to`), converting dtype.
 void materialize(const plan_entry& e, dtype to, void* out);
-// A pre-quantized entry's e4m3 bytes (rows * cols) and its fp32 scales (rows), as stored; or
-// only the scales (a per-tensor scale repeated for each of its rows).
+// A pre-quantized entry's e4m3 bytes (rows * cols) and its fp32 scales as they tile the canonical
+// weight (fp8_blocks: [scale_rows][scale_ld], scale_ld >= groups, padding zero; a per-tensor
+// scale repeated for each of its rows), as stored; or only the scales.
 void materialize_fp8(const plan_entry& e, std::uint8_t* data, float* scale);
-void materialize_fp8_scales(const plan_entry& e, float* scale);
+void materialize_fp8_scales(const plan_entry& e, float* scale, std::int64_t scale_ld = 0);  // 0: groups
 // The static input scale of an entry with input_scales: the largest of its runs' scales (fused
 // q|k|v and gate|up share one input and so one scale; vLLM takes the maximum the same way).
 float static_input_scale(const plan_entry& e);

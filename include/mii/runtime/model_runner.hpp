@@ -59,7 +59,8 @@ class model_runner {
     shape_ = model::resolve_shape(Model::describe(Model::name), config_, comm.size(), comm.rank());
     const io::checkpoint ckpt = cfg.random_weights ? io::checkpoint::synthetic() : io::checkpoint::open(dir);
     const model::weight_plan plan =
-        model::plan_weights(Model::describe(Model::name), shape_, ckpt, model::parse_quantization(cfg.quantization));
+        model::plan_weights(Model::describe(Model::name), shape_, ckpt, model::parse_quantization(cfg.quantization),
+                            config_.quantization);
     // Before anything is uploaded: NaN or infinity in a weight would run silently (all-NaN
     // logits, token 0 under greedy decoding). One pass over the mapped file.
     if (cfg.check_weights && !ckpt.is_synthetic()) io::require_finite(ckpt);
