@@ -605,6 +605,35 @@ def render_kv_fp8_table(run, args):
     return "\n".join(lines)
 
 
+def render_fp8_kernels_table(run, args):
+    """linear_fp8 alone (gpu-kernels-bench --what fp8): bf16, FP8 with per-row scales and FP8 with
+    128 x 128 block scales on the same weight shapes, from 1 to 8192 rows."""
+    d = run.doc(args.get("file", "gpu-kernels.json"))
+    cells = {}
+    for r in d["rows"]:
+        if r["bench"] != "fp8":
+            continue
+        m = re.match(r"\[(\d+), (\d+)\] x (\d+) rows, (.+)$", r["name"])
+        if not m:
+            raise MissingData(f"fp8-kernels-table: unexpected row name {r['name']!r}")
+        cells[(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4))] = r
+    if not cells:
+        raise MissingData("fp8-kernels-table: no fp8 rows in the file")
+    lines = [f"{d['gpu']}, gpu-kernels-bench built from {d['commit']}; µs per call (quantization of the input "
+             "included), weight bytes read per µs at 1 and 8 rows, TFLOP/s from 64 rows on.", "",
+             "| weight [out, in] | rows | bf16 | FP8, a scale per row | FP8, 128 × 128 blocks | blocks ÷ per row |",
+             "|---|---|---|---|---|---|"]
+    shapes = sorted({(o, i) for o, i, _, _ in cells}, key=lambda s: -s[0])
+    for o, i in shapes:
+        for n in sorted({n for oo, ii, n, _ in cells if (oo, ii) == (o, i)}):
+            c = {k: cells[(o, i, n, k)] for k in ("bf16", "fp8 row", "fp8 block")}
+            rate = (lambda r: f"{r['gb_s'] / 1e3:.2f} TB/s") if n <= 8 else (lambda r: f"{r['tflops']:,.0f} TFLOP/s")
+            fmt = lambda r: f"{r['us']:.1f} µs ({rate(r)})"
+            lines.append(f"| [{o}, {i}] | {n} | {fmt(c['bf16'])} | {fmt(c['fp8 row'])} | {fmt(c['fp8 block'])} | "
+                         f"{c['fp8 block']['us'] / c['fp8 row']['us']:.2f}× |")
+    return "\n".join(lines)
+
+
 def render_serve_paired(run, args):
     """mii-serve-overhead: the same engine called in-process and through HTTP, request by request in pairs."""
     d = run.doc(args["file"])
@@ -633,7 +662,7 @@ RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
              "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
              "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired,
-             "kv-fp8-table": render_kv_fp8_table}
+             "kv-fp8-table": render_kv_fp8_table, "fp8-kernels-table": render_fp8_kernels_table}
 
 
 # ---- the file ---------------------------------------------------------------------------------
