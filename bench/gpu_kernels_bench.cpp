@@ -176,14 +176,20 @@ std::vector<row> attention_bench(std::mt19937_64& rng, bool kv_fp8) {
   return rows;
 }
 
-std::vector<row> linear_bench(std::mt19937_64& rng) {
-  B::context ctx(0);
-  // Copy ceiling: 512 MiB of floats copied, counted as read + written.
+// The copy ceiling: 512 MiB of floats copied on the device, counted as read + written; µs per copy.
+double measure_copy_gb_s(B::context& ctx, double* us = nullptr) {
   const std::int64_t copy_n = std::int64_t(1) << 27;
   auto src = B::alloc<float>(ctx, copy_n), dst = B::alloc<float>(ctx, copy_n);
   B::fill(ctx, src.data(), copy_n, 1.5f);
   const double copy_us = us_per_call(ctx, 5, 20, [&] { B::copy_2d(ctx, dst.data(), copy_n, src.data(), copy_n, copy_n, 1); });
-  const double copy_gb_s = 2.0 * double(copy_n) * sizeof(float) / copy_us * 1e-3;
+  if (us) *us = copy_us;
+  return 2.0 * double(copy_n) * sizeof(float) / copy_us * 1e-3;
+}
+
+std::vector<row> linear_bench(std::mt19937_64& rng) {
+  B::context ctx(0);
+  double copy_us = 0;
+  const double copy_gb_s = measure_copy_gb_s(ctx, &copy_us);
   std::printf("\ndevice-to-device copy: %.0f GB/s (read + write)\n", copy_gb_s);
   std::vector<row> rows{{"linear", "device-to-device copy", copy_us, 100.0, copy_gb_s}};
 
@@ -227,11 +233,7 @@ std::vector<std::uint8_t> random_e4m3(std::size_t n, std::mt19937_64& rng) {
 std::vector<row> fp8_bench(std::mt19937_64& rng) {
   using mii::backend::fp8_blocks;
   B::context ctx(0);
-  const std::int64_t copy_n = std::int64_t(1) << 27;
-  auto src = B::alloc<float>(ctx, copy_n), dst = B::alloc<float>(ctx, copy_n);
-  B::fill(ctx, src.data(), copy_n, 1.5f);
-  const double copy_us = us_per_call(ctx, 5, 20, [&] { B::copy_2d(ctx, dst.data(), copy_n, src.data(), copy_n, copy_n, 1); });
-  const double copy_gb_s = 2.0 * double(copy_n) * sizeof(float) / copy_us * 1e-3;
+  const double copy_gb_s = measure_copy_gb_s(ctx);
   std::vector<row> rows;
   const std::int64_t max_rows = 8192;
   std::printf("\n%-22s %5s %10s %10s %10s %10s\n", "weight [out, in]", "rows", "scheme", "us/call", "TFLOP/s", "% of copy");

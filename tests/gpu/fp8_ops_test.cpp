@@ -280,6 +280,21 @@ reference host_linear(const linear_case& c, const linear_inputs& in) {
 }
 
 // Runs linear_fp8 on `ctx` (inside a CUDA graph when `graph`) and returns y.
+// Runs f on the stream, or captures it into a CUDA graph and launches that when `graph`.
+template <class D, class F>
+void run_maybe_captured(typename backend::cuda<D>::context& ctx, bool graph, F&& f) {
+  using B = backend::cuda<D>;
+  if (!graph) {
+    f();
+    return;
+  }
+  ctx.synchronize();
+  B::graph_begin(ctx);
+  f();
+  const auto g = B::graph_end(ctx);
+  B::graph_launch(ctx, g);
+}
+
 template <class D>
 std::vector<float> gpu_linear(typename backend::cuda<D>::context& ctx, const linear_case& c, const linear_inputs& in,
                               bool graph = false) {
@@ -292,19 +307,10 @@ std::vector<float> gpu_linear(typename backend::cuda<D>::context& ctx, const lin
   auto ws = upload_raw<D, float>(ctx, in.wq.scale);
   auto xq = B::template alloc<std::uint8_t>(ctx, c.rows * c.in);
   auto xs = B::template alloc<float>(ctx, c.rows);
-  auto run = [&] {
+  run_maybe_captured<D>(ctx, graph, [&] {
     B::linear_fp8(ctx, x.data(), c.rows, c.in, {wd.data(), ws.data()}, c.out, c.bias ? bias.data() : nullptr, y.data(),
                   c.accumulate, {xq.data(), xs.data()});
-  };
-  if (graph) {
-    ctx.synchronize();
-    B::graph_begin(ctx);
-    run();
-    const auto g = B::graph_end(ctx);
-    B::graph_launch(ctx, g);
-    return download<D>(ctx, y.data(), c.rows * c.out);
-  }
-  run();
+  });
   return download<D>(ctx, y.data(), c.rows * c.out);
 }
 
@@ -485,19 +491,10 @@ gpu_block_result gpu_linear_blocks(typename backend::cuda<D>::context& ctx, cons
   auto sd = upload_raw<D, float>(ctx, ws);
   auto xq = B::template alloc<std::uint8_t>(ctx, c.rows * c.in);
   auto xs = B::template alloc<float>(ctx, c.rows * in.groups);
-  auto run = [&] {
+  run_maybe_captured<D>(ctx, graph, [&] {
     B::linear_fp8(ctx, x.data(), c.rows, c.in, {wd.data(), sd.data(), nullptr, c.blocks, scale_ld}, c.out,
                   c.bias ? bias.data() : nullptr, y.data(), c.accumulate, {xq.data(), xs.data()});
-  };
-  if (graph) {
-    ctx.synchronize();
-    B::graph_begin(ctx);
-    run();
-    const auto g = B::graph_end(ctx);
-    B::graph_launch(ctx, g);
-  } else {
-    run();
-  }
+  });
   return {download<D>(ctx, y.data(), c.rows * c.out),
           {download_raw<D>(ctx, xq.data(), c.rows * c.in), download_raw<D>(ctx, xs.data(), c.rows * in.groups)}};
 }
