@@ -26,6 +26,7 @@ struct cost_model {
   double expert_bytes = 0;     // one routed expert of one layer (gate, up, down)
   std::int64_t sparse_layers = 0, experts = 0, top_k = 0;
   double matmul_params = 0;    // multiply-adds per token through the layers (no embedding lookup)
+  double fp8_matmul_params = 0;  // of those, the FP8 linear layers' (their FLOPs at the e4m3 GEMM rate)
   double head_params = 0;      // lm_head multiply-adds per sampled row
   double kv_bytes_per_token = 0;
   double attn_flops_per_pair = 0;  // q·k and p·v FLOPs per (query, key) pair, all layers and heads
@@ -63,9 +64,11 @@ inline double mlp_matrices(layers::mlp_kind mlp, std::int64_t top_k) {
 
 // `mlp`: the architecture's MLP kind (arch_description::mlp); `elem`: bytes per weight and KV
 // element (the compute dtype's); `kv_fp8`: the KV cache holds e4m3 bytes and a 4-byte scale per
-// vector (backend/kv_fp8.hpp). Counts are for the whole model (one rank, no tensor parallelism).
+// vector (backend/kv_fp8.hpp); `fp8_linears`: the dense linear layers run in FP8 (attention and
+// dense MLPs; MoE experts and shared experts stay in the compute dtype, as mii runs them). Counts
+// are for the whole model (one rank, no tensor parallelism).
 inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, const memory_report& m, std::size_t elem,
-                          bool kv_fp8 = false) {
+                          bool kv_fp8 = false, bool fp8_linears = false) {
   cost_model c;
   c.weight_bytes = double(m.weight_bytes);
   const double H = double(s.hidden), F = double(s.ffn), e = double(elem);
@@ -76,11 +79,14 @@ inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, con
     // A hand-made MoE shape without sparse_mlp routes every layer.
     const bool sparse = moe && (s.sparse_mlp.empty() || s.sparse(L));
     c.matmul_params += qkv + o;
+    if (fp8_linears) c.fp8_matmul_params += qkv + o;
     if (sparse) {
       c.matmul_params += double(s.top_k) * 3.0 * H * expert_ffn + 3.0 * H * double(s.shared_ffn);
       ++c.sparse_layers;
     } else {
-      c.matmul_params += mlp_matrices(moe ? layers::mlp_kind::gated : mlp, s.top_k) * H * F;
+      const double dense = mlp_matrices(moe ? layers::mlp_kind::gated : mlp, s.top_k) * H * F;
+      c.matmul_params += dense;
+      if (fp8_linears) c.fp8_matmul_params += dense;
     }
   }
   if (moe) {
@@ -106,6 +112,7 @@ inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, con
 // The measured ceilings the floors are made of (mii-bench --roofline).
 struct ceilings {
   double copy_bytes_per_s = 0, gemm_flops_per_s = 0;
+  double fp8_flops_per_s = 0;  // the e4m3 GEMM rate (0: not measured; FP8 layers then count at the bf16 rate)
   bool known() const { return copy_bytes_per_s > 0 && gemm_flops_per_s > 0; }
 };
 
@@ -115,13 +122,27 @@ inline double prompt_flops(const cost_model& c, double prompt) {
   return prompt * 2.0 * c.matmul_params + 2.0 * c.head_params + c.attn_flops_per_pair * prompt * prompt / 2.0;
 }
 
+// Seconds of compute for `tokens` tokens through the layers' matmuls plus `other_flops` (lm_head,
+// attention) at the GEMM rate, the FP8 linear layers' share at the e4m3 rate where it was measured.
+inline double compute_s(const cost_model& c, const ceilings& m, double tokens, double other_flops) {
+  const double fp8 = m.fp8_flops_per_s > 0 ? c.fp8_matmul_params : 0.0;
+  const double s = (tokens * 2.0 * (c.matmul_params - fp8) + other_flops) / m.gemm_flops_per_s;
+  return fp8 > 0 ? s + tokens * 2.0 * fp8 / m.fp8_flops_per_s : s;
+}
+
+// One prompt's compute (prompt_flops at the rates of compute_s).
+inline double prompt_compute_s(const cost_model& c, const ceilings& m, double prompt) {
+  return compute_s(c, m, prompt, 2.0 * c.head_params + c.attn_flops_per_pair * prompt * prompt / 2.0);
+}
+
 // Batch-1 decode step at `context` cached tokens: the weights it reads and the KV it reads.
 inline double decode_step_floor_s(const cost_model& c, const ceilings& m, double context) {
   return m.copy_bytes_per_s > 0 ? (c.step_weight_bytes(1) + c.kv_bytes_per_token * context) / m.copy_bytes_per_s : 0.0;
 }
 
 // Offline throughput of `requests` requests of (prompt, output) tokens, `concurrency` of them in
-// flight: every prompt at the GEMM rate, then the decode steps. The first output token comes from
+// flight: every prompt at the GEMM rate (FP8 linear layers' FLOPs at the e4m3 rate: compute_s),
+// then the decode steps. The first output token comes from
 // the prompt's forward, so each request decodes output - 1 more, B at a time: requests·(output-1)/B
 // steps. A step of B tokens reads the weights it needs once (MoE: the experts its tokens touch)
 // and each sequence's KV (on average prompt + output/2 tokens) at the copy rate, and computes B
@@ -139,10 +160,10 @@ inline throughput_floor_parts throughput_floor(const cost_model& c, const ceilin
   if (!m.known() || requests <= 0) return f;
   const double B = std::max(1.0, std::min(concurrency, requests));
   const double ctx = prompt + output / 2.0;
-  f.prefill_s = requests * prompt_flops(c, prompt) / m.gemm_flops_per_s;
+  f.prefill_s = requests * prompt_compute_s(c, m, prompt);
   f.decode_steps = requests * std::max(output - 1.0, 0.0) / B;
   const double bytes_s = (c.step_weight_bytes(B) + B * ctx * c.kv_bytes_per_token) / m.copy_bytes_per_s;
-  const double flops_s = B * (2.0 * c.matmul_params + 2.0 * c.head_params + c.attn_flops_per_pair * ctx) / m.gemm_flops_per_s;
+  const double flops_s = compute_s(c, m, B, B * (2.0 * c.head_params + c.attn_flops_per_pair * ctx));
   f.step_s = std::max(bytes_s, flops_s);
   f.memory_bound = bytes_s >= flops_s;
   f.total_s = f.prefill_s + f.decode_steps * f.step_s;

@@ -345,10 +345,13 @@ int main(int argc, char** argv) {
     if (gpu_name != "none") gpu_used_after = mii::cuda_roofline::query().memory_used;
 #endif
     const std::size_t elem = pipe.backend_name() == "host" ? 4 : 2;
+    // FP8 linear layers: quantized while loading, or a pre-quantized checkpoint.
+    const bool fp8_linears = opt.quantization == "fp8" || hf.quantization.fp8;
     const cost_model cost = mii::bench::cost_of(shape, arch_for(hf, opt.model).mlp, mem, elem,
                                                     mii::backend::parse_kv_cache_dtype(opt.kv_cache_dtype) ==
-                                                        mii::backend::kv_cache_dtype::fp8_e4m3);
-    const mii::bench::ceilings ceil{copy_bw, gemm_rate};
+                                                        mii::backend::kv_cache_dtype::fp8_e4m3,
+                                                    fp8_linears);
+    const mii::bench::ceilings ceil{copy_bw, gemm_rate, e4m3_rate};
     std::cerr << "mii-bench: " << pipe.model_name() << " on " << pipe.backend_name() << ", weights "
               << double(mem.weight_bytes) / 1e9 << " GB, KV cache " << double(mem.kv_cache_bytes) / 1e9 << " GB ("
               << mem.kv_blocks << " blocks of " << mem.kv_block_size << "), loaded in " << load_s << " s (open + plan "
@@ -386,11 +389,11 @@ int main(int argc, char** argv) {
           ttft.push_back(times.front() * 1e3);
           step_ms.push_back((times.back() - times.front()) * 1e3 / double(times.size() - 1));
         }
-        const double prefill_flops = mii::bench::prompt_flops(cost, double(opt.prompt_len));
+        const double prefill_s = gemm_rate > 0 ? mii::bench::prompt_compute_s(cost, ceil, double(opt.prompt_len)) : 0;
         const double ms = median(step_ms);
         results.push_back({"latency",
                            {{"batch", "1"}, {"prompt", std::to_string(opt.prompt_len)}, {"gen", std::to_string(opt.gen_len)}},
-                           {{"time_to_first_token", "ms", median(ttft), gemm_rate > 0 ? prefill_flops / gemm_rate * 1e3 : 0},
+                           {{"time_to_first_token", "ms", median(ttft), prefill_s * 1e3},
                             {"decode_step", "ms", ms, decode_floor_s * 1e3},
                             {"decode_tokens_per_s", "tok/s", 1e3 / ms, decode_floor_s > 0 ? 1.0 / decode_floor_s : 0, false}}});
       } else if (sc == "prefill") {
@@ -406,10 +409,12 @@ int main(int argc, char** argv) {
         const double flops = tokens * 2 * cost.matmul_params + double(opt.prefill_batch) * 2 * cost.head_params +
                              double(opt.prefill_batch) * cost.attn_flops_per_pair * double(opt.prefill_len) * double(opt.prefill_len) / 2;
         const double s = median(secs);
+        const double floor_s =
+            gemm_rate > 0 ? double(opt.prefill_batch) * mii::bench::prompt_compute_s(cost, ceil, double(opt.prefill_len)) : 0;
         results.push_back({"prefill",
                            {{"batch", std::to_string(opt.prefill_batch)}, {"prompt", std::to_string(opt.prefill_len)},
                             {"max_batch_tokens", std::to_string(opt.max_batch_tokens)}},
-                           {{"prefill_tokens_per_s", "tok/s", tokens / s, gemm_rate > 0 ? tokens / (flops / gemm_rate) : 0, false},
+                           {{"prefill_tokens_per_s", "tok/s", tokens / s, floor_s > 0 ? tokens / floor_s : 0, false},
                             {"model_tflops", "TFLOP/s", flops / s / 1e12, gemm_rate / 1e12, false}}});
       } else if (sc == "throughput") {
         std::vector<double> secs;
@@ -642,6 +647,7 @@ int main(int argc, char** argv) {
        << ",\"table_bytes\":" << cost.table_bytes << ",\"table_row_bytes\":" << cost.table_row_bytes
        << ",\"expert_bytes\":" << cost.expert_bytes << ",\"sparse_layers\":" << cost.sparse_layers
        << ",\"experts\":" << cost.experts << ",\"top_k\":" << cost.top_k << ",\"matmul_params\":" << cost.matmul_params
+       << ",\"fp8_matmul_params\":" << cost.fp8_matmul_params
        << ",\"head_params\":" << cost.head_params << ",\"kv_bytes_per_token\":" << cost.kv_bytes_per_token
        << ",\"attn_flops_per_pair\":" << cost.attn_flops_per_pair << "},\"results\":[";
     for (std::size_t i = 0; i < results.size(); ++i) {

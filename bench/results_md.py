@@ -460,15 +460,21 @@ def grid_floor(cost, roofline, prompt, output, requests, concurrency):
     bw, gemm = roofline["copy_bytes_per_s"], roofline["bf16_flops_per_s"]
     if not bw or not gemm or requests <= 0:
         return 0.0, 0.0, False
+    fp8_rate = roofline.get("e4m3_flops_per_s") or 0.0
+    fp8 = cost.get("fp8_matmul_params", 0.0) if fp8_rate else 0.0
+
+    def compute_s(tokens, other_flops):  # cost_model.hpp's compute_s(): FP8 linear layers at the e4m3 rate
+        s = (tokens * 2.0 * (cost["matmul_params"] - fp8) + other_flops) / gemm
+        return s + tokens * 2.0 * fp8 / fp8_rate if fp8 > 0 else s
+
     b = max(1.0, min(concurrency, requests))
     ctx = prompt + output / 2.0
-    prompt_flops = (prompt * 2 * cost["matmul_params"] + 2 * cost["head_params"] +
-                    cost["attn_flops_per_pair"] * prompt * prompt / 2.0)
+    prompt_s = compute_s(prompt, 2.0 * cost["head_params"] + cost["attn_flops_per_pair"] * prompt * prompt / 2.0)
     steps = requests * max(output - 1.0, 0.0) / b
     bytes_s = (step_weight_bytes(cost, b) + b * ctx * cost["kv_bytes_per_token"]) / bw
-    flops_s = b * (2 * cost["matmul_params"] + 2 * cost["head_params"] + cost["attn_flops_per_pair"] * ctx) / gemm
+    flops_s = compute_s(b, b * (2.0 * cost["head_params"] + cost["attn_flops_per_pair"] * ctx))
     step = max(bytes_s, flops_s)
-    return requests * prompt_flops / gemm + steps * step, step, bytes_s >= flops_s
+    return requests * prompt_s + steps * step, step, bytes_s >= flops_s
 
 
 def render_grid_table(run, args):
@@ -482,7 +488,10 @@ def render_grid_table(run, args):
         raise MissingData(f"mii-grid-{shape}.json has no grid scenario")
     cost, roof = d["cost_model"], d["roofline"]
     c0 = cells[0]["config"]
-    lines = [f"{SHAPE_NAMES[shape]} shape, bf16 weights (random values), {d['gpu']}, mii commit {commit_of(d)}. Engine "
+    fp8 = d.get("quantization") == "fp8"
+    weights = "FP8 linear layers (e4m3 weights per channel, activations per token; random values)" if fp8 else \
+        "bf16 weights (random values)"
+    lines = [f"{SHAPE_NAMES[shape]} shape, {weights}, {d['gpu']}, mii commit {commit_of(d)}. Engine "
              f"budgets per forward: {int(c0['max_batch_tokens']):,} tokens and {int(c0['max_seqs']):,} sequences; KV "
              f"cache {int(c0['kv_blocks']):,} blocks of {c0['kv_block_size']} tokens. Requests in flight: up to the "
              f"sequence budget and what the KV cache holds at full length (*kv*), lowered where one wave's floor would "
@@ -506,10 +515,14 @@ def render_grid_table(run, args):
                      f"{times(f['floor'] / f['value'] if f['value'] else 0)} | "
                      f"{'memory' if memory_bound else 'compute'} | {num(ref) if ref else '–'} | "
                      f"{times(f['value'] / ref) if ref else ''} |")
-    lines += ["", "Floor: every prompt at the measured GEMM rate, then requests × (output − 1) / in-flight decode "
+    rates = ("the measured GEMM rates (the FP8 linear layers' FLOPs at the e4m3 rate, lm_head and attention at "
+             "bf16's)" if fp8 else "the measured GEMM rate")
+    lines += ["", f"Floor: every prompt at {rates}, then requests × (output − 1) / in-flight decode "
                   "steps, each the longer of its bytes (the weights it reads and each sequence's KV) at the measured copy "
-                  "rate and its FLOPs at the GEMM rate (`bench/cost_model.hpp`). Published column: " + TRTLLM_SOURCE +
-                  "; FP8 weights and a different engine, so the last column compares engines and precisions together."]
+                  f"rate and its FLOPs at {'the same rates' if fp8 else 'the GEMM rate'} (`bench/cost_model.hpp`). "
+                  "Published column: " + TRTLLM_SOURCE +
+                  ("; FP8 weights as here, a different engine." if fp8 else
+                   "; FP8 weights and a different engine, so the last column compares engines and precisions together.")]
     if preempted:
         lines.append(f"Sequences preempted for KV blocks (recomputed): {', '.join(preempted)}.")
     return "\n".join(lines)

@@ -189,6 +189,22 @@ class GridFloor(unittest.TestCase):
                          m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 20, 20))
         self.assertEqual(m.grid_floor(SYNTHETIC_COST, {"copy_bytes_per_s": 0, "bf16_flops_per_s": 0}, 100, 11, 40, 20)[0], 0)
 
+    def test_fp8_linear_layers_count_at_the_e4m3_rate(self):
+        m = results_md_module()
+        # Half of the layers' multiply-adds in FP8 at twice the GEMM rate: 2000 in flight, compute bound, the
+        # step's FLOPs 2000 x (2 x 0.5e9 / 1e14 + (2 x 0.5e9 + 2 x 1e8 + 1e6 x 105.5) / 1e14)... worked out as
+        # 2000 x (1e9 / 2e14 + 1.3055e9 / 1e14) = 0.03611 s; a prompt of 100: 100 x 1e9 / 2e14 +
+        # (100 x 1e9 + 2e8 + 1e6 x 5000) / 1e14 = 1.552e-3 s.
+        cost = dict(SYNTHETIC_COST, fp8_matmul_params=0.5e9)
+        roof = dict(SYNTHETIC_ROOF, e4m3_flops_per_s=2e14)
+        total, step, memory_bound = m.grid_floor(cost, roof, 100, 11, 4000, 2000)
+        self.assertFalse(memory_bound)
+        self.assertAlmostEqual(step, 0.03611, places=10)
+        self.assertAlmostEqual(total, 4000 * 1.552e-3 + 20 * 0.03611, places=8)
+        # No e4m3 rate measured (older runs): every FLOP at the bf16 rate, as before.
+        self.assertEqual(m.grid_floor(cost, SYNTHETIC_ROOF, 100, 11, 4000, 2000),
+                         m.grid_floor(SYNTHETIC_COST, SYNTHETIC_ROOF, 100, 11, 4000, 2000))
+
     def test_moe_step_reads_the_experts_its_tokens_touch(self):
         m = results_md_module()
         cost = dict(SYNTHETIC_COST, experts=8, top_k=2, sparse_layers=32, expert_bytes=1e6, weight_bytes=300e6)

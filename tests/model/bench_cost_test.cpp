@@ -137,6 +137,33 @@ TEST_CASE("bench throughput floor: prompts at the GEMM rate, then decode steps a
 
   // No ceilings measured: no floor.
   CHECK(bench::throughput_floor(c, bench::ceilings{}, 100, 11, 40, 20).total_s == 0.0);
+
+  // Half of the layers' multiply-adds in FP8 linear layers at twice the GEMM rate (GridFloor's
+  // test_fp8_linear_layers_count_at_the_e4m3_rate): a prompt of 100 takes 1.552e-3 s, the
+  // compute-bound step 0.03611 s; without an e4m3 rate, as before.
+  c.fp8_matmul_params = 0.5e9;
+  const bench::ceilings fp8{1e12, 1e14, 2e14};
+  CHECK(bench::prompt_compute_s(c, fp8, 100) == Approx(1.552e-3));
+  f = bench::throughput_floor(c, fp8, 100, 11, 4000, 2000);
+  CHECK(f.step_s == Approx(0.03611));
+  CHECK(f.total_s == Approx(4000 * 1.552e-3 + 20 * 0.03611));
+  CHECK(bench::throughput_floor(c, m, 100, 11, 4000, 2000).total_s == Approx(8.208 + 20 * 0.04611));
+}
+
+TEST_CASE("bench cost model: FP8 linear layers are the attention and dense MLP matrices, not MoE experts",
+          "[model][bench]") {
+  for (const char* fixture : {"llama2", "mixtral"}) {
+    INFO("fixture " << fixture);
+    const bool moe = std::string(fixture) == "mixtral";
+    const auto arch = moe ? models::mixtral::describe(models::mixtral::name) : models::llama::describe(models::llama::name);
+    const auto s = model::resolve_shape(arch, io::load_hf_config(test::fixture_dir(fixture)));
+    const memory_report mem{1, 0, 0, 0};
+    const auto plain = bench::cost_of(s, arch.mlp, mem, 2), fp8 = bench::cost_of(s, arch.mlp, mem, 2, false, true);
+    CHECK(plain.fp8_matmul_params == 0.0);
+    CHECK(fp8.matmul_params == plain.matmul_params);
+    const double attention = double(s.layers) * double(s.hidden) * double((2 * s.heads + 2 * s.kv_heads) * s.head_dim);
+    CHECK(fp8.fp8_matmul_params == Approx(moe ? attention : plain.matmul_params));
+  }
 }
 
 TEST_CASE("bench grid plan: KV-capped concurrency, whole waves in the time budget, lower concurrency past it",
