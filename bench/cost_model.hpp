@@ -64,9 +64,9 @@ inline double mlp_matrices(layers::mlp_kind mlp, std::int64_t top_k) {
 
 // `mlp`: the architecture's MLP kind (arch_description::mlp); `elem`: bytes per weight and KV
 // element (the compute dtype's); `kv_fp8`: the KV cache holds e4m3 bytes and a 4-byte scale per
-// vector (backend/kv_fp8.hpp); `fp8_linears`: the dense linear layers run in FP8 (attention and
-// dense MLPs; MoE experts and shared experts stay in the compute dtype, as mii runs them). Counts
-// are for the whole model (one rank, no tensor parallelism).
+// vector (backend/kv_fp8.hpp); `fp8_linears`: the linear layers run in FP8 (attention, dense
+// MLPs, MoE experts and shared experts; one byte per weight and a 4-byte scale per output row).
+// Counts are for the whole model (one rank, no tensor parallelism).
 inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, const memory_report& m, std::size_t elem,
                           bool kv_fp8 = false, bool fp8_linears = false) {
   cost_model c;
@@ -81,7 +81,9 @@ inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, con
     c.matmul_params += qkv + o;
     if (fp8_linears) c.fp8_matmul_params += qkv + o;
     if (sparse) {
-      c.matmul_params += double(s.top_k) * 3.0 * H * expert_ffn + 3.0 * H * double(s.shared_ffn);
+      const double routed = double(s.top_k) * 3.0 * H * expert_ffn + 3.0 * H * double(s.shared_ffn);
+      c.matmul_params += routed;
+      if (fp8_linears) c.fp8_matmul_params += routed;
       ++c.sparse_layers;
     } else {
       const double dense = mlp_matrices(moe ? layers::mlp_kind::gated : mlp, s.top_k) * H * F;
@@ -92,7 +94,7 @@ inline cost_model cost_of(const model::model_shape& s, layers::mlp_kind mlp, con
   if (moe) {
     c.experts = s.experts;
     c.top_k = s.top_k;
-    c.expert_bytes = 3.0 * H * expert_ffn * e;
+    c.expert_bytes = fp8_linears ? 3.0 * H * expert_ffn + 4.0 * (2.0 * expert_ffn + H) : 3.0 * H * expert_ffn * e;
   }
   c.head_params = double(s.vocab) * double(s.embed_dim);
   if (!s.tied_embeddings) {  // tied: the table is the lm_head, read whole for the sampled rows

@@ -7,7 +7,7 @@
 #   bash bench/run_gpu_bench.sh issue19                  upload tests, mixtral, coldstart (both shapes),
 #                                                        grid (llama3-8b)
 #   bash bench/run_gpu_bench.sh fp8 [llama3-8b]          bf16 and FP8 weights side by side (latency,
-#                                                        prefill, throughput; FP8_SCENARIOS), then the
+#                                                        prefill, throughput; FP8_SCENARIOS, FP8_REPEATS), then the
 #                                                        grid with FP8 weights when FP8_GRID=1
 #   bash bench/run_gpu_bench.sh kvfp8 [llama3-8b]        bf16 and FP8 KV cache side by side: decode at a
 #                                                        long context (KV_PROMPT, 8000) and a grid cell
@@ -84,6 +84,7 @@ run_fp8() {
     for q in bf16 fp8; do
       ./build-gpu/bench/mii-bench --model "bench/configs/$m" --random-weights --roofline \
         --scenario "${FP8_SCENARIOS:-latency,prefill,throughput}" $([[ $q == fp8 ]] && echo --quantization fp8) \
+        ${FP8_REPEATS:+--repeats $FP8_REPEATS} \
         --label "mii-$q-$m" --out "$res" 2>&1 | tee "$log/mii-$q-$m.log" | tail -12 || { echo "$q $m failed"; failed=1; }
       echo "$q $m done: ${SECONDS}s"
     done

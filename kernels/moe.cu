@@ -179,14 +179,27 @@ void cuda<DType>::moe(context& ctx, const T* x, std::int64_t rows, std::int64_t 
   T* inner = st.moe_inner.as<T>(std::size_t(slots * ffn));
   T* y = st.moe_y.as<T>(std::size_t(slots * hidden));
   gather_rows(ctx, x, hidden, d_order, std::int32_t(slots), xg);
+  // One projection of rows n: FP8 where the expert has it (its rows quantized per token into the
+  // shared scratch, which the stream's next call reuses only after this one), else the GEMM.
+  auto project = [&](const T* in, std::int64_t n, std::int64_t in_dim, const T* wt, const fp8_weight* q,
+                     std::int64_t out_dim, T* out_rows) {
+    if (q && q->data) linear_fp8(ctx, in, n, in_dim, *q, out_dim, nullptr, out_rows, false, w.scratch);
+    else linear(ctx, in, n, in_dim, wt, out_dim, nullptr, out_rows);
+  };
+  auto fp8_of = [](std::span<const fp8_weight> v, std::int64_t e) {
+    return std::int64_t(v.size()) > e ? &v[std::size_t(e)] : nullptr;
+  };
   for (std::int64_t e = 0; e < experts; ++e) {
     const std::int64_t begin = first[std::size_t(e)], n = first[std::size_t(e) + 1] - begin;
-    if (n > 0) linear(ctx, xg + begin * hidden, n, hidden, w.up[std::size_t(e)], 2 * ffn, nullptr, gate_up + begin * 2 * ffn);
+    if (n > 0)
+      project(xg + begin * hidden, n, hidden, w.up[std::size_t(e)], fp8_of(w.up_fp8, e), 2 * ffn,
+              gate_up + begin * 2 * ffn);
   }
   gated_act<A>(ctx, gate_up, slots, ffn, inner);
   for (std::int64_t e = 0; e < experts; ++e) {
     const std::int64_t begin = first[std::size_t(e)], n = first[std::size_t(e) + 1] - begin;
-    if (n > 0) linear(ctx, inner + begin * ffn, n, ffn, w.down[std::size_t(e)], hidden, nullptr, y + begin * hidden);
+    if (n > 0)
+      project(inner + begin * ffn, n, ffn, w.down[std::size_t(e)], fp8_of(w.down_fp8, e), hidden, y + begin * hidden);
   }
 
   // The shared expert over all rows. Its intermediates reuse the routed experts' scratch, which
@@ -194,13 +207,13 @@ void cuda<DType>::moe(context& ctx, const T* x, std::int64_t rows, std::int64_t 
   // its old block only after the device is idle), and its output goes where the gathered rows
   // were (slots >= rows).
   T* shared = nullptr;
-  if (w.shared_up) {
+  if (w.has_shared()) {
     T* s_gate_up = st.moe_gate_up.as<T>(std::size_t(rows * 2 * w.shared_ffn));
     T* s_inner = st.moe_inner.as<T>(std::size_t(rows * w.shared_ffn));
     shared = st.moe_x.as<T>(std::size_t(slots * hidden));
-    linear(ctx, x, rows, hidden, w.shared_up, 2 * w.shared_ffn, nullptr, s_gate_up);
+    project(x, rows, hidden, w.shared_up, &w.shared_up_fp8, 2 * w.shared_ffn, s_gate_up);
     gated_act<A>(ctx, s_gate_up, rows, w.shared_ffn, s_inner);
-    linear(ctx, s_inner, rows, w.shared_ffn, w.shared_down, hidden, nullptr, shared);
+    project(s_inner, rows, w.shared_ffn, w.shared_down, &w.shared_down_fp8, hidden, shared);
   }
 
   // Mix.

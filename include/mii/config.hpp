@@ -25,7 +25,7 @@ struct model_config {
   bool all_rank_output = false;
   // When set ("bf16", "fp16", "fp32"), must match the dtype the binary computes in.
   std::optional<std::string> dtype;
-  // "fp8": the dense linear layers' weights (attention qkv / o, MLP gate-up / down) are quantized
+  // "fp8": the linear layers' weights (attention qkv / o, MLP gate-up / down, MoE experts) are quantized
   // to FP8 e4m3 while loading, one scale per output channel, and their inputs per token at run
   // time (vLLM's dynamic FP8; docs/quantization.md). Empty: every weight in the compute dtype.
   std::string quantization;

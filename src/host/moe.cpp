@@ -9,6 +9,22 @@
 #include <mii/error.hpp>
 
 namespace mii::backend {
+namespace {
+
+// One row through one expert projection: FP8 where the expert has it (its row quantized per
+// token, as a dense layer's), else the compute-dtype weight.
+void expert_linear(host::context& ctx, const float* x, std::int64_t in, const float* w, const fp8_weight& q,
+                   std::int64_t out, float* y, fp8_scratch scratch) {
+  if (q.data) host::linear_fp8(ctx, x, 1, in, q, out, nullptr, y, false, scratch);
+  else host::linear(ctx, x, 1, in, w, out, nullptr, y);
+}
+
+const fp8_weight& at(std::span<const fp8_weight> v, std::int64_t e) {
+  static const fp8_weight none{};
+  return std::int64_t(v.size()) > e ? v[std::size_t(e)] : none;
+}
+
+}  // namespace
 
 template <layers::activation A>
 void host::moe(context& ctx, const float* x, std::int64_t rows, std::int64_t hidden, const moe_weights<float>& w,
@@ -41,21 +57,21 @@ void host::moe(context& ctx, const float* x, std::int64_t rows, std::int64_t hid
     for (std::int64_t k = 0; k < w.top_k; ++k) {
       const int e = order[std::size_t(k)];
       const float weight = w.renormalise ? p[std::size_t(e)] / chosen : p[std::size_t(e)];
-      linear(ctx, xr, 1, hidden, w.up[std::size_t(e)], 2 * ffn, nullptr, gate_up.data());
+      expert_linear(ctx, xr, hidden, w.up[std::size_t(e)], at(w.up_fp8, e), 2 * ffn, gate_up.data(), w.scratch);
       gated_act<A>(ctx, gate_up.data(), 1, ffn, inner.data());
-      linear(ctx, inner.data(), 1, ffn, w.down[std::size_t(e)], hidden, nullptr, y.data());
+      expert_linear(ctx, inner.data(), ffn, w.down[std::size_t(e)], at(w.down_fp8, e), hidden, y.data(), w.scratch);
       for (std::int64_t i = 0; i < hidden; ++i) o[i] += weight * y[std::size_t(i)];
     }
-    if (w.shared_up) {  // Qwen2-MoE: every token also runs the shared expert, scaled by its gate
+    if (w.has_shared()) {  // Qwen2-MoE: every token also runs the shared expert, scaled by its gate
       float scale = 1.0f;
       if (w.shared_gate) {
         double dot = 0;
         for (std::int64_t i = 0; i < hidden; ++i) dot += double(xr[i]) * w.shared_gate[i];
         scale = float(1.0 / (1.0 + std::exp(-dot)));
       }
-      linear(ctx, xr, 1, hidden, w.shared_up, 2 * w.shared_ffn, nullptr, gate_up.data());
+      expert_linear(ctx, xr, hidden, w.shared_up, w.shared_up_fp8, 2 * w.shared_ffn, gate_up.data(), w.scratch);
       gated_act<A>(ctx, gate_up.data(), 1, w.shared_ffn, inner.data());
-      linear(ctx, inner.data(), 1, w.shared_ffn, w.shared_down, hidden, nullptr, y.data());
+      expert_linear(ctx, inner.data(), w.shared_ffn, w.shared_down, w.shared_down_fp8, hidden, y.data(), w.scratch);
       for (std::int64_t i = 0; i < hidden; ++i) o[i] += scale * y[std::size_t(i)];
     }
   }

@@ -281,7 +281,7 @@ struct planner {
   }
 };
 
-// Pre-quantized FP8 checkpoints: an entry of a dense linear weight whose tensors hold e4m3 bytes
+// Pre-quantized FP8 checkpoints: an entry of a linear weight (MoE experts too) whose tensors hold e4m3 bytes
 // takes the matching rows of their `.weight_scale` tensors (per channel [rows, 1] or [rows], per
 // tensor [1] or []), or of their `.weight_scale_inv` tensors (block-wise: [ceil(rows / R),
 // ceil(cols / C)] for config.json's weight_block_size [R, C]); e4m3 anywhere else is refused
@@ -364,60 +364,82 @@ void settle_blocks(plan_entry& e, backend::fp8_blocks blocks) {
   e.fp8_blocks = aligned ? blocks : backend::fp8_blocks{1, blocks.cols};
 }
 
-void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, const io::checkpoint_quantization& q,
-                       std::set<std::string, std::less<>>& used) {
-  auto refuse_f8 = [&](const plan_entry& e) {
-    for (const auto& r : e.runs)
-      if (r.tensor->type == dtype::f8_e4m3)
-        fail(where(*r.tensor), " is F8_E4M3, but mii runs FP8 for the dense linear layers only (attention qkv / o, "
-             "MLP gate-up / down); ", e.what, " must be stored as BF16, F16 or F32");
-  };
-  for (const auto& e : plan.globals) refuse_f8(e);
-  for (const auto* group : {&plan.expert_up, &plan.expert_down})
-    for (const auto& l : *group)
-      for (const auto& e : l) refuse_f8(e);
+void refuse_f8(const plan_entry& e) {
+  for (const auto& r : e.runs)
+    if (r.tensor->type == dtype::f8_e4m3)
+      fail(where(*r.tensor), " is F8_E4M3, but mii runs FP8 for the linear layers only (attention qkv / o, MLP "
+           "gate-up / down, MoE experts and shared experts); ", e.what, " must be stored as BF16, F16 or F32");
+}
+
+// One linear entry of a pre-quantized checkpoint: its scales attached and checked when its
+// tensors hold e4m3 bytes. Returns whether it is FP8.
+bool attach_entry_scales(plan_entry& e, const io::checkpoint& ckpt, const io::checkpoint_quantization& q,
+                         std::set<std::string, std::less<>>& used) {
+  std::size_t f8 = 0;
+  for (const auto& r : e.runs) f8 += r.tensor->type == dtype::f8_e4m3;
+  if (f8 == 0) return false;
   const bool block_wise = q.block_cols > 0;
   const backend::fp8_blocks blocks{q.block_rows, q.block_cols};
+  for (const auto& r : e.runs) {
+    const io::tensor_view& t = *r.tensor;
+    if (t.type != dtype::f8_e4m3)
+      fail(where(t), " is ", dtype_name(t.type), " while the rest of ", e.what,
+           " is F8_E4M3: a quantized checkpoint must quantize all of it");
+    // transformers 5 re-saves experts stacked ([experts, rows, cols]); FP8 checkpoints, its own
+    // included, keep one tensor per expert and projection, each with its scales.
+    if (t.shape.size() != 2)
+      fail(where(t), " is F8_E4M3 of shape ", t.shape_string(), ": FP8 experts stacked in one tensor are not "
+           "supported; store one tensor per expert and projection (the hub's layout, as FP8 checkpoints are released)");
+    const std::string base = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
+    if (block_wise) attach_block_scales(e, r, base, blocks, ckpt, used);
+    else attach_row_scales(e, r, base, ckpt, used);
+  }
+  if (block_wise) settle_blocks(e, blocks);
+  if (!e.input_scales.empty() && e.input_scales.size() != e.runs.size())
+    fail(where(*e.runs.front().tensor), ": some projections of ", e.what,
+         " have a static input_scale and others none; a checkpoint quantizes all of them one way");
+  for (const auto* in : e.input_scales)
+    if (!(static_input_scale_value(*in) > 0.0f) || !std::isfinite(static_input_scale_value(*in)))
+      fail(where(*in), " is ", static_input_scale_value(*in), "; an input scale must be a finite number > 0");
+  e.fp8 = true;
+  return true;
+}
+
+// The layer slots that hold linear weights FP8 may quantize.
+bool fp8_linear_slot(layer_slot slot) {
+  return slot == layer_slot::qkv_w || slot == layer_slot::o_w || slot == layer_slot::up_w ||
+         slot == layer_slot::down_w || slot == layer_slot::shared_up_w || slot == layer_slot::shared_down_w;
+}
+
+void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, const io::checkpoint_quantization& q,
+                       std::set<std::string, std::less<>>& used) {
+  for (const auto& e : plan.globals) refuse_f8(e);
   std::size_t quantized = 0;
   for (auto& layer : plan.layers)
     for (std::size_t s = 0; s < layer.size(); ++s) {
       plan_entry& e = layer[s];
-      const auto slot = layer_slot(s);
-      const bool linear = slot == layer_slot::qkv_w || slot == layer_slot::o_w || slot == layer_slot::up_w ||
-                          slot == layer_slot::down_w;
-      if (!linear || !e.present()) {
-        refuse_f8(e);
-        continue;
-      }
-      std::size_t f8 = 0;
-      for (const auto& r : e.runs) f8 += r.tensor->type == dtype::f8_e4m3;
-      if (f8 == 0) continue;
-      for (const auto& r : e.runs) {
-        const io::tensor_view& t = *r.tensor;
-        if (t.type != dtype::f8_e4m3)
-          fail(where(t), " is ", dtype_name(t.type), " while the rest of ", e.what,
-               " is F8_E4M3: a quantized checkpoint must quantize all of it");
-        const std::string base = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
-        if (block_wise) attach_block_scales(e, r, base, blocks, ckpt, used);
-        else attach_row_scales(e, r, base, ckpt, used);
-      }
-      if (block_wise) settle_blocks(e, blocks);
-      ++quantized;
-      if (!e.input_scales.empty() && e.input_scales.size() != e.runs.size())
-        fail(where(*e.runs.front().tensor), ": some projections of ", e.what,
-             " have a static input_scale and others none; a checkpoint quantizes all of them one way");
-      for (const auto* in : e.input_scales)
-        if (!(static_input_scale_value(*in) > 0.0f) || !std::isfinite(static_input_scale_value(*in)))
-          fail(where(*in), " is ", static_input_scale_value(*in), "; an input scale must be a finite number > 0");
-      e.fp8 = true;
+      if (!fp8_linear_slot(layer_slot(s)) || !e.present()) refuse_f8(e);
+      else quantized += attach_entry_scales(e, ckpt, q, used);
     }
+  for (auto* group : {&plan.expert_up, &plan.expert_down})
+    for (auto& l : *group)
+      for (auto& e : l) {
+        // A static input scale per expert would give each expert's rows their own scale; vLLM
+        // takes the largest over the experts instead. Neither is checked against an oracle here.
+        if (attach_entry_scales(e, ckpt, q, used) && !e.input_scales.empty())
+          fail(where(*e.input_scales.front()), ": static input scales on MoE experts are not supported (the "
+               "checkpoint's experts quantize their inputs with fixed scales); use a checkpoint with dynamic "
+               "activation scales (compressed-tensors FP8_DYNAMIC, or transformers' block-wise FP8)");
+        else quantized += e.fp8;
+      }
   // A config that says FP8 over unquantized weights would otherwise run them unquantized, silently.
   if (q.fp8 && quantized == 0) {
+    const bool block_wise = q.block_cols > 0;
     const io::tensor_view* any = nullptr;
     for (const auto& e : plan.globals)
       if (e.present() && !any) any = e.runs.front().tensor;
     fail(any && any->file ? any->file->string() + ": " : std::string(),
-         "no dense linear weight is F8_E4M3, but config.json's quantization_config says the checkpoint is FP8 (",
+         "no linear weight is F8_E4M3, but config.json's quantization_config says the checkpoint is FP8 (",
          block_wise ? "quant_method \"fp8\"" : "compressed-tensors",
          "); remove quantization_config to run these weights as they are (model_config.quantization = \"fp8\" "
          "quantizes them while loading)");
@@ -440,10 +462,14 @@ weight_plan plan_weights(const arch_description& arch, const model_shape& shape,
     attach_fp8_scales(plan, ckpt, checkpoint_quantization, used);
     refuse_unused_tensors(arch, shape, ckpt, used);
   }
-  if (quantization == weight_quantization::fp8)
+  if (quantization == weight_quantization::fp8) {
     for (auto& layer : plan.layers)
-      for (layer_slot s : {layer_slot::qkv_w, layer_slot::o_w, layer_slot::up_w, layer_slot::down_w})
-        if (auto& e = layer[std::size_t(s)]; e.present() && !e.vector) e.fp8 = true;
+      for (std::size_t s = 0; s < layer.size(); ++s)
+        if (auto& e = layer[s]; fp8_linear_slot(layer_slot(s)) && e.present() && !e.vector) e.fp8 = true;
+    for (auto* group : {&plan.expert_up, &plan.expert_down})
+      for (auto& l : *group)
+        for (auto& e : l) e.fp8 = true;
+  }
   return plan;
 }
 

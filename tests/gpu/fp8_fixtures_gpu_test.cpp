@@ -26,7 +26,10 @@ TEST_CASE("FP8 fixtures on the GPU match torch's FP8 model (bf16)", "[gpu][model
   check_fixture<models::qwen3>("qwen3", "qwen3", false, 0, fp8_config(), "fp8");
   check_fixture<models::phi3>("phi3", "phi3", false, 0, fp8_config(), "fp8");
   check_fixture<models::gemma2>("gemma2", "gemma2", false, 0, fp8_config(), "fp8");
+  // MoE: every expert (and Qwen2-MoE's shared expert) through linear_fp8, a call per expert.
   check_fixture<models::mixtral>("mixtral", "mixtral", true, 0, fp8_config(), "fp8");
+  check_fixture<models::qwen3_moe>("qwen3_moe", "qwen3_moe", true, 0, fp8_config(), "fp8");
+  check_fixture<models::qwen2_moe>("qwen2_moe", "qwen2_moe", true, 0, fp8_config(), "fp8");
 }
 
 TEST_CASE("compressed-tensors FP8 checkpoints on the GPU match torch (bf16)", "[gpu][model][fp8]") {
@@ -43,6 +46,8 @@ TEST_CASE("compressed-tensors FP8 checkpoints on the GPU match torch (bf16)", "[
 TEST_CASE("block-wise FP8 checkpoints written by transformers on the GPU match torch (bf16)", "[gpu][model][fp8]") {
   check_fixture<models::llama>("llama3_fp8_block32x64", "llama3_fp8_block32x64", false, 0, test::fixture_config(), "fp8");
   check_fixture<models::qwen2>("qwen2_fp8_block16x32", "qwen2_fp8_block16x32", false, 0, test::fixture_config(), "fp8");
+  check_fixture<models::qwen3_moe>("qwen3_moe_fp8_block16x16", "qwen3_moe_fp8_block16x16", true, 0,
+                                   test::fixture_config(), "fp8");
 }
 
 // The FP8 KV cache (backend/kv_fp8.hpp) end to end: torch's model whose cache rounds its keys and

@@ -777,3 +777,79 @@ TEST_CASE("fp8 linear bandwidth", "[gpu][.fp8bench]") {
     }
   }
 }
+
+// MoE with FP8 experts (backend/moe_weights.hpp): every expert's gate|up and down as e4m3 bytes
+// with a scale per row, the cuda op (grouped rows, linear_fp8 per expert: the GEMV for a few rows,
+// cuBLASLt past 8) against the host's (token by token) over the same bytes and scales. The
+// inner activations are bf16/fp16 on the GPU and fp32 on the host, so a few round to the
+// neighbouring e4m3 code (a step is 1/16 to 1/8 of the value): the bound is the bf16 GEMM
+// tolerance of the unquantized MoE test (ops_test.cpp) plus that.
+TEMPLATE_TEST_CASE("cuda moe with FP8 experts matches host", "[gpu][fp8]", bf16_t, fp16_t) {
+  using D = TestType;
+  using B = backend::cuda<D>;
+  auto& ctx = shared_context<D>();
+  auto rng = rng_for("moe fp8");
+  struct config {
+    std::int64_t hidden, experts, top_k, ffn;
+  };
+  auto quantize_rows = [](const std::vector<float>& w, std::int64_t rows, std::int64_t cols) {
+    return host_quantize(w, rows, cols);  // per output row: the weight scheme of backend/fp8.hpp
+  };
+  for (const config c : {config{64, 8, 2, 96}, config{128, 4, 1, 64}}) {
+    for (const std::int64_t rows : {1, 5, 37, 300}) {
+      INFO(dtype_label<D> << " rows " << rows << " hidden " << c.hidden << " experts " << c.experts << " top_k "
+                          << c.top_k << " ffn " << c.ffn);
+      const auto x_h = random_values<D>(rng, rows * c.hidden);
+      const auto router_h = random_values<D>(rng, c.experts * c.hidden);
+      std::vector<quantized> up_q, down_q;
+      std::vector<device_buffer<D, std::uint8_t>> up_d, down_d;
+      std::vector<device_buffer<D, float>> up_s, down_s;
+      std::vector<backend::fp8_weight> up_w, down_w, up_w_h, down_w_h;
+      for (std::int64_t e = 0; e < c.experts; ++e) {
+        up_q.push_back(quantize_rows(random_values<D>(rng, 2 * c.ffn * c.hidden, -0.3f, 0.3f), 2 * c.ffn, c.hidden));
+        down_q.push_back(quantize_rows(random_values<D>(rng, c.hidden * c.ffn, -0.3f, 0.3f), c.hidden, c.ffn));
+        up_d.push_back(upload_raw<D>(ctx, up_q.back().data));
+        up_s.push_back(upload_raw<D>(ctx, up_q.back().scale));
+        down_d.push_back(upload_raw<D>(ctx, down_q.back().data));
+        down_s.push_back(upload_raw<D>(ctx, down_q.back().scale));
+      }
+      for (std::int64_t e = 0; e < c.experts; ++e) {
+        const auto i = std::size_t(e);
+        up_w.push_back({up_d[i].data(), up_s[i].data()});
+        down_w.push_back({down_d[i].data(), down_s[i].data()});
+        up_w_h.push_back({up_q[i].data.data(), up_q[i].scale.data()});
+        down_w_h.push_back({down_q[i].data.data(), down_q[i].scale.data()});
+      }
+      const std::vector<const D*> no_ptrs(std::size_t(c.experts), nullptr);
+      const std::vector<const float*> no_ptrs_h(std::size_t(c.experts), nullptr);
+      const std::int64_t widest = std::max(c.hidden, c.ffn);
+      auto xq = B::template alloc<std::uint8_t>(ctx, rows * widest);
+      auto xs = B::template alloc<float>(ctx, rows);
+      auto x = upload<D>(ctx, x_h);
+      auto router = upload<D>(ctx, router_h);
+      auto out = B::template alloc<D>(ctx, rows * c.hidden);
+      poison<D>(ctx, out.data(), rows * c.hidden);
+      backend::moe_weights<D> w{.router = router.data(), .experts = c.experts, .top_k = c.top_k, .up = no_ptrs,
+                                .down = no_ptrs, .ffn = c.ffn};
+      w.up_fp8 = up_w;
+      w.down_fp8 = down_w;
+      w.scratch = {xq.data(), xs.data()};
+      B::template moe<layers::activation::silu>(ctx, x.data(), rows, c.hidden, w, out.data());
+      const auto got = download<D>(ctx, out.data(), rows * c.hidden);
+
+      std::vector<std::uint8_t> xq_h(std::size_t(rows * widest));
+      std::vector<float> xs_h(static_cast<std::size_t>(rows)), ref(static_cast<std::size_t>(rows * c.hidden));
+      backend::moe_weights<float> w_h{.router = router_h.data(), .experts = c.experts, .top_k = c.top_k,
+                                      .up = no_ptrs_h, .down = no_ptrs_h, .ffn = c.ffn};
+      w_h.up_fp8 = up_w_h;
+      w_h.down_fp8 = down_w_h;
+      w_h.scratch = {xq_h.data(), xs_h.data()};
+      backend::host::moe<layers::activation::silu>(host_context(), x_h.data(), rows, c.hidden, w_h, ref.data());
+      CHECK(count_nan(got) == 0);
+      const double err = rel_l2(got, ref);
+      CHECK(err <= 3e-2);
+      if (rows == 300) std::printf("moe fp8 %s hidden %ld experts %ld: rel L2 %.2e\n", dtype_label<D>, long(c.hidden),
+                                   long(c.experts), err);
+    }
+  }
+}

@@ -150,7 +150,7 @@ TEST_CASE("bench throughput floor: prompts at the GEMM rate, then decode steps a
   CHECK(bench::throughput_floor(c, m, 100, 11, 4000, 2000).total_s == Approx(8.208 + 20 * 0.04611));
 }
 
-TEST_CASE("bench cost model: FP8 linear layers are the attention and dense MLP matrices, not MoE experts",
+TEST_CASE("bench cost model: FP8 linear layers are the attention, dense MLP and MoE expert matrices",
           "[model][bench]") {
   for (const char* fixture : {"llama2", "mixtral"}) {
     INFO("fixture " << fixture);
@@ -161,8 +161,12 @@ TEST_CASE("bench cost model: FP8 linear layers are the attention and dense MLP m
     const auto plain = bench::cost_of(s, arch.mlp, mem, 2), fp8 = bench::cost_of(s, arch.mlp, mem, 2, false, true);
     CHECK(plain.fp8_matmul_params == 0.0);
     CHECK(fp8.matmul_params == plain.matmul_params);
-    const double attention = double(s.layers) * double(s.hidden) * double((2 * s.heads + 2 * s.kv_heads) * s.head_dim);
-    CHECK(fp8.fp8_matmul_params == Approx(moe ? attention : plain.matmul_params));
+    CHECK(fp8.fp8_matmul_params == Approx(plain.matmul_params));
+    if (moe) {  // an expert's bytes: gate, up and down in e4m3 and a 4-byte scale per row
+      const double H = double(s.hidden), F = double(s.expert_ffn);
+      CHECK(plain.expert_bytes == Approx(3 * H * F * 2));
+      CHECK(fp8.expert_bytes == Approx(3 * H * F + 4 * (2 * F + H)));
+    }
   }
 }
 

@@ -55,6 +55,12 @@ struct fixture_check_options {
   // the reference's token is then fed on, and at most greedy_max_mismatches picks may differ.
   double greedy_near_tie = 0;
   int greedy_max_mismatches = 0;
+  // Logits rows {prompt, position} held to knife_edge_tolerance instead (relative to the prompt's
+  // largest |logit|, as every row): each one a measured case of an FP8 rounding that the order of
+  // fp32 sums decides (an activation within a few fp32 ulps of the midpoint between two e4m3
+  // codes), named where it is set. Every other row keeps `tolerance`.
+  std::vector<std::pair<int, std::int64_t>> knife_edge_rows;
+  double knife_edge_tolerance = 0;
 };
 
 template <class Model>
@@ -70,8 +76,22 @@ void check_fixture(const std::string& fixture, const std::string& reference_fixt
     for (int s = 0; s < n; ++s) {
       INFO(what << ", prompt " << s);
       REQUIRE(got[std::size_t(s)].size() == ref.logits[std::size_t(s)].size());
-      CHECK(test::max_relative_error(got[std::size_t(s)].data(), ref.logits[std::size_t(s)].data(),
-                                     got[std::size_t(s)].size()) <= tolerance);
+      std::vector<float> held = got[std::size_t(s)];
+      const std::vector<float>& want = ref.logits[std::size_t(s)];
+      const std::size_t V = std::size_t(ref.vocab);
+      for (const auto& [prompt, row] : options.knife_edge_rows) {
+        if (prompt != s) continue;
+        INFO("knife-edge row " << row);
+        REQUIRE((std::size_t(row) + 1) * V <= held.size());
+        // The row against the prompt's scale: its difference over the largest |logit| of the prompt.
+        double diff = 0, scale = 0;
+        for (std::size_t i = 0; i < want.size(); ++i) scale = std::max(scale, double(std::fabs(want[i])));
+        for (std::size_t i = std::size_t(row) * V; i < (std::size_t(row) + 1) * V; ++i)
+          diff = std::max(diff, double(std::fabs(held[i] - want[i])));
+        CHECK(diff / scale <= options.knife_edge_tolerance);
+        std::copy_n(want.begin() + std::ptrdiff_t(std::size_t(row) * V), V, held.begin() + std::ptrdiff_t(std::size_t(row) * V));
+      }
+      CHECK(test::max_relative_error(held.data(), want.data(), held.size()) <= tolerance);
     }
   };
 

@@ -3,8 +3,8 @@
 // of weight_block_size, inputs quantized per group of the block's columns at run time.
 // - Checkpoints written by transformers 5.17 on the GPU machine
 //   (tests/fixtures/make_fp8_block_references.py): llama3 in 32 x 64 blocks and qwen2 (q/k/v
-//   biases) in 16 x 32 blocks match torch's logits of the same bytes and scales within 1e-4, and
-//   their greedy tokens.
+//   biases) in 16 x 32 blocks and qwen3-moe (FP8 experts) in 16 x 16 blocks match torch's logits
+//   of the same bytes and scales within 1e-4, and their greedy tokens.
 // - The host op against a direct double-precision computation of the scheme.
 // - Blocks that fused rows do not start on (v_proj at row 160 of q|k|v in 64-row blocks) are
 //   copied per row: the results are bit for bit those of a checkpoint that stores one scale per
@@ -126,6 +126,13 @@ TEST_CASE("block-wise FP8 checkpoint written by transformers (llama3, 32 x 64 bl
 TEST_CASE("block-wise FP8 checkpoint written by transformers (qwen2, qkv bias, 16 x 32 blocks) matches torch",
           "[model][fp8]") {
   test::check_fixture<models::qwen2>("qwen2_fp8_block16x32", "qwen2_fp8_block16x32", block_options());
+}
+
+TEST_CASE("block-wise FP8 MoE checkpoint written by transformers (qwen3-moe, 16 x 16 blocks) matches torch",
+          "[model][fp8]") {
+  // transformers writes each expert's gate / up / down with its own weight_scale_inv (the hub's
+  // layout, as Qwen3-30B-A3B-FP8 is released); the router stays float32.
+  test::check_fixture<models::qwen3_moe>("qwen3_moe_fp8_block16x16", "qwen3_moe_fp8_block16x16", block_options());
 }
 
 TEST_CASE("host linear_fp8 with block scales computes the block-wise scheme", "[model][fp8]") {

@@ -51,7 +51,8 @@ struct quantized_copy {
     const std::string config = test::read_text(dir / "config.json");
     test::write_text(dir / "config.json", "{" + std::string(quantization_config) + config.substr(config.find('{') + 1));
     const auto original = io::safetensors_file::open(test::fixture_dir(fixture) / "model.safetensors");
-    static const std::regex linear(R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)\.weight)");
+    // (Mixtral's experts are w1 / w3 / w2.)
+    static const std::regex linear(R"(.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|w1|w2|w3)\.weight)");
     storage.reserve(original.tensors().size() * 2);
     for (const auto& t : original.tensors()) {
       if (!std::regex_match(t.name, linear)) {
@@ -85,9 +86,11 @@ struct quantized_copy {
   void write() { io::write_safetensors(dir / "model.safetensors", tensors); }
 };
 
-std::vector<std::vector<float>> logits_of(const fs::path& dir, const model_config& cfg) {
-  test::harness<models::llama> h(dir, cfg);
-  const auto ref = test::load_reference("llama3");
+template <class Model = models::llama>
+std::vector<std::vector<float>> logits_of(const fs::path& dir, const model_config& cfg,
+                                          const std::string& reference = "llama3") {
+  test::harness<Model> h(dir, cfg);
+  const auto ref = test::load_reference(reference);
   return test::run_pieces(h.runner, ref, test::whole_prompt_steps(test::prompt_lengths(ref)));
 }
 
@@ -119,6 +122,60 @@ TEST_CASE("a pre-quantized checkpoint runs bit for bit as the same weights quant
   CHECK(logits_of(copy.dir.path(), on_load) == expected);
 }
 
+TEST_CASE("a pre-quantized MoE checkpoint (mixtral, every expert per channel) runs bit for bit as quantized while loading",
+          "[model][fp8]") {
+  // Each expert's w1 / w3 / w2 with its own weight_scale (compressed-tensors' layout for
+  // Mixtral): the plan attaches each expert's scales as a dense layer's.
+  quantized_copy copy("mixtral");
+  copy.write();
+  model_config on_load = test::fixture_config();
+  on_load.quantization = "fp8";
+  const auto expected = logits_of<models::mixtral>(test::fixture_dir("mixtral"), on_load, "mixtral");
+  const auto got = logits_of<models::mixtral>(copy.dir.path(), test::fixture_config(), "mixtral");
+  REQUIRE(got.size() == expected.size());
+  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == expected[i]);
+  // and not the unquantized model's
+  CHECK(logits_of<models::mixtral>(test::fixture_dir("mixtral"), test::fixture_config(), "mixtral") != expected);
+
+  SECTION("static input scales on experts are refused naming the tensor") {
+    static std::vector<std::byte> one(4);
+    const float v = 0.01f;
+    std::memcpy(one.data(), &v, 4);
+    copy.tensors.push_back({"model.layers.0.block_sparse_moe.experts.3.w2.input_scale", dtype::f32, {1}, one});
+    copy.write();
+    const std::string msg = MII_ERROR_MESSAGE(test::harness<models::mixtral>(copy.dir.path()));
+    CHECK_THAT(msg, Contains("model.safetensors") && Contains("'model.layers.0.block_sparse_moe.experts.3.w2.input_scale'") &&
+                        Contains("static input scales on MoE experts are not supported"));
+  }
+}
+
+TEST_CASE("FP8 experts stacked in one tensor (transformers 5's layout) are refused naming the tensor", "[model][fp8]") {
+  // qwen3_moe_v5layout holds experts.gate_up_proj [E, 2F, H] and experts.down_proj [E, H, F].
+  test::temp_dir dir("fp8stacked");
+  test::copy_dir(test::fixture_dir("qwen3_moe_v5layout"), dir.path());
+  const auto original = io::safetensors_file::open(test::fixture_dir("qwen3_moe_v5layout") / "model.safetensors");
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<io::tensor_to_write> tensors;
+  storage.reserve(original.tensors().size());
+  std::string stacked;
+  for (const auto& t : original.tensors()) {
+    if (t.shape.size() == 3 && t.name.ends_with("experts.gate_up_proj") && stacked.empty()) {
+      stacked = t.name;
+      storage.emplace_back(std::size_t(t.numel()));  // zero bytes: e4m3 zeros
+      tensors.push_back({t.name, dtype::f8_e4m3, t.shape, storage.back()});
+      continue;
+    }
+    storage.emplace_back(t.bytes.begin(), t.bytes.end());
+    tensors.push_back({t.name, t.type, t.shape, storage.back()});
+  }
+  REQUIRE_FALSE(stacked.empty());
+  io::write_safetensors(dir / "model.safetensors", tensors);
+  const std::string config = test::read_text(dir / "config.json");
+  test::write_text(dir / "config.json", "{" + std::string(quantization_config) + config.substr(config.find('{') + 1));
+  const std::string msg = MII_ERROR_MESSAGE(test::harness<models::qwen3_moe>(dir.path()));
+  CHECK_THAT(msg, Contains("'" + stacked + "'") && Contains("stacked in one tensor are not supported"));
+}
+
 TEST_CASE("FP8 tensors mii cannot run are refused naming the file and the tensor", "[model][fp8]") {
   quantized_copy copy("llama3");
   auto load_error = [&] {
@@ -132,7 +189,7 @@ TEST_CASE("FP8 tensors mii cannot run are refused naming the file and the tensor
     t->type = dtype::f8_e4m3;
     t->bytes = copy.storage.back();
     CHECK_THAT(load_error(), Contains("model.safetensors") && Contains("'model.embed_tokens.weight' is F8_E4M3") &&
-                                 Contains("dense linear layers only"));
+                                 Contains("linear layers only"));
   }
   SECTION("k_proj unquantized beside a quantized q_proj") {
     auto* k = copy.find("model.layers.0.self_attn.k_proj.weight");

@@ -2,12 +2,13 @@
 // against torch (tests/fixtures/make_fp8_references.py, run on the GPU machine):
 // - mii::to_e4m3 gives torch's float8_e4m3fn code for every value of a sweep (ties, subnormals,
 //   out of range, NaN);
-// - every fixture with its dense linear layers quantized matches the transformers model whose
-//   nn.Linear layers quantize the same way: logits within 1e-4 relative (whole prompts, chunks
-//   through the KV cache, ragged steps) and the 32 greedy tokens;
+// - every fixture with its linear layers quantized (MoE experts too) matches the transformers
+//   model whose nn.Linear layers and experts quantize the same way: logits within 1e-4 relative
+//   (whole prompts, chunks through the KV cache, ragged steps; one measured knife-edge row of
+//   mixtral excepted, below) and the 32 greedy tokens;
 // - the trained demo model's perplexity on its own text: mii's equals torch's, and FP8 costs
 //   less than 1 % against the unquantized model;
-// - the plan quantizes exactly the dense linear weights, and the weights then take about half
+// - the plan quantizes exactly the linear weights, and the weights then take about half
 //   of their bf16 bytes; an unknown quantization is refused naming the field.
 #include "check_fixture.hpp"
 
@@ -94,13 +95,24 @@ TEST_CASE("qwen2 (qkv bias) with FP8 linears matches torch's FP8 reference", "[m
   check_fp8<models::qwen2>("qwen2");
 }
 TEST_CASE("qwen3 with FP8 linears matches torch's FP8 reference", "[model][fp8]") { check_fp8<models::qwen3>("qwen3"); }
-TEST_CASE("qwen3-moe (dense layer FP8, experts bf16) matches torch's FP8 reference", "[model][fp8]") {
+TEST_CASE("qwen3-moe (experts and the dense layer FP8) matches torch's FP8 reference", "[model][fp8]") {
   check_fp8<models::qwen3_moe>("qwen3_moe");
 }
-TEST_CASE("qwen2-moe (attention FP8, experts and shared expert bf16) matches torch's FP8 reference", "[model][fp8]") {
+TEST_CASE("qwen2-moe (experts and the shared expert FP8) matches torch's FP8 reference", "[model][fp8]") {
   check_fp8<models::qwen2_moe>("qwen2_moe");
 }
-TEST_CASE("mixtral (attention FP8) matches torch's FP8 reference", "[model][fp8]") { check_fp8<models::mixtral>("mixtral"); }
+TEST_CASE("mixtral (experts FP8) matches torch's FP8 reference", "[model][fp8]") {
+  fixture_check_options o = fp8_options();
+  // Prompt 2's last position (row 32): an expert's down-projection input in the last layer is
+  // 115.999985 after its scale on the host, 2 fp32 ulps below the midpoint 116 between the e4m3
+  // codes 112 and 120 (measured by instrumenting host::linear_fp8); torch's sum order puts it on
+  // the other side. That one row's logits then differ by 2.1e-2 of the prompt's largest |logit|;
+  // every other row of every prompt stays within 1e-4 (4e-7 typical). Allowed up to 5e-2 (one
+  // activation one e4m3 step off), only there.
+  o.knife_edge_rows = {{2, 32}};
+  o.knife_edge_tolerance = 5e-2;
+  check_fixture<models::mixtral>("mixtral", "mixtral", o);
+}
 TEST_CASE("phi-3 (fused qkv and gate_up) with FP8 linears matches torch's FP8 reference", "[model][fp8]") {
   check_fp8<models::phi3>("phi3");
 }
@@ -147,7 +159,7 @@ TEST_CASE("demo model: perplexity with FP8 linears equals torch's and is within 
   CHECK(quantized / base - 1 < 0.01);
 }
 
-TEST_CASE("the FP8 plan quantizes the dense linear weights only, at about half of their bf16 bytes", "[model][fp8]") {
+TEST_CASE("the FP8 plan quantizes the linear weights only, at about half of their bf16 bytes", "[model][fp8]") {
   // Llama-3-8B's shape (config values only; no tensor is read).
   io::hf_config cfg = io::parse_hf_config(R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
     "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
@@ -174,6 +186,37 @@ TEST_CASE("the FP8 plan quantizes the dense linear weights only, at about half o
   // Embedding and lm_head (2 x 128256 x 4096) stay bf16: 1.05 GB of FP8 linears' 6.98 GB.
   CHECK(ratio > 0.5);
   CHECK(ratio < 0.6);
+}
+
+TEST_CASE("the FP8 plan quantizes MoE experts and the shared expert, not the router or the shared gate", "[model][fp8]") {
+  const auto arch = models::qwen2_moe::describe(models::qwen2_moe::name);
+  const auto cfg = io::load_hf_config(test::fixture_dir("qwen2_moe"));
+  const auto shape = model::resolve_shape(arch, cfg, 1, 0);
+  const auto ckpt = io::checkpoint::synthetic();
+  const auto fp8 = model::plan_weights(arch, shape, ckpt, model::weight_quantization::fp8);
+  REQUIRE(shape.experts > 0);
+  REQUIRE(shape.shared_ffn > 0);
+  std::int64_t sparse = 0;
+  for (std::int64_t L = 0; L < shape.layers; ++L) {
+    using model::layer_slot;
+    const auto& layer = fp8.layers[std::size_t(L)];
+    INFO("layer " << L);
+    CHECK_FALSE(layer[std::size_t(layer_slot::router_w)].fp8);
+    CHECK_FALSE(layer[std::size_t(layer_slot::shared_gate_w)].fp8);
+    CHECK(layer[std::size_t(layer_slot::shared_up_w)].fp8 == shape.sparse(L));
+    CHECK(layer[std::size_t(layer_slot::shared_down_w)].fp8 == shape.sparse(L));
+    CHECK(layer[std::size_t(layer_slot::down_w)].fp8 == !shape.sparse(L));  // a dense layer's MLP
+    sparse += shape.sparse(L);
+  }
+  REQUIRE(sparse > 0);
+  std::size_t experts = 0;
+  for (const auto* group : {&fp8.expert_up, &fp8.expert_down})
+    for (const auto& l : *group)
+      for (const auto& e : l) {
+        CHECK(e.fp8);
+        ++experts;
+      }
+  CHECK(experts == std::size_t(2 * shape.experts * sparse));
 }
 
 TEST_CASE("an unknown quantization is refused naming model_config.quantization", "[model][fp8]") {

@@ -201,11 +201,13 @@ TEST_CASE("tp 2/4: gemma3 (one kv head replicated, (1 + w) q/k norms, a rope per
 
 // Block-wise FP8 (transformers' checkpoints): a rank of a row-parallel layer holds whole column
 // blocks, so it quantizes its inputs in the same groups as one GPU does and tp only reorders sums.
-TEST_CASE("tp 2: block-wise FP8 checkpoints written by transformers (llama3 32 x 64, qwen2 16 x 32 blocks)",
+TEST_CASE("tp 2: block-wise FP8 checkpoints written by transformers (llama3 32 x 64, qwen2 16 x 32, qwen3-moe 16 x 16)",
           "[parallel][tp][fp8]") {
   const tp_options fp8{"auto", "fp8", 1e-4};
   check_tp<models::llama>("llama3_fp8_block32x64", "llama3_fp8_block32x64", {2}, fp8);
   check_tp<models::qwen2>("qwen2_fp8_block16x32", "qwen2_fp8_block16x32", {2}, fp8);
+  // Each expert's 32-wide inner dimension: 16 columns per rank, one whole block of its down_proj.
+  check_tp<models::qwen3_moe>("qwen3_moe_fp8_block16x16", "qwen3_moe_fp8_block16x16", {2}, fp8);
 }
 
 TEST_CASE("tp 2/4 with the FP8 KV cache: llama-2 (kv heads replicated at 4), qwen3, gemma2", "[parallel][tp][kvfp8]") {

@@ -274,7 +274,7 @@ TEST_CASE("bad model_config and generate_params get a mii::error naming the fiel
               edited("config.json", "\"num_hidden_layers\": 2,",
                      "\"num_hidden_layers\": 2, \"quantization_config\": {\"quant_method\": \"fp8\", "
                      "\"weight_block_size\": [128, 128]},"),
-              "no dense linear weight is F8_E4M3"}},
+              "no linear weight is F8_E4M3"}},
             dir.path());
 
   auto pipe = mii::pipeline(model, host_config());

@@ -9,9 +9,15 @@
 // Under tensor parallelism every expert (and the shared one) holds this rank's slice of its
 // inner dimension, so `out` is a partial sum that the caller all-reduces; the router and the
 // shared gate are replicated, so every rank routes alike and scales its partial sum alike.
+// FP8 experts (backend/fp8.hpp): an expert whose up_fp8 / down_fp8 entry is given runs those
+// through linear_fp8 (its input rows quantized per token, as in a dense layer) instead of the
+// compute-dtype pointer; the same for the shared expert; `fp8_scratch` holds the quantized rows
+// of one expert call at a time (rows x the widest input).
 #pragma once
 #include <cstdint>
 #include <span>
+
+#include <mii/backend/fp8.hpp>
 
 namespace mii::backend {
 
@@ -27,6 +33,12 @@ struct moe_weights {
   const T* shared_down = nullptr;       // [hidden, shared_ffn]
   const T* shared_gate = nullptr;       // [1, hidden]; null: the shared output is added unscaled
   std::int64_t shared_ffn = 0;
+  // FP8 (empty / null data: the compute-dtype weights above).
+  std::span<const fp8_weight> up_fp8, down_fp8;  // per expert, as up / down
+  fp8_weight shared_up_fp8{}, shared_down_fp8{};
+  fp8_scratch scratch{};
+  bool expert_fp8(std::int64_t e) const { return std::int64_t(up_fp8.size()) > e && up_fp8[std::size_t(e)].data; }
+  bool has_shared() const { return shared_up || shared_up_fp8.data; }
 };
 
 }  // namespace mii::backend

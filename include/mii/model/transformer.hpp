@@ -304,13 +304,18 @@ class transformer {
     w.renormalise = shape_.renormalise_topk;
     w.up = std::span<const T* const>(lay.expert_up_ptrs);
     w.down = std::span<const T* const>(lay.expert_down_ptrs);
+    w.up_fp8 = std::span<const backend::fp8_weight>(lay.expert_up_fp8);
+    w.down_fp8 = std::span<const backend::fp8_weight>(lay.expert_down_fp8);
     w.ffn = shape_.local_expert_ffn;
     if (shape_.shared_ffn) {
       w.shared_up = lw(L, layer_slot::shared_up_w);
       w.shared_down = lw(L, layer_slot::shared_down_w);
+      if (const auto& q = lay.q[std::size_t(layer_slot::shared_up_w)]; !q.empty()) w.shared_up_fp8 = q.view();
+      if (const auto& q = lay.q[std::size_t(layer_slot::shared_down_w)]; !q.empty()) w.shared_down_fp8 = q.view();
       w.shared_gate = lw(L, layer_slot::shared_gate_w);
       w.shared_ffn = shape_.local_shared_ffn;
     }
+    if (quantized_) w.scratch = backend::fp8_scratch{fp8_x_.data(), fp8_scale_.data()};
     Backend::template moe<traits::activation>(ctx, in, n, shape_.hidden, w, dst);
     if (accumulate) Backend::add(ctx, out, dst, n * shape_.hidden);
   }
@@ -345,10 +350,19 @@ class transformer {
         if (e.present() && e.fp8) lay.q[s] = load_fp8(e);
         else lay.w[s] = load(e);
       }
-      for (const auto& e : plan.expert_up[L]) lay.expert_up.push_back(load(e));
-      for (const auto& e : plan.expert_down[L]) lay.expert_down.push_back(load(e));
-      for (const auto& b : lay.expert_up) lay.expert_up_ptrs.push_back(b.data());
-      for (const auto& b : lay.expert_down) lay.expert_down_ptrs.push_back(b.data());
+      // Experts: each in the compute dtype or FP8 (the other vector holds an empty entry).
+      auto load_experts = [&](const std::vector<plan_entry>& entries, std::vector<buffer<T>>& plain,
+                              std::vector<typename Backend::fp8_buffers>& fp8, std::vector<const T*>& ptrs,
+                              std::vector<backend::fp8_weight>& views) {
+        for (const auto& e : entries) {
+          plain.push_back(e.fp8 ? buffer<T>{} : load(e));
+          fp8.push_back(e.fp8 ? load_fp8(e) : typename Backend::fp8_buffers{});
+        }
+        for (const auto& b : plain) ptrs.push_back(b.empty() ? nullptr : b.data());
+        for (const auto& q : fp8) views.push_back(q.empty() ? backend::fp8_weight{} : q.view());
+      };
+      load_experts(plan.expert_up[L], lay.expert_up, lay.expert_up_q, lay.expert_up_ptrs, lay.expert_up_fp8);
+      load_experts(plan.expert_down[L], lay.expert_down, lay.expert_down_q, lay.expert_down_ptrs, lay.expert_down_fp8);
     }
   }
 
@@ -372,7 +386,9 @@ class transformer {
     gd_ = make(ns * H);
     gp_ = make(shape_.project_in_out ? ns * shape_.embed_dim : 1);
     if (quantized_) {  // an FP8 linear's input rows, quantized: sized for the widest input
-      const std::int64_t widest = std::max({H, shape_.q_dim(), shape_.local_ffn});
+      // (an MoE expert quantizes at most n rows per call: a token picks an expert once)
+      const std::int64_t widest =
+          std::max({H, shape_.q_dim(), shape_.local_ffn, shape_.local_expert_ffn, shape_.local_shared_ffn});
       fp8_x_ = Backend::template alloc<std::uint8_t>(ctx, n * widest);
       fp8_scale_ = Backend::template alloc<float>(ctx, n * fp8_groups_);  // a scale per row and group
     }
@@ -419,6 +435,8 @@ class transformer {
     std::array<typename Backend::fp8_buffers, std::size_t(layer_slot::count)> q;  // FP8 weights (plan_entry::fp8)
     std::vector<buffer<T>> expert_up, expert_down;
     std::vector<const T*> expert_up_ptrs, expert_down_ptrs;
+    std::vector<typename Backend::fp8_buffers> expert_up_q, expert_down_q;  // FP8 experts
+    std::vector<backend::fp8_weight> expert_up_fp8, expert_down_fp8;
   };
 
   model_shape shape_;

@@ -94,9 +94,9 @@ struct weight_plan {
 // (mii::error naming the tensor and both shapes otherwise), that the checkpoint holds no tensor
 // the plan leaves unread (rotary inv_freq buffers excepted; src/model/unused_tensors.hpp), and
 // plans this rank's slices.
-// quantization: which weights load as FP8 (weight_quantization::fp8: the dense linear layers'
-// weights, qkv / o / gate-up / down; embeddings, norms, lm_head, routers and MoE experts stay in
-// the compute dtype).
+// quantization: which weights load as FP8 (weight_quantization::fp8: the linear layers' weights,
+// qkv / o / gate-up / down, MoE experts and shared experts; embeddings, norms, lm_head, routers
+// and the shared expert's gate stay in the compute dtype).
 enum class weight_quantization { none, fp8 };
 // model_config.quantization: "" -> none, "fp8" -> fp8; anything else is refused naming the field.
 weight_quantization parse_quantization(std::string_view name);
