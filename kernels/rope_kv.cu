@@ -43,6 +43,7 @@ struct rope_kv_params {
   // Elements per cache block and from a block's keys to its values (bytes for an FP8 cache).
   std::int64_t block_stride = 0, value_offset = 0;
   std::int64_t scale_offset = 0;  // FP8 cache: bytes from a block's start to its fp32 scales
+  float k_scale = 0.f, v_scale = 0.f;  // FP8 cache: static scales of keys and values (0: per vector)
 };
 
 constexpr int rope_threads = 128;
@@ -83,6 +84,11 @@ __device__ __forceinline__ void copy_vec(T* dst, const T* src) {
   }
 }
 
+// x clamped to e4m3's range when `saturate` (NaN stays NaN, as std::clamp leaves it on the host).
+__device__ __forceinline__ float saturating(float x, bool saturate) {
+  return saturate && !isnan(x) ? fminf(fmaxf(x, -448.f), 448.f) : x;
+}
+
 // Quantizes the token's keys and values (rotated, in its qkv row) into an FP8 cache slot:
 // one warp per vector, V elements per lane access (8: 16-byte loads, 8-byte stores).
 template <class T, int V>
@@ -97,16 +103,22 @@ __device__ void quantize_token_kv(const rope_kv_params& p, const T* row, std::in
     // Index of the vector among the block's [2][kv_heads][block_size] (kv_fp8.hpp).
     const std::int64_t at = (std::int64_t(which) * p.kv_heads + head) * p.block_size + slot;
     std::uint8_t* const dst = block_base + at * hd;
-    float amax = 0.f;
-    for (int i = lane * V; i < hd; i += 32 * V) {
-      float f[V];
-      load_vec<T, V>(src + i, f);
+    // A checkpoint's static scale (kv_fp8.hpp): values beyond e4m3's range saturate.
+    const float fixed = which ? p.v_scale : p.k_scale;
+    float s = fixed;
+    if (fixed <= 0.f) {
+      float amax = 0.f;
+      for (int i = lane * V; i < hd; i += 32 * V) {
+        float f[V];
+        load_vec<T, V>(src + i, f);
 #pragma unroll
-      for (int e = 0; e < V; ++e) amax = fmaxf(amax, fabsf(f[e]));
+        for (int e = 0; e < V; ++e) amax = fmaxf(amax, fabsf(f[e]));
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+      s = fp8_scale(amax);
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float s = fp8_scale(amax);
+    const bool saturate = fixed > 0.f;  // (a dynamic scale never lets a value exceed 448)
     if (lane == 0) scales[at] = s;
     for (int i = lane * V; i < hd; i += 32 * V) {  // the second read of the row hits L1
       float f[V];
@@ -115,11 +127,11 @@ __device__ void quantize_token_kv(const rope_kv_params& p, const T* row, std::in
         uint2 bytes;
         auto* b = reinterpret_cast<std::uint8_t*>(&bytes);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) b[e] = e4m3(__fdiv_rn(f[e], s));
+        for (int e = 0; e < 8; ++e) b[e] = e4m3(saturating(__fdiv_rn(f[e], s), saturate));
         *reinterpret_cast<uint2*>(dst + i) = bytes;
       } else {
 #pragma unroll
-        for (int e = 0; e < V; ++e) dst[i + e] = e4m3(__fdiv_rn(f[e], s));
+        for (int e = 0; e < V; ++e) dst[i + e] = e4m3(saturating(__fdiv_rn(f[e], s), saturate));
       }
     }
   }
@@ -329,6 +341,8 @@ void cuda<DType>::rope_store_kv(context& ctx, const step_batch& b, T* qkv, const
   p.block_stride = cache.block_stride();
   p.value_offset = cache.value_at(1, 0, 0);
   p.scale_offset = cache.scale_offset();
+  p.k_scale = cache.k_scale;
+  p.v_scale = cache.v_scale;
   rk::launch<kernels::device_t<DType>, S, true>(p, b.n_tokens, ctx.impl().stream);
 }
 

@@ -109,11 +109,17 @@ void host::rope_store_kv(context& ctx, const step_batch& b, float* qkv, const at
     for (int which = 0; which < 2; ++which)
       for (int h = 0; h < a.kv_heads; ++h) {
         const float* x = row + (a.heads + which * a.kv_heads + h) * hd;
-        float amax = 0.0f;
-        for (std::int64_t i = 0; i < hd; ++i) amax = std::max(amax, std::fabs(x[i]));
-        const float s = fp8_scale(amax);
+        const float fixed = which ? cache.v_scale : cache.k_scale;
         std::uint8_t* q = block + cache.value_at(which, h, slot);
-        for (std::int64_t i = 0; i < hd; ++i) q[i] = to_e4m3(x[i] / s);
+        float s = fixed;
+        if (fixed > 0.0f) {  // the checkpoint's static scale: saturate beyond e4m3's range
+          for (std::int64_t i = 0; i < hd; ++i) q[i] = to_e4m3(std::clamp(x[i] / s, -e4m3_max, e4m3_max));
+        } else {
+          float amax = 0.0f;
+          for (std::int64_t i = 0; i < hd; ++i) amax = std::max(amax, std::fabs(x[i]));
+          s = fp8_scale(amax);
+          for (std::int64_t i = 0; i < hd; ++i) q[i] = to_e4m3(x[i] / s);
+        }
         std::memcpy(block + cache.scale_at(which, h, slot), &s, sizeof s);
       }
   });

@@ -18,6 +18,10 @@ namespace {
 
 using detail::json_object;
 
+constexpr const char* kv_supported =
+    "supported: kv_cache_scheme with num_bits 8, type \"float\", symmetric, dynamic false and strategy \"tensor\" "
+    "(a k_scale and a v_scale per attention layer, as llm-compressor writes them), or none";
+
 constexpr const char* supported =
     "supported: quant_method \"compressed-tensors\" with FP8 weights per channel or per tensor and FP8 "
     "activations dynamic per token (llm-compressor's FP8_DYNAMIC) or static per tensor (its FP8 scheme); "
@@ -30,7 +34,8 @@ std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 // One side of a config group (weights, input_activations): 8-bit float, symmetric, with the
 // strategies and dynamic flag given.
 // dynamic: the value "dynamic" must have; nullopt: either (then strategies must fit it: see the caller).
-void require_fp8(const json_object& o, std::optional<bool> dynamic, std::initializer_list<std::string_view> strategies) {
+void require_fp8(const json_object& o, std::optional<bool> dynamic, std::initializer_list<std::string_view> strategies,
+                 const char* supported = io::supported) {
   if (const auto t = o.get_string("type"); t != "float")
     o.invalid("type", (t ? "is " + quoted(*t) : std::string("is missing")) + "; " + supported);
   if (const auto bits = o.get_int("num_bits"); bits != 8)
@@ -104,7 +109,11 @@ checkpoint_quantization read_quantization_config(const json_object& root) {
     if (g.has("output_activations")) g.invalid("output_activations", std::string("is set; ") + supported);
   }
   if (count == 0) q->invalid("config_groups", std::string("holds no config group; ") + supported);
-  if (q->has("kv_cache_scheme")) q->invalid("kv_cache_scheme", "is set: FP8 KV-cache scales are not supported yet");
+  // Static FP8 KV-cache scales (used with an FP8 KV cache; a compute-dtype cache ignores them, as vLLM's "auto").
+  if (const auto kv = q->get_object("kv_cache_scheme")) {
+    require_fp8(*kv, false, {"tensor"}, kv_supported);
+    out.kv_cache_scales = true;
+  }
   out.fp8 = true;
   out.ignore = q->get_string_list("ignore").value_or(std::vector<std::string>{});
   return out;

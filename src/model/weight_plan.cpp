@@ -446,7 +446,46 @@ void attach_fp8_scales(weight_plan& plan, const io::checkpoint& ckpt, const io::
   }
 }
 
+// Static KV-cache scales (compressed-tensors' kv_cache_scheme): each attention layer's k_scale and
+// v_scale beside its projections (`<attention>.k_scale`, as llm-compressor writes them now) or on
+// the k / v projections (`k_proj.output_scale`, its older layout); one value each, finite and > 0.
+void attach_kv_scales(weight_plan& plan, const arch_description& arch, const model_shape& shape,
+                      const io::checkpoint& ckpt, std::set<std::string, std::less<>>& used) {
+  const weight_names& n = *arch.names;
+  const std::string_view o = n.o;
+  const std::string attention(o.substr(0, o.rfind('.')));
+  plan.kv_scales.resize(std::size_t(shape.layers));
+  for (std::int64_t L = 0; L < shape.layers; ++L) {
+    const std::string prefix = std::string(n.layer) + std::to_string(L) + ".";
+    auto find = [&](const char* which, std::string_view projection) -> const io::tensor_view* {
+      std::vector<std::string> names{prefix + attention + "." + which + "_scale"};
+      if (!projection.empty()) names.push_back(prefix + std::string(projection) + ".output_scale");
+      for (const auto& name : names)
+        if (const auto* t = ckpt.find(name)) {
+          if (t->numel() != 1) fail(where(*t), " has shape ", t->shape_string(), "; a KV-cache scale is one value");
+          if (t->type == dtype::f8_e4m3) fail(where(*t), " is F8_E4M3; scales must be F32, BF16 or F16");
+          const float v = kv_scale_value(*t);
+          if (!(v > 0.0f) || !std::isfinite(v))
+            fail(where(*t), " is ", v, "; a KV-cache scale must be a finite number > 0");
+          used.insert(t->name);
+          return t;
+        }
+      std::string tried;
+      for (const auto& name : names) tried += (tried.empty() ? "'" : " or '") + name + "'";
+      fail(ckpt.root().string(), ": config.json's quantization_config.kv_cache_scheme says the checkpoint has static KV-cache scales, but layer ",
+           L, " has no tensor ", tried);
+    };
+    plan.kv_scales[std::size_t(L)] = {find("k", n.k), find("v", n.v)};
+  }
+}
+
 }  // namespace
+
+float kv_scale_value(const io::tensor_view& t) {
+  float v = 0;
+  io::convert(t, dtype::f32, &v, 0, 1);
+  return v;
+}
 
 weight_quantization parse_quantization(std::string_view name) {
   if (name.empty() || name == "none") return weight_quantization::none;
@@ -460,6 +499,7 @@ weight_plan plan_weights(const arch_description& arch, const model_shape& shape,
   weight_plan plan = planner{arch, *arch.names, shape, ckpt, used}.plan();
   if (!ckpt.is_synthetic()) {
     attach_fp8_scales(plan, ckpt, checkpoint_quantization, used);
+    if (checkpoint_quantization.kv_cache_scales) attach_kv_scales(plan, arch, shape, ckpt, used);
     refuse_unused_tensors(arch, shape, ckpt, used);
   }
   if (quantization == weight_quantization::fp8) {

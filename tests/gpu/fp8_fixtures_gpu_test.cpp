@@ -62,4 +62,6 @@ TEST_CASE("fixtures with the FP8 KV cache on the GPU match torch's FP8-cache mod
   check_fixture<models::gemma2>("gemma2", "gemma2", false, 0, kv, "fp8kv");
   check_fixture<models::phi3>("phi3", "phi3", false, 0, kv, "fp8kv");
   check_fixture<models::mixtral>("mixtral", "mixtral", true, 0, kv, "fp8kv");
+  // A checkpoint's static KV-cache scales (kv_cache_scheme): keys and values saturate at them.
+  check_fixture<models::llama>("llama3_fp8_kv", "llama3_fp8_kv", false, 0, kv, "fp8");
 }

@@ -326,12 +326,12 @@ TEST_CASE("config.json: compressed-tensors FP8_DYNAMIC is read, other quantizati
       "format": "float-quantized", "quantization_status": "compressed", "ignore": ["lm_head"], "kv_cache_scheme": null,
       "config_groups": {"group_0": {)" + g + "}" + extra + "}}}";
   };
-  auto replaced = [&](std::string from, std::string to) {
-    std::string g = group;
-    const auto at = g.find(from);
+  auto replaced_in = [&](std::string text, std::string from, std::string to) {
+    const auto at = text.find(from);
     REQUIRE(at != std::string::npos);
-    return g.replace(at, from.size(), to);
+    return text.replace(at, from.size(), to);
   };
+  auto replaced = [&](std::string from, std::string to) { return replaced_in(group, from, to); };
   const auto c = io::parse_hf_config(config(group), "test/config.json");
   CHECK(c.quantization.fp8);
   CHECK(c.quantization.ignore == std::vector<std::string>{"lm_head"});
@@ -366,9 +366,22 @@ TEST_CASE("config.json: compressed-tensors FP8_DYNAMIC is read, other quantizati
   CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
                      "format": "float-quantized", "config_groups": {}}})"),
              Contains("'quantization_config.config_groups'") && Contains("no config group"));
-  CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
-                     "kv_cache_scheme": {"num_bits": 8}, "config_groups": {"g": {)" + group + "}}}}"),
-             Contains("'quantization_config.kv_cache_scheme'"));
+  // kv_cache_scheme: static per-tensor 8-bit float scales are read; other KV schemes are refused.
+  const auto kv = [&](const std::string& scheme) {
+    return R"({"model_type": "llama", "quantization_config": {"quant_method": "compressed-tensors",
+                     "kv_cache_scheme": )" + scheme + R"(, "config_groups": {"g": {)" + group + "}}}}";
+  };
+  const std::string kv_ok = R"({"num_bits": 8, "type": "float", "symmetric": true, "dynamic": false, "strategy": "tensor"})";
+  CHECK(io::parse_hf_config(kv(kv_ok), "config.json").quantization.kv_cache_scales);
+  CHECK_FALSE(io::parse_hf_config(kv("null"), "config.json").quantization.kv_cache_scales);
+  CHECK_THAT(msg(kv(R"({"num_bits": 8})")), Contains("'quantization_config.kv_cache_scheme.type'") && Contains("is missing"));
+  CHECK_THAT(msg(kv(replaced_in(kv_ok, R"("strategy": "tensor")", R"("strategy": "attn_head")"))),
+             Contains("'quantization_config.kv_cache_scheme.strategy'") && Contains("\"attn_head\"") &&
+                 Contains("k_scale"));
+  CHECK_THAT(msg(kv(replaced_in(kv_ok, R"("dynamic": false)", R"("dynamic": true)"))),
+             Contains("'quantization_config.kv_cache_scheme.dynamic'"));
+  CHECK_THAT(msg(kv(replaced_in(kv_ok, R"("num_bits": 8)", R"("num_bits": 4)"))),
+             Contains("'quantization_config.kv_cache_scheme.num_bits'") && Contains("is 4"));
   CHECK_THAT(msg(R"({"model_type": "llama", "quantization_config": {"quant_method": "gptq", "bits": 4}})"),
              Contains("'quantization_config.quant_method'") && Contains("\"gptq\"") && Contains("compressed-tensors") &&
                  Contains("--quantization fp8"));

@@ -109,6 +109,68 @@ TEST_CASE("compressed-tensors FP8 checkpoint written by torch (bf16 per-tensor s
   test::check_fixture<models::qwen2>("qwen2_fp8_tensor", "qwen2_fp8_tensor", prequantized_options());
 }
 
+TEST_CASE("compressed-tensors FP8 checkpoint with static KV-cache scales (written by torch) matches torch's FP8 cache",
+          "[model][fp8][kvfp8]") {
+  // llama3_fp8_kv: llama3_fp8_channel plus kv_cache_scheme and a k_scale / v_scale per layer,
+  // calibrated on the first prompt (the others saturate some keys and values); the reference
+  // stores e4m3(clamp(x / s, -448, 448)) * s in its cache.
+  test::fixture_check_options o = prequantized_options();
+  o.config.kv_cache_dtype = "fp8_e4m3";
+  test::check_fixture<models::llama>("llama3_fp8_kv", "llama3_fp8_kv", o);
+}
+
+TEST_CASE("static KV-cache scales are unused with a compute-dtype KV cache", "[model][fp8][kvfp8]") {
+  // As vLLM's kv_cache_dtype "auto": the checkpoint runs as its FP8 weights alone, bit for bit.
+  const auto plain = logits_of(test::fixture_dir("llama3_fp8_channel"), test::fixture_config());
+  CHECK(logits_of(test::fixture_dir("llama3_fp8_kv"), test::fixture_config()) == plain);
+  // and with the FP8 cache, its scales change the result
+  model_config fp8_cache = test::fixture_config();
+  fp8_cache.kv_cache_dtype = "fp8_e4m3";
+  CHECK(logits_of(test::fixture_dir("llama3_fp8_kv"), fp8_cache) != logits_of(test::fixture_dir("llama3_fp8_channel"), fp8_cache));
+}
+
+TEST_CASE("static KV-cache scales mii cannot use are refused naming the tensor", "[model][fp8][kvfp8]") {
+  test::temp_dir dir("kvscales");
+  test::copy_dir(test::fixture_dir("llama3_fp8_kv"), dir.path());
+  const auto original = io::safetensors_file::open(test::fixture_dir("llama3_fp8_kv") / "model.safetensors");
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<io::tensor_to_write> tensors;
+  storage.reserve(original.tensors().size());
+  for (const auto& t : original.tensors()) {
+    storage.emplace_back(t.bytes.begin(), t.bytes.end());
+    tensors.push_back({t.name, t.type, t.shape, storage.back()});
+  }
+  auto load_error = [&] {
+    io::write_safetensors(dir / "model.safetensors", tensors);
+    return MII_ERROR_MESSAGE(test::harness<models::llama>(dir.path()));
+  };
+  auto find = [&](const std::string& name) -> io::tensor_to_write& {
+    for (auto& t : tensors)
+      if (t.name == name) return t;
+    FAIL("no tensor " << name);
+    return tensors.front();
+  };
+  SECTION("a layer without its v_scale") {
+    std::erase_if(tensors, [](const auto& t) { return t.name == "model.layers.1.self_attn.v_scale"; });
+    CHECK_THAT(load_error(), Contains("kv_cache_scheme") && Contains("layer 1") &&
+                                 Contains("'model.layers.1.self_attn.v_scale'") &&
+                                 Contains("'model.layers.1.self_attn.v_proj.output_scale'"));
+  }
+  SECTION("a scale of zero") {
+    static std::vector<std::byte> zero(4);
+    auto& k = find("model.layers.0.self_attn.k_scale");
+    k.bytes = zero;
+    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.k_scale' is 0") && Contains("finite number > 0"));
+  }
+  SECTION("a scale per head") {
+    static std::vector<std::byte> two(8);
+    auto& k = find("model.layers.0.self_attn.k_scale");
+    k.bytes = two;
+    k.shape = {2};
+    CHECK_THAT(load_error(), Contains("'model.layers.0.self_attn.k_scale' has shape [2]") && Contains("one value"));
+  }
+}
+
 TEST_CASE("a pre-quantized checkpoint runs bit for bit as the same weights quantized while loading", "[model][fp8]") {
   quantized_copy copy("llama3");
   copy.write();

@@ -3,6 +3,11 @@
 // own fp32 scale s = fp8_scale(max |x|) and bytes e4m3(x / s) (the rounding of mii::to_e4m3).
 // Per-vector scales need no calibration data and follow outliers token by token; they cost
 // 4 bytes per head_dim bytes (3 % at head_dim 128), so a block holds 1.94x the tokens of bf16.
+// A checkpoint with static KV-cache scales (compressed-tensors' kv_cache_scheme: one k_scale and
+// one v_scale per layer) has every key vector of a layer quantized with its k_scale instead, and
+// every value vector with its v_scale, values beyond e4m3's range saturating:
+// e4m3(clamp(x / s, -448, 448)); the scale is stored per vector as before, so attention reads
+// both kinds alike.
 //
 // Every backend computes the same thing: keys and values dequantized (byte value times scale)
 // and attention in the compute dtype's arithmetic. The host backend is the reference (fp32),
@@ -36,6 +41,9 @@ struct fp8_kv_layer {
   std::int32_t block_size = 0;
   std::int32_t kv_heads = 0;
   std::int32_t head_dim = 0;
+  // The layer's static scales of keys and values (a checkpoint's kv_cache_scheme); 0: each
+  // vector's own scale. Only rope_store_kv reads them.
+  float k_scale = 0.0f, v_scale = 0.0f;
 
   // Vectors (token, kv head) of keys or values in one block.
   std::int64_t vectors() const { return std::int64_t(kv_heads) * block_size; }

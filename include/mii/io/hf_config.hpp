@@ -35,6 +35,9 @@ struct checkpoint_quantization {
   // weight_scale_inv value; inputs quantized per group of block_cols. 0: not block-wise.
   std::int64_t block_rows = 0, block_cols = 0;
   bool static_input_scales = false; // activations quantized with the checkpoint's input_scale (else per token)
+  // compressed-tensors' kv_cache_scheme (8-bit float, static, per tensor): a k_scale and a v_scale
+  // per attention layer, used when the KV cache is FP8 (backend/kv_fp8.hpp).
+  bool kv_cache_scales = false;
   std::vector<std::string> ignore;  // module names left unquantized ("lm_head", "re:.*mlp.gate$")
 };
 

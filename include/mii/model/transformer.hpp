@@ -51,6 +51,7 @@ class transformer {
               load_progress progress = nullptr, void* progress_user = nullptr)
       : shape_(std::move(shape)), max_tokens_(max_tokens), max_sample_(max_sample) {
     load_weights(ctx, plan, progress, progress_user);
+    for (const auto& s : plan.kv_scales) kv_scales_.push_back({kv_scale_value(*s.k), kv_scale_value(*s.v)});
     allocate(ctx);
     upload_rope(ctx);
   }
@@ -251,9 +252,12 @@ class transformer {
       Backend::head_rms_norm(ctx, qkv_.data(), n, as, lw(L, layer_slot::q_norm_w), lw(L, layer_slot::k_norm_w),
                              shape_.eps, shape_.qk_norm_offset);
     if (cache.dtype == backend::kv_cache_dtype::fp8_e4m3) {
-      Backend::template rope_store_kv<traits::rotary_style>(
-          ctx, b, qkv_.data(), as, rope,
-          backend::fp8_kv_layer<std::uint8_t>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim});
+      backend::fp8_kv_layer<std::uint8_t> store{cache.data, cache.block_size, cache.kv_heads, cache.head_dim};
+      if (!kv_scales_.empty()) {  // the checkpoint's static scales (kv_cache_scheme)
+        store.k_scale = kv_scales_[std::size_t(L)].first;
+        store.v_scale = kv_scales_[std::size_t(L)].second;
+      }
+      Backend::template rope_store_kv<traits::rotary_style>(ctx, b, qkv_.data(), as, rope, store);
       Backend::attention(
           ctx, b, qkv_.data(), as,
           backend::fp8_kv_layer<const std::uint8_t>{cache.data, cache.block_size, cache.kv_heads, cache.head_dim},
@@ -446,6 +450,9 @@ class transformer {
   buffer<T> x_, h_, h2_, a_, m_, qkv_, att_, gu_, inner_, moe_out_, emb_, gx_, gd_, gp_;
   buffer<float> shard_logits_, gathered_logits_, rope_inv_freq_, rope_scale_;
   bool quantized_ = false;         // some weight is FP8: fp8_x_ / fp8_scale_ are the linears' scratch
+  // Per layer, the checkpoint's static KV-cache scales of keys and values (empty: none; used only
+  // with an FP8 KV cache, as vLLM's "auto" cache ignores them).
+  std::vector<std::pair<float, float>> kv_scales_;
   std::int64_t fp8_groups_ = 1;    // most scale groups per input row of any FP8 weight (block-wise: in / block columns)
   buffer<std::uint8_t> fp8_x_;
   buffer<float> fp8_scale_;

@@ -79,8 +79,17 @@ struct plan_entry {
   std::int64_t numel() const { return rows * cols; }
 };
 
+// A layer's static FP8 KV-cache scales (compressed-tensors' kv_cache_scheme): the tensors holding
+// its key scale and its value scale, one value each.
+struct kv_scale_tensors {
+  const io::tensor_view* k = nullptr;
+  const io::tensor_view* v = nullptr;
+};
+
 struct weight_plan {
   std::array<plan_entry, std::size_t(global_slot::count)> globals;
+  // [layer] when the checkpoint carries static KV-cache scales, else empty.
+  std::vector<kv_scale_tensors> kv_scales;
   std::vector<std::array<plan_entry, std::size_t(layer_slot::count)>> layers;
   std::vector<std::vector<plan_entry>> expert_up, expert_down;  // [layer][expert]
 
@@ -116,5 +125,7 @@ void materialize_fp8_scales(const plan_entry& e, float* scale, std::int64_t scal
 // The static input scale of an entry with input_scales: the largest of its runs' scales (fused
 // q|k|v and gate|up share one input and so one scale; vLLM takes the maximum the same way).
 float static_input_scale(const plan_entry& e);
+// A static KV-cache scale's value (checked finite and > 0 when planned).
+float kv_scale_value(const io::tensor_view& t);
 
 }  // namespace mii::model
