@@ -101,6 +101,19 @@ TEST_CASE("qwen3-moe (experts and the dense layer FP8) matches torch's FP8 refer
 TEST_CASE("qwen2-moe (experts and the shared expert FP8) matches torch's FP8 reference", "[model][fp8]") {
   check_fp8<models::qwen2_moe>("qwen2_moe");
 }
+TEST_CASE("qwen3-moe with its experts stacked (transformers 5's layout) quantizes as the per-expert layout",
+          "[model][fp8]") {
+  // The same weights either way: FP8 bytes and scales per expert row, so the logits agree bit for bit.
+  model_config cfg = test::fixture_config();
+  cfg.quantization = "fp8";
+  const auto ref = test::load_reference("qwen3_moe");
+  auto logits = [&](const std::string& fixture) {
+    test::harness<models::qwen3_moe> h(fixture, cfg);
+    return test::run_pieces(h.runner, ref, test::whole_prompt_steps(test::prompt_lengths(ref)));
+  };
+  CHECK(logits("qwen3_moe_v5layout") == logits("qwen3_moe"));
+}
+
 TEST_CASE("mixtral (experts FP8) matches torch's FP8 reference", "[model][fp8]") {
   fixture_check_options o = fp8_options();
   // Prompt 2's last position (row 32): an expert's down-projection input in the last layer is
