@@ -137,6 +137,15 @@ inline double prompt_compute_s(const cost_model& c, const ceilings& m, double pr
   return compute_s(c, m, prompt, 2.0 * c.head_params + c.attn_flops_per_pair * prompt * prompt / 2.0);
 }
 
+// One prompt's forward, alone (time to first token): the longer of its compute and the weight
+// bytes its tokens read at the copy rate. A dense model's prompt of a few hundred tokens is
+// compute-bound; an MoE's touches nearly every expert (Mixtral-8x7B at 512 tokens: 93 GB, 22 ms
+// on an H200, against 16 ms of compute).
+inline double prompt_floor_s(const cost_model& c, const ceilings& m, double prompt) {
+  const double bytes = m.copy_bytes_per_s > 0 ? c.step_weight_bytes(prompt) / m.copy_bytes_per_s : 0.0;
+  return std::max(m.gemm_flops_per_s > 0 ? prompt_compute_s(c, m, prompt) : 0.0, bytes);
+}
+
 // Batch-1 decode step at `context` cached tokens: the weights it reads and the KV it reads.
 inline double decode_step_floor_s(const cost_model& c, const ceilings& m, double context) {
   return m.copy_bytes_per_s > 0 ? (c.step_weight_bytes(1) + c.kv_bytes_per_token * context) / m.copy_bytes_per_s : 0.0;

@@ -389,7 +389,7 @@ int main(int argc, char** argv) {
           ttft.push_back(times.front() * 1e3);
           step_ms.push_back((times.back() - times.front()) * 1e3 / double(times.size() - 1));
         }
-        const double prefill_s = gemm_rate > 0 ? mii::bench::prompt_compute_s(cost, ceil, double(opt.prompt_len)) : 0;
+        const double prefill_s = gemm_rate > 0 ? mii::bench::prompt_floor_s(cost, ceil, double(opt.prompt_len)) : 0;
         const double ms = median(step_ms);
         results.push_back({"latency",
                            {{"batch", "1"}, {"prompt", std::to_string(opt.prompt_len)}, {"gen", std::to_string(opt.gen_len)}},

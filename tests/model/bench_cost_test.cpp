@@ -109,6 +109,27 @@ TEST_CASE("bench cost model: a decode step reads the embedding rows it looks up 
   CHECK(c.step_weight_bytes(64) == Approx(300e6).epsilon(1e-6));
 }
 
+TEST_CASE("bench first-token floor: the longer of the prompt's FLOPs and the weight bytes its tokens read",
+          "[model][bench]") {
+  // Hand-worked: 1e9 multiply-adds per token, no lm_head or attention FLOPs, 1e12 FLOP/s: a prompt
+  // of 100 takes 2e11 / 1e12 = 0.2 s of compute. Dense, 2e9 bytes at 1e12 B/s: 2 ms, so compute.
+  bench::cost_model c;
+  c.matmul_params = 1e9;
+  c.weight_bytes = 2e9;
+  const bench::ceilings m{1e12, 1e12};
+  CHECK(bench::prompt_floor_s(c, m, 100) == Approx(0.2));
+  // An MoE whose weights are mostly experts (8 of them, top-2, 32 layers of 1e9-byte experts):
+  // 100 tokens touch all of them, 2.58e11 bytes = 0.258 s, longer than the compute.
+  c.experts = 8;
+  c.top_k = 2;
+  c.sparse_layers = 32;
+  c.expert_bytes = 1e9;
+  c.weight_bytes = 2e9 + 32 * 8 * 1e9;
+  CHECK(bench::prompt_floor_s(c, m, 100) == Approx(2.58e11 / 1e12).epsilon(1e-6));
+  // and one token reads 2 experts per layer: 2e9 + 64e9 bytes = 0.066 s, against 2e-3 s of compute
+  CHECK(bench::prompt_floor_s(c, m, 1) == Approx(0.066));
+}
+
 TEST_CASE("bench throughput floor: prompts at the GEMM rate, then decode steps at max(bytes, FLOPs)", "[model][bench]") {
   // The numbers of tests/bench/bench_scripts_test.py's GridFloor, worked out by hand there too.
   bench::cost_model c;
