@@ -37,7 +37,6 @@ struct moe_weights {
   std::span<const fp8_weight> up_fp8, down_fp8;  // per expert, as up / down
   fp8_weight shared_up_fp8{}, shared_down_fp8{};
   fp8_scratch scratch{};
-  bool expert_fp8(std::int64_t e) const { return std::int64_t(up_fp8.size()) > e && up_fp8[std::size_t(e)].data; }
   bool has_shared() const { return shared_up || shared_up_fp8.data; }
 };
 
