@@ -15,7 +15,8 @@
 #                                                        (KV_GRID_CELLS 2048:2048, KV_FRACTION 0.1)
 # Modes' env: GRID_SECONDS (30: each grid cell's floor-time budget), GRID_CELLS (P:O,...),
 # COLD_THREADS (extra cold starts with MII_LOAD_THREADS set to each, e.g. "4 16"),
-# MIXTRAL_SCENARIOS (latency), UPLOAD_TESTS=0 (issue19: skip building and running the GPU suite's
+# MIXTRAL_SCENARIOS (latency), MIXTRAL_LABEL (mii-mixtral-8x7b: the results' label),
+# MIXTRAL_ARGS (more mii-bench options, e.g. "--repeats 5 --quantization fp8"), UPLOAD_TESTS=0 (issue19: skip building and running the GPU suite's
 # weight-upload tests, which check the loader bit for bit against the host before it is timed).
 # Builds mii-bench, measures the machine's ceilings, runs every scenario for mii and the peers
 # (transformers eager; static cache + torch.compile; llama.cpp) on the same random-weight shapes,
@@ -114,7 +115,8 @@ run_kvfp8() {
 # bytes a step reads (attention, the routed experts, lm_head).
 run_mixtral() {
   ./build-gpu/bench/mii-bench --model bench/configs/mixtral-8x7b --random-weights --roofline \
-    --scenario "${MIXTRAL_SCENARIOS:-latency}" --label mii-mixtral-8x7b --out "$res" 2>&1 | tee "$log/mii-mixtral-8x7b.log" \
+    --scenario "${MIXTRAL_SCENARIOS:-latency}" --label "${MIXTRAL_LABEL:-mii-mixtral-8x7b}" ${MIXTRAL_ARGS:-} --out "$res" \
+    2>&1 | tee "$log/${MIXTRAL_LABEL:-mii-mixtral-8x7b}.log" \
     | tail -8 || { echo "mixtral failed"; failed=1; }
   echo "mixtral done: ${SECONDS}s"
 }

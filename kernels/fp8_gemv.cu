@@ -50,6 +50,7 @@
 #include "common.cuh"
 #include "cuda/check.hpp"
 #include "fp8.cuh"
+#include "moe_gemv.cuh"
 
 namespace mii::kernels {
 namespace {
@@ -112,15 +113,17 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 // the row or wholly past its end). Group: 0, one scale per row of x and of w (`blocks` unused);
 // else block-wise scales (`blocks`, group % 64 == 0) of Group columns, or of blocks.group columns
 // when Group is -1.
+// Block `block`'s 16 outputs.
 template <class Out, bool Aligned, int Group>
-__global__ void __launch_bounds__(gemv_warps * 32)
-    fp8_gemv_kernel(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs, int rows, std::int64_t in,
-                    const std::uint8_t* __restrict__ wq, const float* __restrict__ ws, std::int64_t out,
-                    fp8_block_scales blocks, const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate) {
+__device__ __forceinline__ void fp8_gemv_block(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs,
+                                               int rows, std::int64_t in, const std::uint8_t* __restrict__ wq,
+                                               const float* __restrict__ ws, std::int64_t out, fp8_block_scales blocks,
+                                               const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate,
+                                               unsigned block) {
   __shared__ float partial[gemv_warps][gemv_outputs][fp8_gemv_rows];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const std::int64_t o0 = std::int64_t(blockIdx.x) * gemv_outputs;
+  const std::int64_t o0 = std::int64_t(block) * gemv_outputs;
   // Rows past `out` / `rows` read a row that exists instead (the last): their products land only
   // in accumulator rows / columns that are never stored, and the loads need no branch.
   const std::uint8_t* w_lo = wq + std::min(o0 + g, out - 1) * in;
@@ -273,6 +276,47 @@ __global__ void __launch_bounds__(gemv_warps * 32)
   }
 }
 
+template <class Out, bool Aligned, int Group>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    fp8_gemv_kernel(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs, int rows, std::int64_t in,
+                    const std::uint8_t* __restrict__ wq, const float* __restrict__ ws, std::int64_t out,
+                    fp8_block_scales blocks, const Out* __restrict__ bias, Out* __restrict__ y, bool accumulate) {
+  fp8_gemv_block<Out, Aligned, Group>(xq, xs, rows, in, wq, ws, out, blocks, bias, y, accumulate, blockIdx.x);
+}
+
+// kernels/moe_gemv.cuh: block row g takes the g-th expert in use and its slice of the slots. The
+// routing arrays were written before the quantization kernel started, so they are read before
+// the programmatic wait, as the weights are.
+template <class Out, int Group>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    moe_fp8_gemv_kernel(const std::uint8_t* __restrict__ xq, const float* __restrict__ xs, std::int64_t in,
+                        const __grid_constant__ moe_expert_table table, std::int64_t out, fp8_block_scales blocks,
+                        moe_groups groups, Out* __restrict__ y) {
+  const int e = groups.used[blockIdx.y];
+  if (e < 0) return;
+  const std::int64_t begin = groups.first[e];
+  const int rows = groups.first[e + 1] - int(begin);
+  // Per-row scales: one per slot; block-wise: group-major over all slots (blocks.xs_stride).
+  fp8_gemv_block<Out, true, Group>(xq + begin * in, xs + begin, rows, in,
+                                   static_cast<const std::uint8_t*>(table.weight[e]), table.scale[e], out, blocks,
+                                   nullptr, y + begin * out, false, blockIdx.x);
+}
+
+// A launch behind the quantization of x (programmatic: fp8_gemv's comment).
+template <class Kernel, class... Args>
+void launch_programmatic(dim3 grid, cudaStream_t stream, Kernel kernel, Args... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = dim3(gemv_warps * 32);
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+}
+
 template <class Out>
 void launch_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t in, const std::uint8_t* wq,
                  const float* ws, std::int64_t out, const fp8_block_scales* scales, const Out* bias, Out* y,
@@ -285,21 +329,12 @@ void launch_gemv(const std::uint8_t* xq, const float* xs, int rows, std::int64_t
   // lets its dependents start at once): the blocks start streaming weights while it finishes,
   // and wait for it (griddepcontrol.wait) before reading x. Everything else the kernel reads
   // before that wait (w, ws) was written before the quantization started.
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config{};
-  config.gridDim = dim3(unsigned(blocks));
-  config.blockDim = dim3(gemv_warps * 32);
-  config.stream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
   const bool aligned = in % 16 == 0 && aligned16(xq) && aligned16(wq);
   const fp8_block_scales b = scales ? *scales : fp8_block_scales{};
   auto kernel = !scales            ? (aligned ? fp8_gemv_kernel<Out, true, 0> : fp8_gemv_kernel<Out, false, 0>)
                 : b.group == 128 ? (aligned ? fp8_gemv_kernel<Out, true, 128> : fp8_gemv_kernel<Out, false, 128>)
                                  : (aligned ? fp8_gemv_kernel<Out, true, -1> : fp8_gemv_kernel<Out, false, -1>);
-  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, xq, xs, rows, in, wq, ws, out, b, bias, y, accumulate));
+  launch_programmatic(dim3(unsigned(blocks)), stream, kernel, xq, xs, rows, in, wq, ws, out, b, bias, y, accumulate);
 }
 
 }  // namespace
@@ -319,6 +354,31 @@ void fp8_gemv_blocks(const std::uint8_t* xq, const float* xs, int rows, std::int
          blocks.group);
   launch_gemv(xq, xs, rows, in, wq, ws, out, &blocks, bias, y, accumulate, stream);
 }
+
+template <class Out>
+void moe_fp8_gemv(const std::uint8_t* xq, const float* xs, std::int64_t in, const moe_expert_table& w,
+                  std::int64_t out, const fp8_block_scales* blocks, moe_groups groups, Out* y, cudaStream_t stream) {
+  if (groups.groups <= 0 || out <= 0) return;
+  if (groups.max_rows > fp8_gemv_rows)
+    fail("internal: the MoE FP8 GEMV takes at most ", fp8_gemv_rows, " rows per expert, got ", groups.max_rows);
+  if (in % 16 != 0 || !aligned16(xq)) fail("internal: the MoE FP8 GEMV needs 16-byte rows, got in = ", in);
+  if (blocks && (blocks->group <= 0 || blocks->group % chunk_bytes != 0 || blocks->block_rows <= 0))
+    fail("internal: the MoE FP8 GEMV takes blocks of a multiple of ", chunk_bytes, " columns, got ",
+         blocks->block_rows, " x ", blocks->group);
+  const std::int64_t tiles = (out + gemv_outputs - 1) / gemv_outputs;
+  if (tiles > 0x7fffffff) fail("fp8 linear: ", out, " outputs is more than one launch takes");
+  const fp8_block_scales b = blocks ? *blocks : fp8_block_scales{};
+  auto kernel = !blocks ? moe_fp8_gemv_kernel<Out, 0>
+                : b.group == 128 ? moe_fp8_gemv_kernel<Out, 128>
+                                 : moe_fp8_gemv_kernel<Out, -1>;
+  launch_programmatic(dim3(unsigned(tiles), unsigned(groups.groups)), stream, kernel, xq, xs, in, w, out, b, groups, y);
+}
+
+template void moe_fp8_gemv<__nv_bfloat16>(const std::uint8_t*, const float*, std::int64_t, const moe_expert_table&,
+                                          std::int64_t, const fp8_block_scales*, moe_groups, __nv_bfloat16*,
+                                          cudaStream_t);
+template void moe_fp8_gemv<__half>(const std::uint8_t*, const float*, std::int64_t, const moe_expert_table&,
+                                   std::int64_t, const fp8_block_scales*, moe_groups, __half*, cudaStream_t);
 
 template void fp8_gemv<__nv_bfloat16>(const std::uint8_t*, const float*, int, std::int64_t, const std::uint8_t*,
                                       const float*, std::int64_t, const __nv_bfloat16*, __nv_bfloat16*, bool,

@@ -89,7 +89,7 @@ cuda_context_state::~cuda_context_state() {
   }
   for (device_scratch* s : {&sample_meta, &sample_keys, &sample_keys_sorted, &sample_ids, &sample_ids_sorted,
                             &sample_temp, &sample_out, &moe_logits, &moe_topk_ids, &moe_topk_w, &moe_order, &moe_x,
-                            &moe_gate_up, &moe_inner, &moe_y, &fp8_gemm_out, &fp8_staging})
+                            &moe_gate_up, &moe_inner, &moe_y, &moe_device, &fp8_gemm_out, &fp8_staging})
     s->release();
   sample_host.release();
   moe_host.release();
@@ -132,6 +132,13 @@ cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
     if (*end != '\0' || n < 0 || n > kernels::fp8_gemv_rows)
       fail("MII_CUDA_FP8_GEMV_MAX_ROWS must be a row count in 0..", kernels::fp8_gemv_rows, ", got \"", v, "\"");
     st.fp8_gemv_max_rows = int(n);
+  }
+  if (const char* v = std::getenv("MII_CUDA_MOE_DEVICE_ROWS"); v && *v) {
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > kernels::fp8_gemv_rows)
+      fail("MII_CUDA_MOE_DEVICE_ROWS must be a row count in 0..", kernels::fp8_gemv_rows, ", got \"", v, "\"");
+    st.moe_device_max_rows = int(n);
   }
   if (const char* v = std::getenv("MII_CUDA_FP8_GEMM"); v && *v) {
     const std::string mode = v;

@@ -134,9 +134,15 @@ struct cuda_context_state {
   device_scratch logits_meta, logits_out;
   pinned_scratch logits_host;
 
-  // MoE scratch.
+  // MoE scratch (kernels/moe.cu): the host-routed path's buffers grow with the rows; the device
+  // path's one block is reserved at that path's largest size by its first call and never moves
+  // after, since CUDA graphs of decode steps point into it (a context serves one model).
   device_scratch moe_logits, moe_topk_ids, moe_topk_w, moe_order, moe_x, moe_gate_up, moe_inner, moe_y;
   pinned_scratch moe_host;
+  device_scratch moe_device;
+  // Up to this many rows MoE layers route on the device (8, the expert-indexed GEMVs' bound);
+  // MII_CUDA_MOE_DEVICE_ROWS=0..8 for comparisons (0: always through the host).
+  int moe_device_max_rows = 8;
 
   // Split-KV attention partials (kernels/attention.cu): fp32 outputs and log2-sum-exps of the
   // key-range slices, merged by a combine kernel. Grown outside graph capture only: the first

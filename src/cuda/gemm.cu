@@ -14,6 +14,7 @@
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 #include "cuda/gemm_support.hpp"
+#include "moe_gemv.cuh"
 
 namespace mii::backend {
 namespace {
@@ -41,14 +42,15 @@ __device__ __forceinline__ void gemv_chunk(float (&acc)[Rows], const uint4& wv, 
   }
 }
 
-// Requires in % 8 == 0 and 16-byte aligned x and w. Rows: a compile-time bound on rows (only 1
-// is launched today; the kernel is written for a few).
+// Block `block`'s outputs of y = x w^T (+ bias) (+ y). Requires in % 8 == 0 and 16-byte aligned
+// x and w. Rows: a compile-time bound on rows (the dense layers launch 1; an expert of the
+// MoE GEMV below may have up to 8).
 template <class T, class Out, int Rows>
-__global__ void __launch_bounds__(gemv_warps * 32)
-    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, Out* __restrict__ y,
-                int rows, std::int64_t in, std::int64_t out, bool accumulate) {
+__device__ __forceinline__ void gemv_block(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                           Out* __restrict__ y, int rows, std::int64_t in, std::int64_t out,
+                                           bool accumulate, unsigned block) {
   const int lane = threadIdx.x & 31;
-  const std::int64_t o = std::int64_t(blockIdx.x) * gemv_warps + (threadIdx.x >> 5);
+  const std::int64_t o = std::int64_t(block) * gemv_warps + (threadIdx.x >> 5);
   if (o >= out) return;  // whole warps leave together
   const std::int64_t chunks = in / 8;
   const uint4* wrow = reinterpret_cast<const uint4*>(w + o * in);
@@ -82,6 +84,26 @@ __global__ void __launch_bounds__(gemv_warps * 32)
       }
     }
   }
+}
+
+template <class T, class Out, int Rows>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias, Out* __restrict__ y,
+                int rows, std::int64_t in, std::int64_t out, bool accumulate) {
+  gemv_block<T, Out, Rows>(x, w, bias, y, rows, in, out, accumulate, blockIdx.x);
+}
+
+// kernels/moe_gemv.cuh: block row g takes the g-th expert in use and its slice of the slots.
+template <class T, int Rows>
+__global__ void __launch_bounds__(gemv_warps * 32)
+    moe_gemv_kernel(const T* __restrict__ x, std::int64_t in, const __grid_constant__ kernels::moe_expert_table table,
+                    std::int64_t out, kernels::moe_groups groups, T* __restrict__ y) {
+  const int e = groups.used[blockIdx.y];
+  if (e < 0) return;
+  const std::int64_t begin = groups.first[e];
+  const int rows = groups.first[e + 1] - int(begin);
+  gemv_block<T, T, Rows>(x + begin * in, static_cast<const T*>(table.weight[e]), nullptr, y + begin * out, rows, in,
+                         out, false, blockIdx.x);
 }
 
 template <class T, class Out>
@@ -182,6 +204,36 @@ void linear_impl(cuda_context_state& st, const T* x, std::int64_t rows, std::int
 }
 
 }  // namespace
+
+}  // namespace mii::backend
+
+namespace mii::kernels {
+
+template <class T>
+void moe_gemv(const T* x, std::int64_t in, const moe_expert_table& w, std::int64_t out, moe_groups groups, T* y,
+              cudaStream_t stream) {
+  if (groups.groups <= 0 || out <= 0) return;
+  if (in % 8 != 0) fail("internal: the MoE GEMV needs in % 8 == 0, got ", in);
+  const dim3 grid(ceil_div(out, backend::gemv_warps), unsigned(groups.groups)), block(backend::gemv_warps * 32);
+  // Each bound's accumulators live in registers: the smallest that holds max_rows.
+  auto kernel = groups.max_rows <= 1   ? backend::moe_gemv_kernel<T, 1>
+                : groups.max_rows <= 2 ? backend::moe_gemv_kernel<T, 2>
+                : groups.max_rows <= 4 ? backend::moe_gemv_kernel<T, 4>
+                : groups.max_rows <= 8 ? backend::moe_gemv_kernel<T, 8>
+                                       : nullptr;
+  if (!kernel) fail("internal: the MoE GEMV takes at most 8 rows per expert, got ", groups.max_rows);
+  kernel<<<grid, block, 0, stream>>>(x, in, w, out, groups, y);
+  MII_CUDA_CHECK_LAUNCH();
+}
+
+template void moe_gemv<__nv_bfloat16>(const __nv_bfloat16*, std::int64_t, const moe_expert_table&, std::int64_t,
+                                      moe_groups, __nv_bfloat16*, cudaStream_t);
+template void moe_gemv<__half>(const __half*, std::int64_t, const moe_expert_table&, std::int64_t, moe_groups, __half*,
+                               cudaStream_t);
+
+}  // namespace mii::kernels
+
+namespace mii::backend {
 
 template <class DType>
 void cuda<DType>::linear(context& ctx, const T* x, std::int64_t rows, std::int64_t in, const T* w, std::int64_t out,

@@ -327,7 +327,7 @@ TEMPLATE_TEST_CASE("cuda moe matches host", "[gpu]", bf16_t, fp16_t) {
     std::int64_t hidden, experts, top_k, ffn;
   };
   for (const config c : {config{64, 8, 2, 96}, config{40, 6, 3, 20}, config{128, 4, 1, 64}}) {
-    for (const std::int64_t rows : {1, 5, 37, 300}) {
+    for (const std::int64_t rows : {1, 5, 8, 9, 37, 300}) {  // up to 8: routed on the GPU
       INFO(dtype_label<D> << " rows " << rows << " hidden " << c.hidden << " experts " << c.experts << " top_k "
                           << c.top_k << " ffn " << c.ffn);
       const auto x_h = random_values<D>(rng, rows * c.hidden);

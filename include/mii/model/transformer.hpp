@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -299,8 +300,24 @@ class transformer {
   }
 
   void moe_block(context& ctx, std::int64_t L, const T* in, std::int64_t n, T* out, bool accumulate) {
-    const auto& lay = layers_[std::size_t(L)];
     T* dst = accumulate ? moe_out_.data() : out;
+    Backend::template moe<traits::activation>(ctx, in, n, shape_.hidden, moe_weights_of(L), dst);
+    if (accumulate) Backend::add(ctx, out, dst, n * shape_.hidden);
+  }
+
+ public:
+  // The most token rows every MoE layer runs without waiting for the host (Backend::
+  // moe_device_rows), 0 when some layer cannot: the largest decode batch a CUDA graph may hold.
+  std::int64_t moe_device_rows(context& ctx) {
+    std::int64_t rows = std::numeric_limits<std::int64_t>::max();
+    for (std::int64_t L = 0; L < shape_.layers; ++L)
+      if (shape_.sparse(L)) rows = std::min(rows, Backend::moe_device_rows(ctx, moe_weights_of(L), shape_.hidden));
+    return rows;
+  }
+
+ private:
+  backend::moe_weights<T> moe_weights_of(std::int64_t L) {
+    const auto& lay = layers_[std::size_t(L)];
     backend::moe_weights<T> w;
     w.router = lw(L, layer_slot::router_w);
     w.experts = shape_.experts;
@@ -320,8 +337,7 @@ class transformer {
       w.shared_ffn = shape_.local_shared_ffn;
     }
     if (quantized_) w.scratch = backend::fp8_scratch{fp8_x_.data(), fp8_scale_.data()};
-    Backend::template moe<traits::activation>(ctx, in, n, shape_.hidden, w, dst);
-    if (accumulate) Backend::add(ctx, out, dst, n * shape_.hidden);
+    return w;
   }
 
   void load_weights(context& ctx, const weight_plan& plan, load_progress progress, void* user) {

@@ -105,13 +105,16 @@ class model_runner {
     load_kv_s_ = since(t_kv);
     if constexpr (graph_capable) {
       // Decode steps replay CUDA graphs captured per (batch bucket, KV-length bucket). Padding
-      // rows of a bucket write their keys into one block kept aside for them. MoE layers wait on
-      // the host for their routing, which a graph cannot contain.
-      graphs_enabled_ = cfg.cuda_graphs && kv_blocks_ > 1 &&
-                        Model::traits::mlp_kind != layers::mlp_kind::moe && cuda_graphs_allowed_by_environment();
+      // rows of a bucket write their keys into one block kept aside for them. MoE layers route
+      // on the device up to a few rows (Backend::moe_device_rows); past that they wait on the
+      // host for their routing, which a graph cannot contain, so graphs stop at that batch.
+      std::int64_t graph_batch = std::min<std::int64_t>({model_->max_sample(), model_->max_tokens(), 256});
+      if constexpr (Model::traits::mlp_kind == layers::mlp_kind::moe)
+        graph_batch = std::min(graph_batch, model_->moe_device_rows(ctx_));
+      graphs_enabled_ = cfg.cuda_graphs && kv_blocks_ > 1 && graph_batch >= 1 && cuda_graphs_allowed_by_environment();
       if (graphs_enabled_) {
         scratch_block_ = --kv_blocks_;
-        max_graph_batch_ = std::int32_t(std::min<std::int64_t>({model_->max_sample(), model_->max_tokens(), 256}));
+        max_graph_batch_ = std::int32_t(graph_batch);
       }
     }
   }

@@ -154,6 +154,11 @@ struct cuda {
                       std::int64_t width, std::int64_t height);
   template <layers::activation A>
   static void moe(context&, const T* x, std::int64_t rows, std::int64_t hidden, const moe_weights<T>& w, T* out);
+  // The most rows moe() runs entirely on the device for these weights (no wait for the host, so
+  // CUDA graphs may capture it): 8 (MII_CUDA_MOE_DEVICE_ROWS), or 0 where the expert-indexed
+  // GEMVs cannot take them (more than 256 experts, unaligned rows, FP8 experts of differing or
+  // generic block layouts).
+  static std::int64_t moe_device_rows(context&, const moe_weights<T>& w, std::int64_t hidden);
   static void head_rms_norm(context&, T* qkv, std::int64_t rows, const attention_shape& as, const T* q_w,
                             const T* k_w, float eps, float weight_offset);
 
