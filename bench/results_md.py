@@ -14,7 +14,7 @@ the blocks is prose and must hold no measured figure: a figure without a JSON fi
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
 Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
-serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table, kv-fp8-table (see the render_*
+serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table, kv-fp8-table, moe-routing-table (see the render_*
 functions). Shapes: the bench/configs/<shape>
 names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
@@ -647,6 +647,39 @@ def render_fp8_kernels_table(run, args):
     return "\n".join(lines)
 
 
+def render_moe_routing_table(run, args):
+    """Batch-1 latency of one MoE shape with the layers routed through the host
+    (MII_CUDA_MOE_DEVICE_ROWS=0: mii-{bf16,fp8}-hostrouted-SHAPE), on the device without CUDA graphs
+    (MII_CUDA_GRAPHS=0: mii-bf16-nographs-SHAPE) and on the device with graphs (mii-{bf16,fp8}-SHAPE),
+    all in one call."""
+    shape = args["shape"]
+    rows = [("bf16", "host-routed (ids to the host, a GEMV per expert)", "mii-bf16-hostrouted"),
+            ("bf16", "routed on the GPU, no CUDA graphs", "mii-bf16-nographs"),
+            ("bf16", "routed on the GPU, decode from CUDA graphs", "mii-bf16"),
+            ("FP8", "host-routed", "mii-fp8-hostrouted"),
+            ("FP8", "routed on the GPU, decode from CUDA graphs", "mii-fp8")]
+    docs = {label: run.doc(f"{label}-{shape}.json") for _, _, label in rows}
+    for weights, _, label in rows:
+        want = "fp8" if weights == "FP8" else "none"
+        if docs[label].get("quantization", "none") != want:
+            raise MissingData(f"moe-routing-table: {label} must record quantization {want}")
+    commits = sorted({commit_of(d) for d in docs.values()})
+    lines = [f"{SHAPE_NAMES.get(shape, shape)} shape, random weights, batch 1 (one call, mii built from "
+             f"{', '.join(commits)}); floors: the bytes a decode step reads (the routed experts', attention's, "
+             "lm_head's) and, for the first token, the longer of the prompt's FLOPs and the weight bytes its "
+             "tokens read (`bench/cost_model.hpp`).", "",
+             "| weights | MoE layers | decode step | ÷ floor | ÷ host-routed | time to first token (512) |",
+             "|---|---|---|---|---|---|"]
+    for weights, how, label in rows:
+        step = figure(docs[label], "latency", "decode_step")
+        base = figure(docs[f"mii-{weights.lower()}-hostrouted"], "latency", "decode_step")
+        ttft = figure(docs[label], "latency", "time_to_first_token")
+        lines.append(f"| {weights} | {how} | {step['value']:.2f} ms | {step['value'] / step['floor']:.2f}× "
+                     f"(floor {step['floor']:.2f} ms) | {step['value'] / base['value']:.2f}× | "
+                     f"{ttft['value']:.2f} ms ({ttft['value'] / ttft['floor']:.2f}× floor) |")
+    return "\n".join(lines)
+
+
 def render_serve_paired(run, args):
     """mii-serve-overhead: the same engine called in-process and through HTTP, request by request in pairs."""
     d = run.doc(args["file"])
@@ -675,7 +708,8 @@ RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title,
              "goals": render_goals, "tokenizer": render_tokenizer, "serve-load": render_serve_load,
              "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
              "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired,
-             "kv-fp8-table": render_kv_fp8_table, "fp8-kernels-table": render_fp8_kernels_table}
+             "kv-fp8-table": render_kv_fp8_table, "fp8-kernels-table": render_fp8_kernels_table,
+             "moe-routing-table": render_moe_routing_table}
 
 
 # ---- the file ---------------------------------------------------------------------------------

@@ -143,6 +143,28 @@ class ResultsPage(unittest.TestCase):
             self.assertIn("| decode step | 4.50 ms | 4.84 ms | 0.93× |", text)
             self.assertIn("Mistral-7B: 4.50 ms = 0.93× the floor (met;", text)
 
+    def test_moe_routing_table_refuses_a_run_of_the_wrong_weights(self):
+        # A host-routed "FP8" run that ran bf16 (the quantization option lost on the way) must not
+        # become an FP8 row.
+        with tempfile.TemporaryDirectory() as d:
+            results = os.path.join(d, "results")
+            shutil.copytree(os.path.join(ROOT, "bench", "results", "2026-12-03-h200-moedevice"),
+                            os.path.join(results, "2026-12-03-h200-moedevice"))
+            path = os.path.join(results, "2026-12-03-h200-moedevice", "mii-fp8-hostrouted-mixtral-8x7b.json")
+            with open(path) as f:
+                doc = json.load(f)
+            doc["quantization"] = "none"
+            with open(path, "w") as f:
+                json.dump(doc, f)
+            page = os.path.join(d, "RESULTS.md")
+            with open(page, "w") as f:
+                f.write("<!-- generated: moe-routing-table run=2026-12-03-h200-moedevice shape=mixtral-8x7b -->\n"
+                        "<!-- end generated -->\n")
+            p = subprocess.run([sys.executable, RESULTS_MD, "--file", page, "--results", results], capture_output=True,
+                               text=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("mii-fp8-hostrouted must record quantization fp8", p.stderr)
+
     def test_a_block_without_its_json_is_an_error(self):
         with tempfile.TemporaryDirectory() as d:
             page = os.path.join(d, "RESULTS.md")
