@@ -106,6 +106,20 @@ cuda_context_state::~cuda_context_state() {
 
 // ---- context ---------------------------------------------------------------------------------
 
+namespace {
+
+// A row-count setting of docs/environment.md: 0..most, or `otherwise` when unset or empty.
+int row_count_from_environment(const char* name, int most, int otherwise) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return otherwise;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 0 || n > most) fail(name, " must be a row count in 0..", most, ", got \"", v, "\"");
+  return int(n);
+}
+
+}  // namespace
+
 template <class DType>
 cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
   state& st = *state_;
@@ -120,26 +134,10 @@ cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
   st.workspace_bytes = std::size_t(32) << 20;
   st.workspace = cuda_detail::device_alloc(st.workspace_bytes);
   MII_CUDA_CHECK(cudaEventCreateWithFlags(&st.step_copied, cudaEventDisableTiming));
-  if (const char* v = std::getenv("MII_CUDA_GEMV_MAX_ROWS"); v && *v) {
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    if (*end != '\0' || n < 0 || n > 1) fail("MII_CUDA_GEMV_MAX_ROWS must be 0 or 1, got \"", v, "\"");
-    st.gemv_max_rows = int(n);
-  }
-  if (const char* v = std::getenv("MII_CUDA_FP8_GEMV_MAX_ROWS"); v && *v) {
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    if (*end != '\0' || n < 0 || n > kernels::fp8_gemv_rows)
-      fail("MII_CUDA_FP8_GEMV_MAX_ROWS must be a row count in 0..", kernels::fp8_gemv_rows, ", got \"", v, "\"");
-    st.fp8_gemv_max_rows = int(n);
-  }
-  if (const char* v = std::getenv("MII_CUDA_MOE_DEVICE_ROWS"); v && *v) {
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    if (*end != '\0' || n < 0 || n > kernels::fp8_gemv_rows)
-      fail("MII_CUDA_MOE_DEVICE_ROWS must be a row count in 0..", kernels::fp8_gemv_rows, ", got \"", v, "\"");
-    st.moe_device_max_rows = int(n);
-  }
+  constexpr int gemv_rows = kernels::fp8_gemv_rows;
+  st.gemv_max_rows = row_count_from_environment("MII_CUDA_GEMV_MAX_ROWS", 1, st.gemv_max_rows);
+  st.fp8_gemv_max_rows = row_count_from_environment("MII_CUDA_FP8_GEMV_MAX_ROWS", gemv_rows, st.fp8_gemv_max_rows);
+  st.moe_device_max_rows = row_count_from_environment("MII_CUDA_MOE_DEVICE_ROWS", gemv_rows, st.moe_device_max_rows);
   if (const char* v = std::getenv("MII_CUDA_FP8_GEMM"); v && *v) {
     const std::string mode = v;
     if (mode != "outer" && mode != "fallback")
