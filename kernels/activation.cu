@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "pdl.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 
@@ -25,6 +26,8 @@ __device__ __forceinline__ float activate(float x) {
 // Vec = 8: 16-byte accesses, needs f % 8 == 0 and aligned pointers.
 template <class T, layers::activation A, int Vec>
 __global__ void gated_act_kernel(const T* __restrict__ gate_up, std::int64_t rows, std::int64_t f, T* __restrict__ out) {
+  // The down projection's GEMV may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   const std::int64_t per_row = f / Vec, n = rows * per_row;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t r = i / per_row, c = i % per_row;

@@ -11,6 +11,7 @@
 
 #include "attention.cuh"
 #include "common.cuh"
+#include "pdl.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 #include "dispatch.cuh"
@@ -66,6 +67,8 @@ struct fp8_cache {  // e4m3 bytes in that layout, then fp32 scales [2][kv_heads]
 // readers above.
 template <class T, class Cache>
 __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel(const attention_params p) {
+  // The output projection's GEMV may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   extern __shared__ float q_smem[];  // [fallback_warps][head_dim], pre-scaled into the exp2 domain
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const std::int64_t row = std::int64_t(blockIdx.x) * fallback_warps + warp;
@@ -135,6 +138,8 @@ __global__ void __launch_bounds__(fallback_warps * 32) attention_fallback_kernel
 // per row, four dims per lane per step (head_dim % 4 == 0 on the tensor-core path).
 template <class T>
 __global__ void __launch_bounds__(combine_warps * 32) attention_combine_kernel(const attention_params p) {
+  // The output projection's GEMV may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   __shared__ float weights[combine_warps][max_splits];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const std::int64_t n_rows = std::int64_t(p.n_tokens) * p.heads;

@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "pdl.cuh"
 #include "attention.cuh"
 #include "common.cuh"
 #include "cuda/check.hpp"
@@ -172,6 +173,8 @@ struct flash_config {
 template <class T, class Variant, int HEAD_DIM, int WARPS_M, int WARPS_N, int M_ATOMS, int BLOCK_N, bool KV_FP8>
 __global__ void __launch_bounds__(32 * WARPS_M* WARPS_N)
     flash_attention_kernel(const attention_params p) {
+  // The output projection's GEMV may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   using cfg = flash_config<HEAD_DIM, WARPS_M, WARPS_N, M_ATOMS, BLOCK_N, KV_FP8>;
   constexpr int BLOCK_M = cfg::block_m;
   constexpr int PITCH = cfg::pitch;

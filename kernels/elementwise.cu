@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "pdl.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 
@@ -21,6 +22,8 @@ __global__ void fill_kernel(float* __restrict__ data, std::int64_t n, float valu
 template <class T, int Vec>
 __global__ void gather_rows_kernel(const T* __restrict__ x, std::int64_t cols, const std::int32_t* __restrict__ rows,
                                    T* __restrict__ out) {
+  // The MoE up projection's GEMV may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   const std::int64_t i = blockIdx.x;
   const std::int64_t src_row = rows[i];
   if constexpr (Vec == 8) {

@@ -18,6 +18,7 @@
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 #include "fp8.cuh"
+#include "pdl.cuh"
 #include "fp8_convert.cuh"
 
 namespace mii::kernels {
@@ -69,9 +70,7 @@ __global__ void __launch_bounds__(quantize_max_threads)
                          float* __restrict__ scale, const float* __restrict__ static_scale) {
   // linear_fp8's GEMV is launched as this kernel's programmatic dependent: it may start now (it
   // waits for this grid to finish before it reads the result).
-#if __CUDA_ARCH__ >= 900  // programmatic dependent launch is Hopper's; older GPUs run the two in order
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
+  let_dependents_launch();
   using vt = vec_traits<In>;
   constexpr int V = vt::V;
   const In* row = x + std::int64_t(blockIdx.x) * cols;
@@ -122,9 +121,7 @@ template <class In, bool Vectorized>
 __global__ void __launch_bounds__(group_warps * 32)
     quantize_groups_kernel(const In* __restrict__ x, std::int64_t rows, std::int64_t cols, std::int64_t group,
                            std::int64_t groups, std::uint8_t* __restrict__ q, float* __restrict__ scale) {
-#if __CUDA_ARCH__ >= 900  // as quantize_rows_kernel: the GEMV behind it may start now
-  asm volatile("griddepcontrol.launch_dependents;");
-#endif
+  let_dependents_launch();  // as quantize_rows_kernel: the GEMV behind it may start now
   using vt = vec_traits<In>;
   constexpr int V = vt::V;
   const int lane = threadIdx.x & 31;

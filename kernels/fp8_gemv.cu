@@ -51,6 +51,7 @@
 #include "cuda/check.hpp"
 #include "fp8.cuh"
 #include "moe_gemv.cuh"
+#include "pdl.cuh"
 
 namespace mii::kernels {
 namespace {
@@ -98,15 +99,6 @@ __device__ __forceinline__ uint4 load16(const std::uint8_t* p, std::int64_t k, s
     v = make_uint4(w[0], w[1], w[2], w[3]);
   }
   return v;
-}
-
-// Programmatic dependent launch (fp8_gemv below): waits until the kernel this one was launched
-// behind (the quantization of x) has finished and its writes are visible. A no-op for a launch
-// without the attribute.
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
 }
 
 // Aligned: in % 16 == 0 and 16-byte aligned xq and wq (every lane's 16 bytes then lie inside
@@ -302,19 +294,10 @@ __global__ void __launch_bounds__(gemv_warps * 32)
                                    nullptr, y + begin * out, false, blockIdx.x);
 }
 
-// A launch behind the quantization of x (programmatic: fp8_gemv's comment).
+// A launch behind the quantization of x (programmatic: fp8_gemv's comment; kernels/pdl.cuh).
 template <class Kernel, class... Args>
 void launch_programmatic(dim3 grid, cudaStream_t stream, Kernel kernel, Args... args) {
-  cudaLaunchAttribute attribute{};
-  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute.val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t config{};
-  config.gridDim = grid;
-  config.blockDim = dim3(gemv_warps * 32);
-  config.stream = stream;
-  config.attrs = &attribute;
-  config.numAttrs = 1;
-  MII_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, args...));
+  launch_maybe_programmatic(true, grid, dim3(gemv_warps * 32), stream, kernel, args...);
 }
 
 template <class Out>

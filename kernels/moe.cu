@@ -139,13 +139,14 @@ namespace {
 // One projection of every expert in use, on the device path: the expert-indexed GEMV over the
 // compute-dtype weights, or the quantization of the slots and the FP8 one.
 template <class D, class T>
-void project_on_device(cudaStream_t stream, const D* in, std::int64_t slots, std::int64_t in_dim,
+void project_on_device(const cuda_context_state& st, const D* in, std::int64_t slots, std::int64_t in_dim,
                        std::span<const T* const> weights, std::span<const fp8_weight> fp8, std::int64_t experts,
                        std::int64_t out_dim, kernels::moe_groups groups, const moe_buffers<T>& b, D* out) {
+  const cudaStream_t stream = st.stream;
   kernels::moe_expert_table table{};
   if (fp8.empty()) {
     for (std::int64_t e = 0; e < experts; ++e) table.weight[e] = weights[std::size_t(e)];
-    kernels::moe_gemv(in, in_dim, table, out_dim, groups, out, stream);
+    kernels::moe_gemv(in, in_dim, table, out_dim, groups, out, st.gemv_programmatic, stream);
     return;
   }
   for (std::int64_t e = 0; e < experts; ++e) {
@@ -216,10 +217,10 @@ void cuda<DType>::moe(context& ctx, const T* x, std::int64_t rows, std::int64_t 
     gather_rows(ctx, x, hidden, b.order, std::int32_t(slots), b.xg);
     const kernels::moe_groups g{b.used, b.first, groups, int(rows)};
     const bool fp8 = groups_in_row > 0;
-    project_on_device(stream, kernels::dev(b.xg), slots, hidden, w.up, fp8 ? w.up_fp8 : std::span<const fp8_weight>{},
+    project_on_device(st, kernels::dev(b.xg), slots, hidden, w.up, fp8 ? w.up_fp8 : std::span<const fp8_weight>{},
                       experts, 2 * ffn, g, b, kernels::dev(b.gate_up));
     gated_act<A>(ctx, b.gate_up, slots, ffn, b.inner);
-    project_on_device(stream, kernels::dev(b.inner), slots, ffn, w.down,
+    project_on_device(st, kernels::dev(b.inner), slots, ffn, w.down,
                       fp8 ? w.down_fp8 : std::span<const fp8_weight>{}, experts, hidden, g, b, kernels::dev(b.y));
   } else {
     // Group the slots by expert on the host: order[slot] = source row, slot_of[r * k + s] = slot.

@@ -34,10 +34,11 @@ struct moe_groups {
 
 // y[s][o] = sum_i x[s][i] * W_e[o][i] for every slot s of every expert e in use, bf16/fp16 weights
 // (T: __nv_bfloat16 or __half), in % 8 == 0 and every pointer 16-byte aligned; max_rows <= 8.
-// Defined beside the dense GEMV (src/cuda/gemm.cu), which it shares.
+// Defined beside the dense GEMV (src/cuda/gemm.cu), which it shares; `programmatic`: launched as a
+// programmatic dependent of the kernel before it (kernels/pdl.cuh), as the dense one is.
 template <class T>
 void moe_gemv(const T* x, std::int64_t in, const moe_expert_table& w, std::int64_t out, moe_groups groups, T* y,
-              cudaStream_t stream);
+              bool programmatic, cudaStream_t stream);
 
 // The same over FP8 experts (fp8_gemv's kernel): xq / xs the quantized slots (quantize_fp8_rows,
 // or quantize_fp8_groups with blocks->xs_stride = all slots), weights and scales from the table;

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "pdl.cuh"
 #include "cuda/check.hpp"
 #include "cuda/context_state.hpp"
 
@@ -45,6 +46,8 @@ __device__ __forceinline__ void store_vec(T* p, std::int64_t i, const float (&v)
 template <class T, layers::norm_kind K, int Vec>
 __global__ void add_norm_kernel(T* residual, const T* __restrict__ delta, const T* __restrict__ w,
                                 const T* __restrict__ bias, float eps, std::int64_t cols, T* out) {
+  // A GEMV behind this kernel may start streaming its weights now (kernels/pdl.cuh).
+  let_dependents_launch();
   __shared__ float scratch[32];
   const std::int64_t row = blockIdx.x, n = cols / Vec;
   T* x = residual + row * cols;

@@ -138,6 +138,11 @@ cuda<DType>::context::context(int device) : state_(std::make_unique<state>()) {
   st.gemv_max_rows = row_count_from_environment("MII_CUDA_GEMV_MAX_ROWS", 1, st.gemv_max_rows);
   st.fp8_gemv_max_rows = row_count_from_environment("MII_CUDA_FP8_GEMV_MAX_ROWS", gemv_rows, st.fp8_gemv_max_rows);
   st.moe_device_max_rows = row_count_from_environment("MII_CUDA_MOE_DEVICE_ROWS", gemv_rows, st.moe_device_max_rows);
+  if (const char* v = std::getenv("MII_CUDA_PDL"); v && *v) {
+    const std::string mode = v;
+    if (mode != "0" && mode != "1") fail("MII_CUDA_PDL must be 0 (GEMVs launched in the usual order) or 1, got \"", v, "\"");
+    st.gemv_programmatic = mode == "1";
+  }
   if (const char* v = std::getenv("MII_CUDA_FP8_GEMM"); v && *v) {
     const std::string mode = v;
     if (mode != "outer" && mode != "fallback")

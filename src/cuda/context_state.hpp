@@ -108,6 +108,10 @@ struct cuda_context_state {
   // (MII_CUDA_GEMV_MAX_ROWS=0 sends everything to cuBLASLt, for comparisons).
   std::unordered_map<gemm_key, gemm_plan, gemm_key_hash> gemm_plans;
   int gemv_max_rows = 1;
+  // The GEMV (dense and MoE) is launched as a programmatic dependent of the kernel before it, so
+  // that its weights stream in while that kernel ends (kernels/pdl.cuh); MII_CUDA_PDL=0 launches
+  // it in the usual order, for comparisons.
+  bool gemv_programmatic = true;
 
   // FP8 linear layers (src/cuda/gemm_fp8.cu). Up to fp8_gemv_max_rows rows take the FP8 GEMV:
   // 8, the most its n = 8 tile holds, and on an H200 it beats cuBLASLt at every count up to 8

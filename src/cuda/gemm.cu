@@ -15,6 +15,7 @@
 #include "cuda/context_state.hpp"
 #include "cuda/gemm_support.hpp"
 #include "moe_gemv.cuh"
+#include "pdl.cuh"
 
 namespace mii::backend {
 namespace {
@@ -59,11 +60,17 @@ __device__ __forceinline__ void gemv_block(const T* __restrict__ x, const T* __r
 #pragma unroll
   for (int m = 0; m < Rows; ++m) acc[m] = 0.0f;
   std::int64_t c = lane;
-  // All loads of w for gemv_unroll chunks are issued before any is used.
-  for (; c + (gemv_unroll - 1) * 32 < chunks; c += gemv_unroll * 32) {
-    uint4 wv[gemv_unroll];
+  // All loads of w for gemv_unroll chunks are issued before any is used. The first ones go out
+  // before waiting for the kernel that wrote x (a programmatic launch: kernels/pdl.cuh).
+  uint4 wv[gemv_unroll];
+  auto load_w = [&](std::int64_t at) {
 #pragma unroll
-    for (int u = 0; u < gemv_unroll; ++u) wv[u] = kernels::load_streaming(wrow + c + u * 32);
+    for (int u = 0; u < gemv_unroll; ++u) wv[u] = kernels::load_streaming(wrow + at + u * 32);
+  };
+  if (c + (gemv_unroll - 1) * 32 < chunks) load_w(c);
+  kernels::wait_for_previous_kernel();
+  for (; c + (gemv_unroll - 1) * 32 < chunks; c += gemv_unroll * 32) {
+    if (c != lane) load_w(c);
 #pragma unroll
     for (int u = 0; u < gemv_unroll; ++u) gemv_chunk<Rows, T>(acc, wv[u], xv, c + u * 32, chunks, rows);
   }
@@ -107,12 +114,12 @@ __global__ void __launch_bounds__(gemv_warps * 32)
 }
 
 template <class T, class Out>
-void launch_gemv(cudaStream_t stream, const T* x, int rows, std::int64_t in, const T* w, std::int64_t out,
-                 const T* bias, Out* y, bool accumulate) {
+void launch_gemv(cudaStream_t stream, bool programmatic, const T* x, int rows, std::int64_t in, const T* w,
+                 std::int64_t out, const T* bias, Out* y, bool accumulate) {
   if (rows != 1) fail("internal: the GEMV kernel is instantiated for one row, got ", rows);
   const dim3 grid(kernels::ceil_div(out, gemv_warps)), block(gemv_warps * 32);
-  gemv_kernel<T, Out, 1><<<grid, block, 0, stream>>>(x, w, bias, y, rows, in, out, accumulate);
-  MII_CUDA_CHECK_LAUNCH();
+  kernels::launch_maybe_programmatic(programmatic, grid, block, stream, gemv_kernel<T, Out, 1>, x, w, bias, y, rows, in,
+                                     out, accumulate);
 }
 
 // ---- cuBLASLt --------------------------------------------------------------------------------
@@ -174,7 +181,7 @@ void linear_impl(cuda_context_state& st, const T* x, std::int64_t rows, std::int
   if (rows <= 0 || out <= 0) return;
   if (in <= 0) fail("linear: in must be >= 1, got ", in);
   if (rows <= st.gemv_max_rows && in % 8 == 0 && kernels::aligned16(x) && kernels::aligned16(w)) {
-    launch_gemv(st.stream, x, int(rows), in, w, out, bias, y, accumulate);
+    launch_gemv(st.stream, st.gemv_programmatic, x, int(rows), in, w, out, bias, y, accumulate);
     return;
   }
   // The bias epilogue reads a bias of the operands' type; fp32 outputs (logits) add it after.
@@ -211,7 +218,7 @@ namespace mii::kernels {
 
 template <class T>
 void moe_gemv(const T* x, std::int64_t in, const moe_expert_table& w, std::int64_t out, moe_groups groups, T* y,
-              cudaStream_t stream) {
+              bool programmatic, cudaStream_t stream) {
   if (groups.groups <= 0 || out <= 0) return;
   if (in % 8 != 0) fail("internal: the MoE GEMV needs in % 8 == 0, got ", in);
   const dim3 grid(ceil_div(out, backend::gemv_warps), unsigned(groups.groups)), block(backend::gemv_warps * 32);
@@ -222,14 +229,13 @@ void moe_gemv(const T* x, std::int64_t in, const moe_expert_table& w, std::int64
                 : groups.max_rows <= 8 ? backend::moe_gemv_kernel<T, 8>
                                        : nullptr;
   if (!kernel) fail("internal: the MoE GEMV takes at most 8 rows per expert, got ", groups.max_rows);
-  kernel<<<grid, block, 0, stream>>>(x, in, w, out, groups, y);
-  MII_CUDA_CHECK_LAUNCH();
+  launch_maybe_programmatic(programmatic, grid, block, stream, kernel, x, in, w, out, groups, y);
 }
 
 template void moe_gemv<__nv_bfloat16>(const __nv_bfloat16*, std::int64_t, const moe_expert_table&, std::int64_t,
-                                      moe_groups, __nv_bfloat16*, cudaStream_t);
+                                      moe_groups, __nv_bfloat16*, bool, cudaStream_t);
 template void moe_gemv<__half>(const __half*, std::int64_t, const moe_expert_table&, std::int64_t, moe_groups, __half*,
-                               cudaStream_t);
+                               bool, cudaStream_t);
 
 }  // namespace mii::kernels
 
