@@ -14,7 +14,7 @@ the blocks is prose and must hold no measured figure: a figure without a JSON fi
 cannot be in RESULTS.md. tests/bench/bench_scripts_test.py runs --check in CTest.
 
 Kinds: run-header, shape-title, main-table, load-table, cold-table, same-call, goals, tokenizer,
-serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table, kv-fp8-table, moe-routing-table (see the render_*
+serve-load, serve-overhead, serve-paired, prefix-cache, grid-table, fp8-table, kv-fp8-table, moe-routing-table, pdl-table (see the render_*
 functions). Shapes: the bench/configs/<shape>
 names (mistral-7b, llama3-8b, mixtral-8x7b).
 """
@@ -680,6 +680,31 @@ def render_moe_routing_table(run, args):
     return "\n".join(lines)
 
 
+def render_pdl_table(run, args):
+    """Batch-1 latency with the GEMVs launched in the usual order (MII_CUDA_PDL=0: mii-pdl0-SHAPE,
+    mii-fp8-pdl0-SHAPE) and as programmatic dependents (mii-pdl1-SHAPE, mii-fp8-pdl1-SHAPE), one call."""
+    rows = ["| shape | weights | decode step, usual order | programmatic | ÷ | floor | "
+            "time to first token (512), usual order / programmatic |", "|---|---|---|---|---|---|---|"]
+    commits = set()
+    for key in args["rows"].split(","):
+        shape, weights = key.split(":")
+        prefix = "mii-" if weights == "bf16" else f"mii-{weights}-"
+        off, on = (run.doc(f"{prefix}pdl{p}-{shape}.json") for p in (0, 1))
+        for d in (off, on):
+            want = "fp8" if weights == "fp8" else "none"
+            if d.get("quantization", "none") != want:
+                raise MissingData(f"pdl-table: {prefix}pdl*-{shape} must record quantization {want}")
+            commits.add(commit_of(d))
+        a, b = figure(off, "latency", "decode_step"), figure(on, "latency", "decode_step")
+        ta, tb = (value(d, "latency", "time_to_first_token") for d in (off, on))
+        rows.append(f"| {SHAPE_NAMES.get(shape, shape)} | {weights} | {a['value']:.2f} ms | {b['value']:.2f} ms | "
+                    f"{b['value'] / a['value']:.2f}× | {b['floor']:.2f} ms ({b['value'] / b['floor']:.2f}×) | "
+                    f"{ta:.2f} / {tb:.2f} ms |")
+    return "\n".join([f"Random weights, batch 1, 512-token prompt, medians of 5 (mii built from "
+                       f"{', '.join(sorted(commits))}); floor: the bytes a decode step reads at the copy rate.", ""]
+                      + rows)
+
+
 def render_serve_paired(run, args):
     """mii-serve-overhead: the same engine called in-process and through HTTP, request by request in pairs."""
     d = run.doc(args["file"])
@@ -709,7 +734,7 @@ RENDERERS = {"run-header": render_run_header, "shape-title": render_shape_title,
              "prefix-cache": render_prefix_cache, "grid-table": render_grid_table,
              "serve-overhead": render_serve_overhead, "fp8-table": render_fp8_table, "serve-paired": render_serve_paired,
              "kv-fp8-table": render_kv_fp8_table, "fp8-kernels-table": render_fp8_kernels_table,
-             "moe-routing-table": render_moe_routing_table}
+             "moe-routing-table": render_moe_routing_table, "pdl-table": render_pdl_table}
 
 
 # ---- the file ---------------------------------------------------------------------------------
