@@ -76,7 +76,7 @@ std::size_t carve(std::byte* base, const moe_weights<T>& w, std::int64_t rows, s
     p = base ? reinterpret_cast<P*>(base + at) : nullptr;
     at += std::size_t(count) * sizeof(P);
   };
-  take(b.logits, rows * w.experts * kernels::router_max_slices);
+  take(b.logits, rows * w.experts);
   take(b.ids, slots);
   take(b.weights, slots);
   take(b.order, slots);
@@ -195,7 +195,7 @@ void cuda<DType>::moe(context& ctx, const T* x, std::int64_t rows, std::int64_t 
     auto* base = static_cast<std::byte*>(st.moe_device.reserve(carve(nullptr, w, device_rows, hidden, groups_in_row, sizing)));
     carve(base, w, rows, hidden, groups_in_row, b);
   } else {
-    b.logits = st.moe_logits.as<float>(std::size_t(rows * experts * kernels::router_max_slices));
+    b.logits = st.moe_logits.as<float>(std::size_t(rows * experts));
     b.ids = st.moe_topk_ids.as<std::int32_t>(std::size_t(slots));
     b.weights = st.moe_topk_w.as<float>(std::size_t(slots));
     b.order = st.moe_order.as<std::int32_t>(std::size_t(2 * slots));
@@ -206,18 +206,9 @@ void cuda<DType>::moe(context& ctx, const T* x, std::int64_t rows, std::int64_t 
     b.y = st.moe_y.as<T>(std::size_t(slots * hidden));
   }
 
-  // Route: the router's logits (few rows: spread over many SMs, kernels/moe_routing.cuh; else a
-  // GEMM), softmax and top-k. Both paths below route alike for the same rows.
-  int slices = 0;
-  if (rows <= kernels::router_rows && hidden % 8 == 0 && kernels::aligned16(x) && kernels::aligned16(w.router)) {
-    slices = kernels::router_slices(hidden);
-    kernels::moe_router_logits(kernels::dev(x), int(rows), hidden, kernels::dev(w.router), int(experts), b.logits,
-                               stream);
-  } else {
-    linear_f32(ctx, x, rows, hidden, w.router, experts, nullptr, b.logits);
-  }
-  kernels::moe_router_topk(b.logits, slices, int(rows), int(experts), int(top_k), w.renormalise, b.ids, b.weights,
-                           stream);
+  // Route.
+  linear_f32(ctx, x, rows, hidden, w.router, experts, nullptr, b.logits);
+  kernels::moe_router_topk(b.logits, int(rows), int(experts), int(top_k), w.renormalise, b.ids, b.weights, stream);
 
   if (on_device) {
     const int groups = int(std::min(slots, experts));

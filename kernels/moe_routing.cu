@@ -7,51 +7,13 @@
 namespace mii::kernels {
 namespace {
 
-// Router logits of a few rows (<= router_rows), one warp per (expert, slice of `slice` columns):
-// partial[s][r][e] = sum over the slice of x[r][i] * router[e][i], in fp32. Spread over
-// experts x slices blocks so that the router's few rows of weights are read by many SMs at once
-// (one warp per expert took 9 us per Mixtral layer, latency-bound). hidden % 8 == 0, 16-byte
-// aligned x and router.
-template <class T>
-__global__ void __launch_bounds__(32)
-    router_partials_kernel(const T* __restrict__ x, int rows, std::int64_t hidden, const T* __restrict__ router,
-                           int experts, std::int64_t slice, float* __restrict__ partial) {
-  const int e = blockIdx.x, s = blockIdx.y, lane = threadIdx.x;
-  const uint4* w = reinterpret_cast<const uint4*>(router + std::int64_t(e) * hidden);
-  const std::int64_t end = std::min<std::int64_t>((s + 1) * slice, hidden) / 8;
-  float acc[router_rows] = {};
-  for (std::int64_t c = s * slice / 8 + lane; c < end; c += 32) {
-    float wf[8];
-    unpack8<T>(__ldg(w + c), wf);
-#pragma unroll
-    for (int m = 0; m < router_rows; ++m) {
-      if (m < rows) {
-        float xf[8];
-        unpack8<T>(__ldg(reinterpret_cast<const uint4*>(x + std::int64_t(m) * hidden) + c), xf);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[m] = fmaf(wf[i], xf[i], acc[m]);
-      }
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < router_rows; ++m)
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], offset);
-  if (lane == 0)
-    for (int m = 0; m < rows; ++m) partial[(std::int64_t(s) * rows + m) * experts + e] = acc[m];
-}
-
 // One thread per row: softmax over all experts, the top k (ties: lower expert id, as the host's
-// stable sort), weights renormalised over the k chosen when `renormalise`. With slices > 0,
-// `logits` holds router_partials_kernel's sums [slices][rows][experts]: each row's thread first
-// adds its slices in order into slice 0 (its own row there: no other thread touches it).
-__global__ void router_topk_kernel(float* __restrict__ logits, int slices, int rows, int experts, int top_k,
+// stable sort), weights renormalised over the k chosen when `renormalise`.
+__global__ void router_topk_kernel(const float* __restrict__ logits, int rows, int experts, int top_k,
                                    bool renormalise, std::int32_t* __restrict__ ids, float* __restrict__ weights) {
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r >= rows) return;
-  float* l = logits + std::int64_t(r) * experts;
-  for (int s = 1; s < slices; ++s)
-    for (int e = 0; e < experts; ++e) l[e] += logits[(std::int64_t(s) * rows + r) * experts + e];
+  const float* l = logits + std::int64_t(r) * experts;
   float mx = l[0];
   for (int e = 1; e < experts; ++e) mx = fmaxf(mx, l[e]);
   float sum = 0.0f;
@@ -180,36 +142,11 @@ __global__ void moe_group_kernel(const std::int32_t* __restrict__ ids, int slots
 
 }  // namespace
 
-namespace {
-// Columns per slice: a multiple of 256 (one 16-byte load per lane), at most router_max_slices of them.
-std::int64_t router_slice(std::int64_t hidden) {
-  return 256 * ((hidden + 256 * router_max_slices - 1) / (256 * router_max_slices));
-}
-}  // namespace
-
-int router_slices(std::int64_t hidden) { return int((hidden + router_slice(hidden) - 1) / router_slice(hidden)); }
-
-template <class T>
-void moe_router_logits(const T* x, int rows, std::int64_t hidden, const T* router, int experts, float* partial,
-                       cudaStream_t stream) {
-  if (rows < 1 || rows > router_rows || hidden % 8 != 0 || !aligned16(x) || !aligned16(router))
-    fail("internal: moe_router_logits takes 1..", router_rows, " rows of 16-byte aligned columns, got ", rows, " x ",
-         hidden);
-  router_partials_kernel<T><<<dim3(unsigned(experts), unsigned(router_slices(hidden))), 32, 0, stream>>>(
-      x, rows, hidden, router, experts, router_slice(hidden), partial);
-  MII_CUDA_CHECK_LAUNCH();
-}
-
-void moe_router_topk(float* logits, int slices, int rows, int experts, int top_k, bool renormalise, std::int32_t* ids,
+void moe_router_topk(const float* logits, int rows, int experts, int top_k, bool renormalise, std::int32_t* ids,
                      float* weights, cudaStream_t stream) {
-  router_topk_kernel<<<ceil_div(rows, 128), 128, 0, stream>>>(logits, slices, rows, experts, top_k, renormalise, ids,
-                                                              weights);
+  router_topk_kernel<<<ceil_div(rows, 128), 128, 0, stream>>>(logits, rows, experts, top_k, renormalise, ids, weights);
   MII_CUDA_CHECK_LAUNCH();
 }
-
-template void moe_router_logits<__nv_bfloat16>(const __nv_bfloat16*, int, std::int64_t, const __nv_bfloat16*, int,
-                                               float*, cudaStream_t);
-template void moe_router_logits<__half>(const __half*, int, std::int64_t, const __half*, int, float*, cudaStream_t);
 
 void moe_group_by_expert(const std::int32_t* ids, int slots, int experts, int top_k, std::int32_t* first,
                          std::int32_t* used, int groups, std::int32_t* order, std::int32_t* slot_of,

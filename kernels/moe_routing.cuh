@@ -8,21 +8,9 @@
 
 namespace mii::kernels {
 
-// The router's logits for a few rows (decode), in fp32: moe_router_logits writes partial sums over
-// router_slices(hidden) slices of the hidden dimension, [slices][rows][experts], which
-// moe_router_topk adds in order. rows <= router_rows, hidden % 8 == 0, 16-byte aligned x and
-// router (T: __nv_bfloat16 or __half). More rows take a GEMM for the logits (slices 0).
-constexpr int router_rows = 8;
-constexpr int router_max_slices = 32;
-int router_slices(std::int64_t hidden);
-template <class T>
-void moe_router_logits(const T* x, int rows, std::int64_t hidden, const T* router, int experts, float* partial,
-                       cudaStream_t stream);
-
 // Per row: softmax over all experts (fp32), the top k (ties: lower expert id, as the host's
-// stable sort), weights renormalised over the k chosen when `renormalise`. `logits`: [rows][experts]
-// (slices 0), or moe_router_logits' partials (slices of them), summed here in place.
-void moe_router_topk(float* logits, int slices, int rows, int experts, int top_k, bool renormalise, std::int32_t* ids,
+// stable sort), weights renormalised over the k chosen when `renormalise`.
+void moe_router_topk(const float* logits, int rows, int experts, int top_k, bool renormalise, std::int32_t* ids,
                      float* weights, cudaStream_t stream);
 
 // Groups the slots (slot i = row i / top_k's choice i % top_k, expert ids[i]) by expert, in the
