@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -99,18 +98,17 @@ std::size_t carve(std::byte* base, const moe_weights<T>& w, std::int64_t rows, s
   return at;
 }
 
-// The FP8 layout all experts of one projection share (the expert-indexed GEMV takes one), or
-// nothing when they differ or the GEMV cannot take it.
-std::optional<kernels::fp8_block_scales> common_fp8_layout(std::span<const fp8_weight> v, std::int64_t experts) {
+// Whether all experts of one projection share one FP8 layout the expert-indexed GEMV takes (it
+// reads every expert with expert 0's scale layout): per row, or blocks of a multiple of 64 columns.
+bool one_gemv_fp8_layout(std::span<const fp8_weight> v, std::int64_t experts) {
   const fp8_weight& a = v[0];
   for (std::int64_t e = 0; e < experts; ++e) {
     const fp8_weight& q = v[std::size_t(e)];
     if (!q.data || !q.scale || q.input_scale || !(q.blocks == a.blocks) || q.scale_ld != a.scale_ld ||
         !kernels::aligned16(q.data))
-      return std::nullopt;
+      return false;
   }
-  if (!a.blocks.per_row() && (a.blocks.cols % 64 != 0 || a.blocks.rows < 1)) return std::nullopt;
-  return kernels::fp8_block_scales{a.blocks.rows, a.blocks.cols, a.scale_ld, 0};
+  return a.blocks.per_row() || (a.blocks.cols % 64 == 0 && a.blocks.rows >= 1);
 }
 
 }  // namespace
@@ -130,8 +128,7 @@ std::int64_t cuda<DType>::moe_device_rows(context& ctx, const moe_weights<T>& w,
     return most;
   }
   if (hidden % 16 != 0 || w.ffn % 16 != 0) return 0;
-  const auto up = common_fp8_layout(w.up_fp8, experts), down = common_fp8_layout(w.down_fp8, experts);
-  return up && down ? most : 0;
+  return one_gemv_fp8_layout(w.up_fp8, experts) && one_gemv_fp8_layout(w.down_fp8, experts) ? most : 0;
 }
 
 namespace {
