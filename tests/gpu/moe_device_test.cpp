@@ -209,8 +209,18 @@ TEST_CASE("MoE weights the expert-indexed GEMVs cannot take route on the host", 
     CHECK(B::moe_device_rows(ctx, v, 64) == 8);
   }
   CHECK(B::moe_device_rows(ctx, w, 60) == 0);  // rows of 60 bytes: not 16-byte aligned
-  w.experts = 300;  // more than the table passed by value holds
+  // 300 experts (every one of them expert 0's weights, so that nothing else refuses them): more
+  // than the table passed by value holds.
+  const std::vector<const D*> many_ptrs(300, nullptr);
+  const std::vector<backend::fp8_weight> many_up(300, layer.up_fp8[0]), many_down(300, layer.down_fp8[0]);
+  w.experts = 300;
+  w.up = many_ptrs;
+  w.down = many_ptrs;
+  w.up_fp8 = many_up;
+  w.down_fp8 = many_down;
   CHECK(B::moe_device_rows(ctx, w, 64) == 0);
+  w.experts = 256;  // as many as it holds
+  CHECK(B::moe_device_rows(ctx, w, 64) == 8);
   w = layer.w;
   auto mixed = layer.up_fp8;
   mixed[3].blocks = {128, 128};  // one expert's layout differs from the others'
