@@ -716,6 +716,10 @@ class parser {
     if (args.size() == 1) {
       key = std::move(args.front());
     } else {
+      // jinja2 would build a tuple of slice objects here, a key no list or dict of a chat template
+      // accepts; mii has no slice value, so it says so rather than evaluate a slice with no object.
+      for (const auto& a : args)
+        if (a->kind == expr_kind::slice) fail_at(a->offset, "a slice inside a tuple subscript (x[a:b, c]) is not supported in chat templates");
       key = node(expr_kind::tuple, at);
       key->operands = std::move(args);
     }

@@ -31,6 +31,10 @@ TEST_CASE("syntax errors name the origin, line and column", "[chat]") {
   CHECK_THAT(render_error("{# open"), Contains("t.jinja:1:1: syntax error: missing end of comment tag"));
   CHECK_THAT(render_error("{{ 'open }}"), Contains("t.jinja:1:4: syntax error: unterminated string literal"));
   CHECK_THAT(render_error("{% include 'x' %}"), Contains("the 'include' tag is not supported"));
+  // Found by fuzz_chat_template: a slice beside another subscript has no object to slice.
+  CHECK_THAT(render_error("{{ words[2::, 1] }}"), Contains("t.jinja:1:10: syntax error: a slice inside a tuple subscript"));
+  CHECK_THAT(render_error("{{ words[0, :1] }}"), Contains("t.jinja:1:13: syntax error: a slice inside a tuple subscript"));
+  CHECK(mii::chat_template::from_source("{{ [1, 2, 3][1:] }}{{ {(1, 2): 'k'}[1, 2] }}", "t").render("{}") == "[2, 3]k");
   // Columns count characters, not bytes.
   CHECK_THAT(render_error("你好 {{ x|nope }}"), Contains("t.jinja:1:9:"));
   // jinja2 knows these filters; mii does not implement them: a clear error when reached.
