@@ -212,6 +212,16 @@ struct scenario_result {
   std::vector<figure> figures;
 };
 
+// What asynchronous scheduling could hide (engine_stats::host_gap_seconds): the host time between
+// steps with nothing queued on the device, per gap and as a share of the wall time, between two
+// snapshots of the stats.
+std::vector<figure> host_gap_figures(const mii::engine_stats& before, const mii::engine_stats& after, double wall_s) {
+  const double s = after.host_gap_seconds - before.host_gap_seconds;
+  const std::int64_t n = after.host_gaps - before.host_gaps;
+  return {{"host_gap_per_step", "us", n > 0 ? s / double(n) * 1e6 : 0, 0},
+          {"host_gap_share", "%", wall_s > 0 ? 100 * s / wall_s : 0, 0}};
+}
+
 std::vector<std::int32_t> random_prompt(std::mt19937_64& rng, std::int64_t len, std::int64_t vocab) {
   std::uniform_int_distribution<std::int32_t> d(3, std::int32_t(std::min<std::int64_t>(vocab, 1 << 30) - 1));
   std::vector<std::int32_t> p(static_cast<std::size_t>(len));
@@ -377,14 +387,18 @@ int main(int argc, char** argv) {
     for (const auto& sc : opt.scenarios) {
       if (sc == "latency") {
         std::vector<double> ttft, step_ms;
+        mii::engine_stats stats0;
+        double measured_s = 0;
         for (int r = 0; r < opt.repeats + 1; ++r) {  // first run warms up
           auto p = params_for(opt.gen_len);
           std::vector<double> times;
+          if (r == 1) stats0 = pipe.stats();
           const auto t0 = clock_type::now();
           p.stream = [&](const mii::stream_event& e) {
             if (!e.finished) times.push_back(seconds_since(t0));
           };
           pipe.generate_ids({random_prompt(rng, opt.prompt_len, shape.vocab)}, p);
+          if (r > 0) measured_s += seconds_since(t0);
           if (r == 0 || times.size() < 2) continue;
           ttft.push_back(times.front() * 1e3);
           step_ms.push_back((times.back() - times.front()) * 1e3 / double(times.size() - 1));
@@ -396,6 +410,7 @@ int main(int argc, char** argv) {
                            {{"time_to_first_token", "ms", median(ttft), prefill_s * 1e3},
                             {"decode_step", "ms", ms, decode_floor_s * 1e3},
                             {"decode_tokens_per_s", "tok/s", 1e3 / ms, decode_floor_s > 0 ? 1.0 / decode_floor_s : 0, false}}});
+        for (auto& f : host_gap_figures(stats0, pipe.stats(), measured_s)) results.back().figures.push_back(f);
       } else if (sc == "prefill") {
         std::vector<double> secs;
         for (int r = 0; r < opt.repeats + 1; ++r) {
@@ -418,9 +433,11 @@ int main(int argc, char** argv) {
                             {"model_tflops", "TFLOP/s", flops / s / 1e12, gemm_rate / 1e12, false}}});
       } else if (sc == "throughput") {
         std::vector<double> secs;
+        mii::engine_stats stats0;
         for (int r = 0; r < std::max(1, opt.repeats / 2) + 1; ++r) {
           std::vector<std::vector<std::int32_t>> prompts;
           for (int b = 0; b < opt.tp_batch; ++b) prompts.push_back(random_prompt(rng, opt.tp_prompt, shape.vocab));
+          if (r == 1) stats0 = pipe.stats();
           const auto t0 = clock_type::now();
           pipe.generate_ids(prompts, params_for(opt.tp_gen));
           if (r) secs.push_back(seconds_since(t0));
@@ -436,6 +453,8 @@ int main(int argc, char** argv) {
                            {{"output_tokens_per_s", "tok/s", out / s, floor_s > 0 ? out / floor_s : 0, false},
                             {"total_tokens_per_s", "tok/s", double(opt.tp_batch * (opt.tp_prompt + opt.tp_gen)) / s, 0, false},
                             {"wall", "s", s, floor_s}}});
+        const double measured_s = std::accumulate(secs.begin(), secs.end(), 0.0);
+        for (auto& f : host_gap_figures(stats0, pipe.stats(), measured_s)) results.back().figures.push_back(f);
       } else if (sc == "load") {
         for (int clients : opt.clients) {
           // Closed loop: `clients` users, each sends its next request when the last one finishes.
@@ -577,6 +596,7 @@ int main(int argc, char** argv) {
                              {{"output_tokens_per_s", "tok/s", want / wall, fl.total_s > 0 ? want / fl.total_s : 0, false},
                               {"total_tokens_per_s", "tok/s", double(plan.requests * (P + O)) / wall, 0, false},
                               {"wall", "s", wall, fl.total_s}}});
+          for (auto& f : host_gap_figures(stats0, stats1, wall)) results.back().figures.push_back(f);
         }
       } else if (sc == "cold") {
         // Process start -> weights on the device -> first token (this process did exactly that).

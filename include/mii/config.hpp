@@ -161,6 +161,11 @@ struct engine_stats {
   // Copy-on-write: blocks copied because a sample of a generate_params.n > 1 request wrote into a
   // block it shared with the other samples (the prompt's last, partial block).
   std::int64_t kv_block_copies = 0;
+  // Between consecutive steps, host time with nothing queued on the device: from a step's
+  // results reaching the host to the next step's first device work (runtime/step_gap_clock.hpp).
+  // On a GPU this is the device's idle time between steps; waits for requests are not counted.
+  double host_gap_seconds = 0;
+  std::int64_t host_gaps = 0;  // how many such intervals host_gap_seconds sums
 };
 
 // Where the memory went: weights and KV cache (bytes on the backend's device), and how long

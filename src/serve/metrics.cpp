@@ -140,6 +140,11 @@ std::string server_metrics::prometheus_text(const engine_stats& e, std::int64_t 
   sample(out, "mii_prefix_cache_hit_tokens_total", e.prefix_cache_hit_tokens);
   header(out, "mii_engine_steps_total", "counter", "Forward passes the engine ran.");
   sample(out, "mii_engine_steps_total", e.steps);
+  header(out, "mii_engine_host_gap_seconds_total", "counter",
+         "Host time between consecutive steps with nothing queued on the device (on a GPU: its idle time between steps).");
+  out.append("mii_engine_host_gap_seconds_total ").append(number(e.host_gap_seconds)).append("\n");
+  header(out, "mii_engine_host_gaps_total", "counter", "Intervals mii_engine_host_gap_seconds_total sums.");
+  sample(out, "mii_engine_host_gaps_total", e.host_gaps);
   ttft_.write(out, "mii_time_to_first_token_seconds", "Time from submission to the first generated token.");
   tpot_.write(out, "mii_time_per_output_token_seconds", "Time per generated token after the first.");
   e2e_.write(out, "mii_request_duration_seconds", "Time from submission to the last token (requests that finished normally).");

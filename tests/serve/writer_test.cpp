@@ -159,6 +159,8 @@ TEST_CASE("Prometheus text: HELP and TYPE for every family, cumulative buckets, 
   e.kv_blocks_total = 64;
   e.prompt_tokens = 100;
   e.generated_tokens = 50;
+  e.host_gap_seconds = 0.25;
+  e.host_gaps = 40;
   const std::string text = m.prometheus_text(e, 5);
   CHECK_THAT(text, Contains("mii_http_requests_total{endpoint=\"/v1/completions\",status=\"200\"} 2\n"));
   CHECK_THAT(text, Contains("mii_http_requests_total{endpoint=\"odd\\\"label\\\\\\n\",status=\"404\"} 1\n"));
@@ -169,6 +171,8 @@ TEST_CASE("Prometheus text: HELP and TYPE for every family, cumulative buckets, 
   CHECK_THAT(text, Contains("mii_requests_in_flight 5\n"));
   CHECK_THAT(text, Contains("mii_prompt_tokens_total 100\n"));
   CHECK_THAT(text, Contains("mii_generation_tokens_total 50\n"));
+  CHECK_THAT(text, Contains("mii_engine_host_gap_seconds_total 0.25\n"));
+  CHECK_THAT(text, Contains("mii_engine_host_gaps_total 40\n"));
   CHECK_THAT(text, Contains("mii_time_to_first_token_seconds_bucket{le=\"0.02\"} 0\n"));
   CHECK_THAT(text, Contains("mii_time_to_first_token_seconds_bucket{le=\"0.04\"} 1\n"));
   CHECK_THAT(text, Contains("mii_time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n"));

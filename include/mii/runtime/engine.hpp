@@ -309,6 +309,7 @@ class engine final : public engine_core {
       run(plan);
     }
     answer_finished();
+    if (!has_work()) runner_->gap_clock().idle();  // what follows is a wait for requests, not a gap
   }
 
   std::vector<cancel_order> take_callback_failures() override { return std::exchange(callback_failures_, {}); }
@@ -340,6 +341,8 @@ class engine final : public engine_core {
     s.prefix_cache_hit_tokens = sched_->prefix_cache().hit;
     s.kv_blocks_cached = sched_->blocks().cached_count();
     s.kv_block_copies = sched_->blocks().copies();
+    s.host_gap_seconds = runner_->gap_clock().seconds();
+    s.host_gaps = runner_->gap_clock().gaps();
     const std::lock_guard lock(stats_mutex_);
     stats_ = s;
   }

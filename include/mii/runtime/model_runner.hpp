@@ -28,6 +28,7 @@
 #include <mii/parallel/agree.hpp>
 #include <mii/runtime/sampling.hpp>
 #include <mii/runtime/step_builder.hpp>
+#include <mii/runtime/step_gap_clock.hpp>
 
 namespace mii::runtime {
 
@@ -140,6 +141,7 @@ class model_runner {
     }
     builder_.build(chunks);
     if constexpr (graph_capable) keep_step_buffer_fixed();
+    gap_clock_.work_queued();
     const backend::step_batch b = Backend::upload_step(ctx_, builder_);
     model_->forward(ctx_, comm_, b, kv_cache(), logits_.data());
     n_sample_ = b.n_sample;
@@ -147,6 +149,7 @@ class model_runner {
   // Copy-on-write of KV blocks before the step that writes into them (scheduler::block_copies).
   void copy_blocks(std::span<const backend::block_copy> copies) {
     if (copies.empty()) return;
+    gap_clock_.work_queued();
     Backend::copy_kv_blocks(ctx_, kv_.data(), shape_.layers, kv_total_blocks_, model_->kv_block_bytes(block_size_, kv_dtype_),
                             copies);
   }
@@ -155,6 +158,7 @@ class model_runner {
     std::vector<float> out(static_cast<std::size_t>(n_sample_ * shape_.vocab));
     Backend::copy_to_host(ctx_, out.data(), logits_.data(), std::int64_t(out.size()));
     ctx_.synchronize();
+    gap_clock_.synchronized();
     return out;
   }
   // One id for each of the last step's first params.size() rows (the rows to sample come first:
@@ -165,6 +169,7 @@ class model_runner {
     std::vector<std::int32_t> ids(params.size());
     Backend::sample(ctx_, logits_.data(), std::int32_t(params.size()), shape_.vocab, params, eos_ids, ids.data());
     ctx_.synchronize();
+    gap_clock_.synchronized();
     return ids;
   }
   // Log-probability inputs of rows of the last step that are not sampled (prompt log-probabilities):
@@ -179,7 +184,8 @@ class model_runner {
     if (n == 0) return;
     Backend::summarize_rows(ctx_, logits_.data(), shape_.vocab, rows, top_n, lp.lse.data(), lp.top_ids.data(),
                             lp.top_logits.data());
-    Backend::gather_logits(ctx_, logits_.data(), shape_.vocab, rows, tokens, lp.sampled.data());
+    Backend::gather_logits(ctx_, logits_.data(), shape_.vocab, rows, tokens, lp.sampled.data());  // to the host: synchronizes
+    gap_clock_.synchronized();
   }
   // The same, after `edits` (penalties, biases) change the logits; for `logprob_rows`, their
   // log-probability inputs from the logits before the edits (top_n alternatives each).
@@ -203,12 +209,18 @@ class model_runner {
       for (std::size_t i = 0; i < n_lp; ++i) tokens[i] = ids[std::size_t(logprob_rows[i])];
       lp.sampled.resize(n_lp);
       Backend::gather_logits(ctx_, logits_.data(), shape_.vocab, logprob_rows, tokens, lp.sampled.data());
+      gap_clock_.synchronized();
       for (std::size_t e = 0; e < edits.size(); ++e)
         for (std::size_t i = 0; i < n_lp; ++i)
           if (edits[e].row == logprob_rows[i] && edits[e].token == tokens[i]) lp.sampled[i] = replaced[e];
     }
     return ids;
   }
+
+  // Host time between steps with nothing queued on the device (step_gap_clock.hpp); the engine
+  // calls idle() on it when it runs out of work.
+  step_gap_clock& gap_clock() { return gap_clock_; }
+  const step_gap_clock& gap_clock() const { return gap_clock_; }
 
  private:
   static constexpr bool graph_capable = requires(context& c) { Backend::graph_begin(c); };
@@ -256,6 +268,7 @@ class model_runner {
     const std::int32_t width = (kv_cap + block_size_ - 1) / block_size_;
     builder_.build(padded_, step_shape{width, kv_cap});
     keep_step_buffer_fixed();
+    gap_clock_.work_queued();
     const backend::step_batch b = Backend::upload_step(ctx_, builder_);
     auto& g = graphs_[{batch, kv_cap}];
     if (g.empty()) {
@@ -283,6 +296,7 @@ class model_runner {
   std::size_t weight_bytes_ = 0;
   double load_open_s_ = 0, load_weights_s_ = 0, load_kv_s_ = 0;  // memory_report's load phases
   step_builder builder_;
+  step_gap_clock gap_clock_;
   // CUDA graphs (cuda backend): one per (batch bucket, KV-length bucket)
   struct graph_holder {
     template <class B>
